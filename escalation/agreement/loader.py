@@ -1,0 +1,146 @@
+"""Load agreement files safely and report every problem with file, line and field path.
+
+YAML is read with ruamel.yaml's round-trip loader: it constructs only plain data (no arbitrary
+Python objects, so it is safe for untrusted files) and remembers the line of every key and item,
+which is what lets an error say ``acme.yaml:31: targets[2].calendar: unknown calendar ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from .models import Agreement
+from .references import check_references
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementProblem:
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}: {where}{self.message}"
+
+
+class AgreementError(Exception):
+    """One or more agreement files are unusable; ``problems`` lists every one found."""
+
+    def __init__(self, problems: list[AgreementProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def format_path(path: Iterable) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _plain(node):
+    """Round-trip containers -> dict/list; dates stay dates; other scalars become str/int/float/bool."""
+    if isinstance(node, CommentedMap):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v) for v in node]
+    if isinstance(node, (datetime, date, bool, int, float)) or node is None:
+        return node
+    return str(node)
+
+
+def _line_of(root, path: tuple) -> tuple[int, tuple]:
+    """1-based line of the deepest node of ``path`` found in the document, and that node's path."""
+    node, line, found = root, 1, ()
+    for part in path:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.lc.item(part)[0] + 1
+        else:
+            continue  # pydantic adds union tags (e.g. 'tiered_credit') that are not in the file
+        node, found = node[part], found + (part,)
+    return line, found
+
+
+def parse_agreement(text: str, file: str) -> Agreement:
+    """Parse one agreement document; raise AgreementError listing every problem."""
+    try:
+        root = YAML(typ="rt").load(text)
+    except MarkedYAMLError as err:
+        line = (err.problem_mark.line + 1) if err.problem_mark else 1
+        raise AgreementError([AgreementProblem(file, line, "", f"invalid YAML: {err.problem}")]) from None
+    if not isinstance(root, CommentedMap):
+        raise AgreementError([AgreementProblem(file, 1, "", "an agreement file must hold one mapping")])
+    try:
+        agreement = Agreement.model_validate(_plain(root))
+    except ValidationError as err:
+        raise AgreementError(_validation_problems(err, root, file)) from None
+    problems = [_problem(root, file, path, message) for path, message in check_references(agreement)]
+    if problems:
+        raise AgreementError(problems)
+    return agreement
+
+
+def _problem(root, file: str, path: tuple, message: str) -> AgreementProblem:
+    line, _ = _line_of(root, path)
+    return AgreementProblem(file, line, format_path(path), message)
+
+
+def _validation_problems(err: ValidationError, root, file: str) -> list[AgreementProblem]:
+    problems = []
+    for item in err.errors(include_url=False):
+        loc = tuple(item["loc"])
+        line, found = _line_of(root, loc)
+        # Missing fields have no line of their own: point at their parent and keep the full path.
+        path = format_path(p for p in loc if p in found or item["type"] == "missing" or p == loc[-1])
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(AgreementProblem(file, line, path, message))
+    return problems
+
+
+def agreement_files(path: str | Path) -> list[Path]:
+    """A file, or the ``*.yaml``/``*.yml`` files of a directory in name order."""
+    p = Path(path)
+    if p.is_dir():
+        return sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+    if p.is_file():
+        return [p]
+    raise AgreementError([AgreementProblem(str(p), 0, "", "no such file or directory")])
+
+
+def load_agreements(paths: Iterable[str | Path]) -> list[Agreement]:
+    """Load every agreement under ``paths``; collect problems of all files before raising."""
+    agreements, problems = [], []
+    seen: dict[tuple[str, int], str] = {}
+    for path in paths:
+        try:
+            files = agreement_files(path)
+        except AgreementError as err:
+            problems.extend(err.problems)
+            continue
+        for file in files:
+            try:
+                agreement = parse_agreement(file.read_text(encoding="utf-8"), str(file))
+            except AgreementError as err:
+                problems.extend(err.problems)
+                continue
+            key = (agreement.id, agreement.revision)
+            if key in seen:
+                problems.append(AgreementProblem(str(file), 1, "revision", f"agreement {key[0]} revision {key[1]} is also defined in {seen[key]}"))
+                continue
+            seen[key] = str(file)
+            agreements.append(agreement)
+    if problems:
+        raise AgreementError(problems)
+    return agreements

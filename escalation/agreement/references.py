@@ -1,0 +1,142 @@
+"""Cross-reference checks over a whole agreement.
+
+Each check returns ``(path, message)`` pairs, where ``path`` is a tuple of keys and indexes into
+the YAML document (``("targets", 2, "calendar")``) so the loader can name the line. All checks
+run, so a broken file reports every problem at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .models import Agreement, PerBreachPenalty, TieredCredit
+
+Problem = tuple[tuple, str]
+RECIPIENT_ASSIGNEE = "assignee"
+
+
+def check_references(agreement: Agreement) -> list[Problem]:
+    checks = (_calendars, _targets, _escalation, _slos, _windows, _remedies, _caps, _reporting)
+    return [problem for check in checks for problem in check(agreement)]
+
+
+def _unknown(kind: str, name: str, known) -> str:
+    options = ", ".join(sorted(known)) or "none defined"
+    return f"unknown {kind} {name!r} (known: {options})"
+
+
+def _calendars(a: Agreement) -> Iterator[Problem]:
+    from escalation.core.calendar import parse_weekly_hours
+
+    for name, spec in a.calendars.items():
+        if spec.complement_of is not None and spec.complement_of not in a.calendars:
+            yield ("calendars", name, "complement_of"), _unknown("calendar", spec.complement_of, a.calendars)
+        if spec.complement_of == name:
+            yield ("calendars", name, "complement_of"), "a calendar cannot be the complement of itself"
+        if spec.hours is not None:
+            try:
+                parse_weekly_hours(spec.hours)
+            except ValueError as err:
+                yield ("calendars", name, "hours"), str(err)
+        if spec.holidays is not None and spec.holidays.country is not None:
+            yield from _holiday_country(name, spec.holidays.country, spec.holidays.subdivision)
+
+
+def _holiday_country(name: str, country: str, subdivision: str | None) -> Iterator[Problem]:
+    import holidays
+
+    try:
+        holidays.country_holidays(country, subdiv=subdivision, years=2026)
+    except (NotImplementedError, KeyError, ValueError) as err:
+        yield ("calendars", name, "holidays"), f"unknown holiday country/subdivision {country}/{subdivision}: {err}"
+
+
+def _targets(a: Agreement) -> Iterator[Problem]:
+    seen: dict[tuple[str, str], int] = {}
+    for i, t in enumerate(a.targets):
+        if t.clock not in a.clocks:
+            yield ("targets", i, "clock"), _unknown("clock", t.clock, a.clocks)
+        if t.priority not in a.priorities:
+            yield ("targets", i, "priority"), _unknown("priority", t.priority, a.priorities)
+        if t.calendar not in a.calendars:
+            yield ("targets", i, "calendar"), _unknown("calendar", t.calendar, a.calendars)
+        if (t.clock, t.priority) in seen:
+            yield ("targets", i), f"duplicate target for clock {t.clock!r} and priority {t.priority!r} (first at targets[{seen[(t.clock, t.priority)]}])"
+        seen.setdefault((t.clock, t.priority), i)
+
+
+def _escalation(a: Agreement) -> Iterator[Problem]:
+    for p, policy in enumerate(a.escalation):
+        for priority in policy.when.priority or []:
+            if priority not in a.priorities:
+                yield ("escalation", p, "when", "priority"), _unknown("priority", priority, a.priorities)
+        for service in policy.when.service or []:
+            if service not in a.services:
+                yield ("escalation", p, "when", "service"), _unknown("service", service, a.services)
+        for i, level in enumerate(policy.levels):
+            if level.at.clock not in a.clocks:
+                yield ("escalation", p, "levels", i, "at", "clock"), _unknown("clock", level.at.clock, a.clocks)
+            for name in level.notify:
+                if name != RECIPIENT_ASSIGNEE and name not in a.notification_targets:
+                    yield ("escalation", p, "levels", i, "notify"), _unknown("notification target", name, a.notification_targets)
+
+
+def _slos(a: Agreement) -> Iterator[Problem]:
+    for i, slo in enumerate(a.slos):
+        if a.services and slo.service not in a.services:
+            yield ("slos", i, "service"), _unknown("service", slo.service, a.services)
+        if slo.counted_time not in a.calendars:
+            yield ("slos", i, "counted_time"), _unknown("calendar", slo.counted_time, a.calendars)
+
+
+def _windows(a: Agreement) -> Iterator[Problem]:
+    from dateutil.rrule import rrulestr
+
+    slo_ids = {slo.id for slo in a.slos}
+    for i, window in enumerate(a.maintenance_windows):
+        try:
+            rrulestr(window.rrule, ignoretz=True)
+        except (ValueError, TypeError) as err:
+            yield ("maintenance_windows", i, "rrule"), f"invalid RFC 5545 rrule {window.rrule!r}: {err}"
+        for slo in window.excluded_from:
+            if slo not in slo_ids:
+                yield ("maintenance_windows", i, "excluded_from"), _unknown("slo", slo, slo_ids)
+
+
+def _basis(a: Agreement, basis: str) -> str | None:
+    """A basis names a fee as ``fees.<name>``; returns an error message or None."""
+    prefix, _, fee = basis.partition(".")
+    if prefix != "fees" or fee not in a.fees:
+        return _unknown("fee", basis, [f"fees.{k}" for k in a.fees])
+    return None
+
+
+def _remedies(a: Agreement) -> Iterator[Problem]:
+    slo_ids = {slo.id for slo in a.slos}
+    for i, remedy in enumerate(a.remedies):
+        if isinstance(remedy, TieredCredit):
+            if remedy.slo not in slo_ids:
+                yield ("remedies", i, "slo"), _unknown("slo", remedy.slo, slo_ids)
+            if (message := _basis(a, remedy.basis)) is not None:
+                yield ("remedies", i, "basis"), message
+        elif isinstance(remedy, PerBreachPenalty):
+            if remedy.clock not in a.clocks:
+                yield ("remedies", i, "clock"), _unknown("clock", remedy.clock, a.clocks)
+            for priority in remedy.priority or []:
+                if priority not in a.priorities:
+                    yield ("remedies", i, "priority"), _unknown("priority", priority, a.priorities)
+
+
+def _caps(a: Agreement) -> Iterator[Problem]:
+    for i, cap in enumerate(a.caps):
+        if cap.max_percent_of is not None and (message := _basis(a, cap.max_percent_of)) is not None:
+            yield ("caps", i, "max_percent_of"), message
+
+
+def _reporting(a: Agreement) -> Iterator[Problem]:
+    if a.reporting is None:
+        return
+    for name in a.reporting.deliver_to:
+        if name not in a.notification_targets:
+            yield ("reporting", "deliver_to"), _unknown("notification target", name, a.notification_targets)
+

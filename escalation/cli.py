@@ -1,0 +1,104 @@
+"""The ``escalation`` command (DESIGN.md §8). Each subcommand prepares inputs for the core or
+carries out its outputs; no SLA logic lives here."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from .agreement.loader import AgreementError, load_agreements
+from .core.registry import Registry
+from .paths import EXAMPLE_AGREEMENT, EXAMPLE_EVENTS
+
+
+def load_registry(paths) -> Registry:
+    try:
+        return Registry(load_agreements(paths))
+    except AgreementError as err:
+        for problem in err.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(1) from None
+
+
+def _instant(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an RFC 3339 time") from None
+    if instant.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no offset; give one, e.g. {value}Z")
+    return instant
+
+
+@click.group()
+@click.version_option(package_name="escalation")
+def main() -> None:
+    """Event-driven SLA escalation engine."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def validate(paths) -> None:
+    """Check agreement files: exit 0, or 1 with file:line: path: message per error."""
+    try:
+        agreements = load_agreements(paths)
+    except AgreementError as err:
+        for problem in err.problems:
+            click.echo(str(problem))
+        raise SystemExit(1) from None
+    for a in agreements:
+        click.echo(f"ok: {a.id} revision {a.revision}")
+
+
+@main.command()
+@click.option("--agreements", "agreements", multiple=True, type=click.Path(), help="agreement file or directory")
+@click.option("--events", type=click.Path(exists=True, dir_okay=False), help="JSONL events")
+@click.option("--until", help="advance the clock to this RFC 3339 instant at the end")
+@click.option("--out", type=click.Path(dir_okay=False), help="output JSONL (default stdout)")
+@click.option("--dead-letter", "dead_letter", type=click.Path(dir_okay=False), help="rejected lines (default stderr)")
+@click.option("--pretty", is_flag=True, help="one readable line per output instead of JSON")
+def replay(agreements, events, until, out, dead_letter, pretty) -> None:
+    """Run recorded events through the core with a simulated clock."""
+    from .replay import replay as run_replay
+
+    registry = load_registry(agreements or [EXAMPLE_AGREEMENT])
+    until_at = _instant(until)
+    events_path = Path(events) if events else EXAMPLE_EVENTS
+    sink = open(out, "wb") if out else sys.stdout.buffer
+    dead = open(dead_letter, "wb") if dead_letter else sys.stderr.buffer
+    emit = (lambda o: sink.write(_pretty(o).encode() + b"\n")) if pretty else (lambda o: sink.write(orjson.dumps(o) + b"\n"))
+    try:
+        with events_path.open("rb") as lines:
+            stats = run_replay(registry, lines, emit, lambda r: dead.write(orjson.dumps(r) + b"\n"), until_at)
+    finally:
+        sink.flush()
+        dead.flush()
+        if out:
+            sink.close()
+        if dead_letter:
+            dead.close()
+    click.echo(f"replayed {stats.events} events ({stats.rejected} rejected, {stats.duplicates} duplicate, "
+               f"{stats.late} late) -> {sum(stats.outputs.values())} outputs", err=True)
+
+
+def _pretty(out: dict) -> str:
+    data = out["data"]
+    return f"{out['time'][:19]}Z  {out['type']:<21} {out['subject']:<10} {data.get('summary', '')}"
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the agreement format."""
+    from .agreement.schema import agreement_schema
+
+    click.echo(orjson.dumps(agreement_schema(), option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()

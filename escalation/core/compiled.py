@@ -1,0 +1,161 @@
+"""An agreement revision compiled into lookup tables for the hot path.
+
+Compiling resolves every name once: calendars become Calendar objects, durations become exact
+``timedelta`` (``Nbd`` against the target's calendar), and each (clock, priority) pair gets its
+ordered list of thresholds (warnings, the breach, escalation levels) as counted-time offsets. The
+result is immutable and cached per (agreement id, revision); incidents only hold the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from escalation.agreement.durations import BusinessDays, parse_duration
+from escalation.agreement.models import Agreement, CalendarSpec, Level, PerBreachPenalty
+
+from .calendar import AlwaysCalendar, Calendar, ComplementCalendar, WeeklyCalendar, parse_weekly_hours
+
+WARNING, BREACH, LEVEL = "warning", "breach", "level"
+_KIND_RANK = {WARNING: 0, BREACH: 1, LEVEL: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """A point on a clock: fires once per cycle when counted elapsed time reaches ``offset``."""
+
+    key: str                     # stable within a cycle: "warning:0.5", "breach", "level:p1-ladder:4"
+    kind: str
+    offset: timedelta
+    clause: str                  # where it stands in the agreement: "targets[0].warn_at", "escalation[0].levels[3]"
+    fraction: float | None = None
+    policy: str | None = None
+    level: Level | None = None
+    after_breach: timedelta | None = None
+    repeat_every: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRule:
+    clause: str                  # where it stands in the agreement, e.g. "targets[0]"
+    clock: str
+    priority: str
+    within: timedelta
+    within_text: str
+    calendar_name: str
+    calendar: Calendar
+    thresholds: tuple[Threshold, ...]
+
+
+@dataclass(frozen=True)
+class CompiledAgreement:
+    agreement: Agreement
+    tz: ZoneInfo
+    calendars: dict[str, Calendar]
+    targets: dict[tuple[str, str], TargetRule]          # (clock, priority) -> rule
+    penalties: dict[tuple[str, str], tuple[PerBreachPenalty, ...]] = field(default_factory=dict)
+    clock_order: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.agreement.id
+
+    @property
+    def revision(self) -> int:
+        return self.agreement.revision
+
+    @property
+    def source(self) -> str:
+        return f"escalation/{self.agreement.id}@{self.agreement.revision}"
+
+    def target(self, clock: str, priority: str) -> TargetRule | None:
+        return self.targets.get((clock, priority))
+
+    def period_of(self, instant: datetime) -> str:
+        """The calendar-month period (agreement time zone) that contains ``instant``."""
+        local = instant.astimezone(self.tz)
+        return f"{local.year:04d}-{local.month:02d}"
+
+    def valid_on(self, day: date) -> bool:
+        validity = self.agreement.validity
+        return validity is None or (validity.start <= day and (validity.end is None or day <= validity.end))
+
+    def fee(self, basis: str) -> Decimal:
+        return self.agreement.fees[basis.partition(".")[2]]
+
+
+def build_calendars(agreement: Agreement) -> dict[str, Calendar]:
+    built: dict[str, Calendar] = {}
+
+    def build(name: str, spec: CalendarSpec) -> Calendar:
+        if name in built:
+            return built[name]
+        if spec.kind == "24x7":
+            cal: Calendar = AlwaysCalendar(name)
+        elif spec.complement_of is not None:
+            cal = ComplementCalendar(name, build(spec.complement_of, agreement.calendars[spec.complement_of]))
+        else:
+            holidays = spec.holidays
+            cal = WeeklyCalendar(
+                name, ZoneInfo(spec.timezone or agreement.timezone), parse_weekly_hours(spec.hours or {}),
+                holiday_dates=frozenset(holidays.dates) if holidays else frozenset(),
+                holiday_country=holidays.country if holidays else None,
+                holiday_subdivision=holidays.subdivision if holidays else None,
+            )
+        built[name] = cal
+        return cal
+
+    for name, spec in agreement.calendars.items():
+        build(name, spec)
+    return built
+
+
+def _counted(text: str, calendar: Calendar) -> timedelta:
+    value = parse_duration(text)
+    return value.resolve(calendar.business_day) if isinstance(value, BusinessDays) else value
+
+
+def _thresholds(agreement: Agreement, clause: str, clock: str, priority: str, within: timedelta, calendar: Calendar, warn_at) -> tuple[Threshold, ...]:
+    points = [Threshold(f"{WARNING}:{f:g}", WARNING, within * f, f"{clause}.warn_at", fraction=f) for f in sorted(set(warn_at))]
+    points.append(Threshold(BREACH, BREACH, within, clause, fraction=1.0))
+    for p, policy in enumerate(agreement.escalation):
+        if policy.when.priority is not None and priority not in policy.when.priority:
+            continue
+        for i, level in enumerate(policy.levels):
+            if level.at.clock != clock:
+                continue
+            after = _counted(level.at.after_breach, calendar) if level.at.after_breach else None
+            offset = within + after if after is not None else within * level.at.fraction
+            every = parse_duration(level.repeat.every) if level.repeat else None
+            points.append(Threshold(
+                f"{LEVEL}:{policy.id}:{level.level}", LEVEL, offset, f"escalation[{p}].levels[{i}]", fraction=level.at.fraction,
+                policy=policy.id, level=level, after_breach=after, repeat_every=every,
+            ))
+    points.sort(key=lambda t: (t.offset, _KIND_RANK[t.kind], t.key))
+    return tuple(points)
+
+
+def compile_agreement(agreement: Agreement) -> CompiledAgreement:
+    calendars = build_calendars(agreement)
+    targets = {}
+    for i, t in enumerate(agreement.targets):
+        calendar = calendars[t.calendar]
+        within = _counted(t.within, calendar)
+        targets[(t.clock, t.priority)] = TargetRule(
+            f"targets[{i}]", t.clock, t.priority, within, t.within, t.calendar, calendar,
+            _thresholds(agreement, f"targets[{i}]", t.clock, t.priority, within, calendar, t.warn_at),
+        )
+    penalties: dict[tuple[str, str], list[PerBreachPenalty]] = {}
+    for remedy in agreement.remedies:
+        if isinstance(remedy, PerBreachPenalty):
+            for priority in remedy.priority or agreement.priorities:
+                penalties.setdefault((remedy.clock, priority), []).append(remedy)
+    return CompiledAgreement(
+        agreement, ZoneInfo(agreement.timezone), calendars, targets,
+        {k: tuple(v) for k, v in penalties.items()}, tuple(agreement.clocks),
+    )
+
+
+ALWAYS = AlwaysCalendar("24x7")

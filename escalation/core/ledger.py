@@ -1,0 +1,86 @@
+"""Money: per-breach penalties and period caps (DESIGN.md §5 "Per-breach penalties", "Credits").
+
+Invariants:
+- One budget per agreement and period: every cap of the agreement limits the sum of penalties and
+  credits assessed in that period; what was already assessed reduces what is left.
+- Amounts are ``Decimal`` rounded half-up to cents; an amount is never reduced below zero, and a
+  reduced amount is still emitted, with ``capped: true``.
+- The ledger is keyed by agreement id, so in the live engine it lives in its own table keyed by
+  agreement (the remedies topic key); replay holds the same records in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from .compiled import CompiledAgreement
+from .outputs import cloudevent
+
+CENT = Decimal("0.01")
+
+
+def money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(slots=True)
+class Ledger:
+    """What one agreement has assessed per period (period -> amount)."""
+
+    assessed: dict[str, Decimal] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"assessed": {k: str(v) for k, v in self.assessed.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Ledger":
+        return cls({k: Decimal(v) for k, v in d["assessed"].items()})
+
+
+def cap_limit(compiled: CompiledAgreement) -> Decimal | None:
+    """The tightest cap per period, or None when the agreement has no caps."""
+    limits = [
+        money(compiled.fee(cap.max_percent_of) * cap.percent / 100) if cap.max_amount is None else money(cap.max_amount)
+        for cap in compiled.agreement.caps
+    ]
+    return min(limits) if limits else None
+
+
+def charge(compiled: CompiledAgreement, ledger: Ledger, period: str, requested: Decimal) -> tuple[Decimal, bool, Decimal | None]:
+    """Book ``requested`` against the period budget: (amount granted, capped?, budget left after)."""
+    requested = money(requested)
+    limit = cap_limit(compiled)
+    already = ledger.assessed.get(period, Decimal("0.00"))
+    if limit is None:
+        ledger.assessed[period] = already + requested
+        return requested, False, None
+    left = max(limit - already, Decimal("0.00"))
+    granted = min(requested, left)
+    ledger.assessed[period] = already + granted
+    return granted, granted < requested, left - granted
+
+
+def assess_penalty(compiled: CompiledAgreement, ledger: Ledger, due) -> dict:
+    """Turn a PenaltyDue into ``penalty.assessed``, reduced by the period's caps."""
+    period = compiled.period_of(due.at)
+    granted, capped, left = charge(compiled, ledger, period, due.amount)
+    data = {
+        "agreement": due.agreement, "revision": due.revision, "remedy": due.remedy, "ticket": due.ticket,
+        "clock": due.clock, "cycle": due.cycle, "priority": due.priority, "period": period,
+        "amount": str(granted), "currency": compiled.agreement.currency, "capped": capped,
+        "summary": f"{due.ticket} {due.clock} breach: penalty {granted} {compiled.agreement.currency}"
+                   + (f" (capped from {money(due.amount)})" if capped else ""),
+        "explain": {
+            "reason": f"per-breach remedy {due.remedy} for a {due.priority} {due.clock} breach",
+            "clause": f"remedies[{_remedy_index(compiled, due.remedy)}]",
+            "requested": str(money(due.amount)), "cap_left": None if left is None else str(left),
+            "cap_limit": None if cap_limit(compiled) is None else str(cap_limit(compiled)),
+        },
+    }
+    return cloudevent(due.source, "penalty.assessed", due.ticket, due.at,
+                      (due.ticket, due.clock, due.cycle, due.remedy), data)
+
+
+def _remedy_index(compiled: CompiledAgreement, remedy_id: str) -> int:
+    return next(i for i, r in enumerate(compiled.agreement.remedies) if r.id == remedy_id)

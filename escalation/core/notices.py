@@ -1,0 +1,125 @@
+"""Builders for the ticket-side outputs: what each says and how it explains itself.
+
+Each builder is a pure function of the compiled agreement, the incident, the clock and the
+instant; it decides nothing (incident.py decides *whether* and *when*), it only words the output:
+data fields of DESIGN.md §4, a one-line ``summary``, a ``dedup_key`` shared by every output of
+one incident clock, ``severity`` for notifications, and the ``explain`` block.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from escalation.agreement.durations import iso_duration
+
+from .clocks import elapsed_at, paused_total
+from .compiled import CompiledAgreement, TargetRule, Threshold
+from .outputs import cloudevent, utc
+from .state import ClockState, Incident
+
+SEVERITY = {"sla.warning": "warning", "sla.breached": "error", "sla.met": "info"}
+
+
+def dedup_key(incident: Incident, clock: str) -> str:
+    return f"{incident.agreement}/{incident.ticket}/{clock}"
+
+
+def explain(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState, rule: TargetRule,
+            at: datetime, clause: str, reason: str, due: datetime | None = None) -> dict:
+    out = {
+        "reason": reason,
+        "clause": clause,
+        "target": iso_duration(rule.within),
+        "within": rule.within_text,
+        "calendar": rule.calendar_name,
+        "priority": incident.priority,
+        "elapsed": iso_duration(elapsed_at(clock, rule.calendar, at)),
+        "paused": iso_duration(paused_total(clock, at)),
+        "cycle": clock.cycle,
+        "cycle_start": utc(clock.cycle_start),
+        "policy": clock.note,
+    }
+    if due is not None and at > due:
+        out["late_by"] = iso_duration(at - due)
+    return out
+
+
+def _base(incident: Incident, name: str, clock: ClockState, rule: TargetRule, at: datetime) -> dict:
+    return {
+        "ticket": incident.ticket, "agreement": incident.agreement, "revision": incident.revision,
+        "service": incident.service, "priority": incident.priority, "clock": name, "cycle": clock.cycle,
+        "target": iso_duration(rule.within), "elapsed": iso_duration(elapsed_at(clock, rule.calendar, at)),
+        "dedup_key": dedup_key(incident, name),
+    }
+
+
+def threshold_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState,
+                     rule: TargetRule, thr: Threshold, at: datetime, due: datetime, deadline: datetime) -> dict:
+    """``sla.warning`` or ``sla.breached`` for a clock threshold reached at ``at``."""
+    type_ = "sla.breached" if thr.kind == "breach" else "sla.warning"
+    data = _base(incident, name, clock, rule, at)
+    pct = f"{thr.fraction * 100:g}%"
+    if type_ == "sla.warning":
+        data["fraction"] = thr.fraction
+        summary = f"{incident.ticket} {incident.priority} {name}: {pct} of {rule.within_text} used, due {utc(deadline)}"
+        reason = f"{name} reached {pct} of {rule.within_text}"
+    else:
+        summary = f"{incident.ticket} {incident.priority} {name} breached: target {rule.within_text} passed at {utc(deadline)}"
+        reason = f"{name} passed its target {rule.within_text}"
+    data.update(due=utc(deadline), severity=SEVERITY[type_], summary=summary,
+                explain=explain(compiled, incident, name, clock, rule, at, thr.clause, reason, due))
+    return cloudevent(compiled.source, type_, incident.ticket, at, (name, clock.cycle, thr.key), data)
+
+
+def met_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState,
+               rule: TargetRule, at: datetime, deadline: datetime, stopped_by: str) -> dict:
+    data = _base(incident, name, clock, rule, at)
+    data.update(
+        due=utc(deadline), severity="info",
+        summary=f"{incident.ticket} {incident.priority} {name} met: {data['elapsed']} of {rule.within_text}",
+        explain=explain(compiled, incident, name, clock, rule, at, rule.clause, f"{name} stopped by {stopped_by} before its target"),
+    )
+    return cloudevent(compiled.source, "sla.met", incident.ticket, at, (name, clock.cycle, "met", clock.stops), data)
+
+
+def recipients(compiled: CompiledAgreement, incident: Incident, names: list[str]) -> list[dict]:
+    targets = compiled.agreement.notification_targets
+    out = []
+    for name in names:
+        if name == "assignee":
+            if incident.assignee:
+                out.append({"name": name, "kind": "assignee", "ref": incident.assignee})
+            elif incident.group:
+                out.append({"name": name, "kind": "group", "ref": incident.group, "note": "no assignee; assignment group notified"})
+            else:
+                out.append({"name": name, "kind": "assignee", "ref": None, "note": "ticket has no assignee"})
+        else:
+            out.append({"name": name, **targets[name].model_dump()})
+    return out
+
+
+def level_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState, rule: TargetRule,
+                 thr: Threshold, at: datetime, due: datetime, repeat: int = 0) -> dict:
+    """``escalation.triggered`` (repeat 0) or ``escalation.repeated`` (repeat n) for one level."""
+    level = thr.level
+    type_ = "escalation.repeated" if repeat else "escalation.triggered"
+    data = _base(incident, name, clock, rule, at)
+    trigger = {"fraction": thr.fraction} if thr.after_breach is None else {"after_breach": iso_duration(thr.after_breach)}
+    data.update(policy=thr.policy, level=level.level, at=trigger,
+                recipients=recipients(compiled, incident, level.notify), severity=level.severity)
+    reason = f"level {level.level} of {thr.policy}: {name} " + (
+        f"reached {thr.fraction * 100:g}% of {rule.within_text}" if thr.after_breach is None
+        else f"{level.at.after_breach} past its breach")
+    if repeat:
+        data.update(repeat=repeat, times=level.repeat.times)
+        reason = f"repeat {repeat} of {level.repeat.times} every {level.repeat.every}: {reason}; still not " + (
+            "acknowledged" if name == "response" else "resolved")
+    names = ", ".join(level.notify)
+    data["summary"] = f"{incident.ticket} {incident.priority} escalated to level {level.level} ({names})" + (
+        f", repeat {repeat}/{level.repeat.times}" if repeat else "")
+    data["explain"] = explain(compiled, incident, name, clock, rule, at, thr.clause, reason, due)
+    return cloudevent(compiled.source, type_, incident.ticket, at, (name, clock.cycle, thr.key, repeat), data)
+
+
+def repeat_due(fired_at: datetime, every: timedelta, done: int) -> datetime:
+    return fired_at + every * (done + 1)

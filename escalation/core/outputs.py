@@ -1,0 +1,49 @@
+"""Output events: CloudEvents 1.0 envelopes with deterministic ids (DESIGN.md §4).
+
+Invariants:
+- ``id`` is a hash of what makes the output unique (agreement revision, incident, clock, cycle,
+  threshold or level, repeat number), never of processing time, so a redelivered or recomputed
+  output has the same id and at-least-once delivery never pages twice.
+- ``time`` is the instant the condition became true, in UTC.
+- Every output routes to exactly one output topic (``topic_for``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timezone
+
+NOTIFICATIONS, REMEDIES, TIMELINE = "notifications", "remedies", "timeline"
+_TOPIC = {
+    "sla.warning": NOTIFICATIONS, "sla.breached": NOTIFICATIONS, "escalation.triggered": NOTIFICATIONS,
+    "escalation.repeated": NOTIFICATIONS, "slo.burn_rate": NOTIFICATIONS,
+    "penalty.assessed": REMEDIES, "credit.issued": REMEDIES,
+}
+
+
+def topic_for(output_type: str) -> str:
+    """The output topic (after the prefix) an output type goes to; everything else is timeline."""
+    return _TOPIC.get(output_type, TIMELINE)
+
+
+def output_id(*parts: object) -> str:
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))
+
+
+def utc(instant: datetime) -> str:
+    return instant.astimezone(timezone.utc).isoformat()
+
+
+def cloudevent(source: str, type_: str, subject: str, time: datetime, id_parts: tuple, data: dict) -> dict:
+    return {
+        "specversion": "1.0",
+        "id": output_id(source, type_, subject, *id_parts),
+        "source": source,
+        "type": type_,
+        "subject": subject,
+        "time": utc(time),
+        "datacontenttype": "application/json",
+        "data": data,
+    }

@@ -1,0 +1,74 @@
+"""The set of loaded agreement revisions and how an event finds its agreement.
+
+Invariants: an incident opens under the highest revision of its agreement that is valid on the
+opening day (agreement time zone) and stays pinned to it; a later revision never changes a
+running incident. ``agreement`` on the event wins; otherwise ``customer`` + ``service`` must match
+exactly one agreement id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from escalation.agreement.models import Agreement
+
+from .compiled import CompiledAgreement, compile_agreement
+from .events import Rejected, TicketOpened
+
+
+class Registry:
+    def __init__(self, agreements: Iterable[Agreement]):
+        self._revisions: dict[str, dict[int, CompiledAgreement]] = {}
+        for agreement in agreements:
+            self._revisions.setdefault(agreement.id, {})[agreement.revision] = compile_agreement(agreement)
+
+    def __iter__(self):
+        for revisions in self._revisions.values():
+            yield from revisions.values()
+
+    def ids(self) -> list[str]:
+        return sorted(self._revisions)
+
+    def get(self, agreement_id: str, revision: int) -> CompiledAgreement:
+        try:
+            return self._revisions[agreement_id][revision]
+        except KeyError:
+            raise Rejected(f"agreement {agreement_id!r} revision {revision} is not loaded") from None
+
+    def latest(self, agreement_id: str) -> CompiledAgreement:
+        revisions = self._revisions.get(agreement_id)
+        if not revisions:
+            raise Rejected(f"unknown agreement {agreement_id!r} (loaded: {', '.join(self.ids()) or 'none'})")
+        return revisions[max(revisions)]
+
+    def for_opening(self, event: TicketOpened) -> CompiledAgreement:
+        """The revision a new ticket is pinned to, or Rejected naming why none fits."""
+        agreement_id = event.agreement or self._by_customer(event.customer, event.service)
+        revisions = self._revisions.get(agreement_id)
+        if not revisions:
+            raise Rejected(f"unknown agreement {agreement_id!r} (loaded: {', '.join(self.ids()) or 'none'})")
+        for revision in sorted(revisions, reverse=True):
+            compiled = revisions[revision]
+            if compiled.valid_on(event.time.astimezone(compiled.tz).date()):
+                return self._check_ticket(compiled, event)
+        raise Rejected(f"agreement {agreement_id!r} has no revision valid on {event.time.date()}")
+
+    def _by_customer(self, customer: str | None, service: str) -> str:
+        matches = sorted({
+            c.id for c in self
+            if c.agreement.parties is not None and c.agreement.parties.customer.id == customer
+            and service in c.agreement.services
+        })
+        if len(matches) != 1:
+            found = "no agreement" if not matches else f"several agreements ({', '.join(matches)})"
+            raise Rejected(f"customer {customer!r} and service {service!r} match {found}; name the agreement")
+        return matches[0]
+
+    @staticmethod
+    def _check_ticket(compiled: CompiledAgreement, event: TicketOpened) -> CompiledAgreement:
+        a = compiled.agreement
+        if event.priority not in a.priorities:
+            raise Rejected(f"unknown priority {event.priority!r} for agreement {a.id} (known: {', '.join(a.priorities)})")
+        if a.services and event.service not in a.services:
+            raise Rejected(f"unknown service {event.service!r} for agreement {a.id} (known: {', '.join(a.services)})")
+        return compiled

@@ -1,0 +1,97 @@
+"""Incident state: small plain records, serialisable to JSON-ready dicts.
+
+An incident is data attached to the lifecycle machine only for the length of a step. Invariants:
+- ``ClockState.elapsed`` is the counted time at ``checkpoint``; while running, elapsed at t is
+  ``elapsed + calendar.counted(checkpoint, t)``. Ticks never move the checkpoint; only events do,
+  so a late event can still be applied at its own time.
+- ``fired`` holds the thresholds already emitted in the current cycle (key -> instant); nothing in
+  it fires again in that cycle, which is what makes every output once-only.
+- ``pauses`` lists the paused intervals of the current cycle, so a clock can be recomputed from
+  its start under another calendar (``recompute_from_start``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+RUNNING, PAUSED, STOPPED = "running", "paused", "stopped"
+
+
+@dataclass(slots=True)
+class ClockState:
+    status: str
+    cycle_start: datetime
+    checkpoint: datetime
+    elapsed: timedelta = timedelta(0)
+    cycle: int = 1
+    pauses: list[list] = field(default_factory=list)     # [[start, end | None], ...]
+    fired: dict[str, datetime] = field(default_factory=dict)
+    repeats: dict[str, int] = field(default_factory=dict)  # level key -> repeats emitted
+    breached_at: datetime | None = None
+    stops: int = 0
+    note: str | None = None                                 # last policy applied, for explain
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status, "cycle_start": _t(self.cycle_start), "checkpoint": _t(self.checkpoint),
+            "elapsed_us": self.elapsed // _US, "cycle": self.cycle,
+            "pauses": [[_t(a), _t(b)] for a, b in self.pauses],
+            "fired": {k: _t(v) for k, v in self.fired.items()}, "repeats": dict(self.repeats),
+            "breached_at": _t(self.breached_at), "stops": self.stops, "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClockState":
+        return cls(
+            d["status"], _p(d["cycle_start"]), _p(d["checkpoint"]), d["elapsed_us"] * _US, d["cycle"],
+            [[_p(a), _p(b)] for a, b in d["pauses"]], {k: _p(v) for k, v in d["fired"].items()},
+            dict(d["repeats"]), _p(d["breached_at"]), d["stops"], d["note"],
+        )
+
+
+@dataclass(slots=True)
+class Incident:
+    ticket: str
+    agreement: str
+    revision: int
+    priority: str
+    service: str
+    opened_at: datetime
+    last_time: datetime                  # latest instant an event was applied at
+    lifecycle: str = "open"
+    acknowledged: bool = False
+    status: str | None = None
+    assignee: str | None = None
+    group: str | None = None
+    customer: str | None = None
+    clocks: dict[str, ClockState] = field(default_factory=dict)
+    seen: list[str] = field(default_factory=list)     # input event ids applied (idempotent input)
+
+    def to_dict(self) -> dict:
+        return {
+            "ticket": self.ticket, "agreement": self.agreement, "revision": self.revision,
+            "priority": self.priority, "service": self.service, "opened_at": _t(self.opened_at),
+            "last_time": _t(self.last_time), "lifecycle": self.lifecycle, "acknowledged": self.acknowledged,
+            "status": self.status, "assignee": self.assignee, "group": self.group, "customer": self.customer,
+            "clocks": {k: c.to_dict() for k, c in self.clocks.items()}, "seen": list(self.seen),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Incident":
+        return cls(
+            d["ticket"], d["agreement"], d["revision"], d["priority"], d["service"], _p(d["opened_at"]),
+            _p(d["last_time"]), d["lifecycle"], d["acknowledged"], d["status"], d["assignee"], d["group"],
+            d["customer"], {k: ClockState.from_dict(c) for k, c in d["clocks"].items()}, list(d["seen"]),
+        )
+
+
+_US = timedelta(microseconds=1)
+
+
+def _t(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _p(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)

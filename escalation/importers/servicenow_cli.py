@@ -1,0 +1,111 @@
+"""``escalation import servicenow FILE.csv``: a ServiceNow incident audit log -> ticket events.
+
+Writes JSONL ticket events (DESIGN.md §3) to stdout or ``--out``; problems and warnings to
+stderr or ``--problems`` as ``line N: reason``; one summary line to stderr. Exit 0 when the
+import ran (even with problems), 2 on unusable arguments or input (missing file or columns,
+unknown time zone, bad mapping file).
+
+Made for "Incident management process enriched event log" (Amaral, Fantinato, Reijers, Peres;
+UCI Machine Learning Repository, https://doi.org/10.24432/C57S4H), licensed CC BY 4.0. Event files
+derived from that data set must keep this attribution.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+import orjson
+
+from .servicenow import ImportResult, ServiceNowImportError, import_incident_log
+from .servicenow_mapping import MappingError, load_mapping
+
+
+def _count_rows(path: Path) -> int | None:
+    try:
+        with open(path, "rb") as handle:
+            return max(sum(1 for _ in handle) - 1, 0)
+    except OSError:
+        return None
+
+
+def summary_line(result: ImportResult) -> str:
+    s = result.stats
+    by_type = ", ".join(f"{t.removeprefix('ticket.')} {n}" for t, n in s.events_by_type.items())
+    return (f"servicenow import: {s.rows} rows ({s.rows_with_events} with events, "
+            f"{s.rows_no_change} without change, {s.rows_with_problems} problems), "
+            f"{s.incidents} incidents, {s.events} events ({by_type}), {s.warnings} warnings")
+
+
+@click.command("servicenow")
+@click.argument("csv_file", metavar="FILE.csv",
+                type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--agreement", metavar="ID", default=None,
+              help="agreement id for every ticket.opened [default: the mapping's, servicenow-sample]")
+@click.option("--mapping", "mapping_file", metavar="FILE", default=None,
+              type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+              help="mapping YAML (columns, states, priorities, service, customer); "
+                   "see examples/mappings/servicenow-default.yaml")
+@click.option("--timezone", metavar="TZ", default="UTC", show_default=True,
+              help="IANA zone of the log's local times (the UCI data set does not state one)")
+@click.option("--out", "out_file", metavar="FILE", default="-", type=click.Path(dir_okay=False, path_type=Path),
+              help="write events here instead of stdout")
+@click.option("--problems", "problems_file", metavar="FILE", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="write 'line N: reason' here instead of stderr")
+def servicenow_command(csv_file: Path, agreement: str | None, mapping_file: Path | None, timezone: str,
+                       out_file: Path, problems_file: Path | None) -> None:
+    """Convert a ServiceNow incident audit log (CSV) into escalation ticket events (JSONL)."""
+    try:
+        mapping = load_mapping(mapping_file)
+    except MappingError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mapping") from None
+
+    stderr = click.get_text_stream("stderr")
+    with ExitStack() as stack:
+        progress_cb = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            progress = stack.enter_context(Progress(
+                TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=Console(stderr=True), transient=True))
+            task = progress.add_task("rows", total=_count_rows(csv_file))
+
+            def progress_cb(rows: int) -> None:
+                progress.update(task, completed=rows)
+
+        try:
+            result = import_incident_log(csv_file, agreement=agreement, mapping=mapping,
+                                         timezone=timezone, on_progress=progress_cb)
+        except ServiceNowImportError as exc:
+            hint = "--timezone" if "time zone" in str(exc) else "FILE.csv"
+            raise click.BadParameter(str(exc), param_hint=hint) from None
+        except UnicodeDecodeError as exc:
+            raise click.BadParameter(f"{csv_file}: not UTF-8 text ({exc.reason})", param_hint="FILE.csv") from None
+
+    if str(out_file) == "-":
+        out = click.get_binary_stream("stdout")
+        _write_events(out, result)
+        out.flush()
+    else:
+        with open(out_file, "wb") as out:
+            _write_events(out, result)
+
+    lines = [text for _, _, text in sorted(
+        [(p.line, 0, f"{p}\n") for p in result.problems]
+        + [(w.line, 1, f"line {w.line}: warning: {w.reason}\n") for w in result.warnings])]
+    if problems_file is not None:
+        with open(problems_file, "w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+    else:
+        stderr.writelines(lines)
+    stderr.write(summary_line(result) + "\n")
+    stderr.flush()
+
+
+def _write_events(out, result: ImportResult) -> None:
+    out.writelines(orjson.dumps(event) + b"\n" for event in result.events)
