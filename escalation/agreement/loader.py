@@ -82,14 +82,56 @@ def parse_agreement(text: str, file: str) -> Agreement:
         raise AgreementError([AgreementProblem(file, line, "", f"invalid YAML: {err.problem}")]) from None
     if not isinstance(root, CommentedMap):
         raise AgreementError([AgreementProblem(file, 1, "", "an agreement file must hold one mapping")])
+    data = _plain(root)
     try:
-        agreement = Agreement.model_validate(_plain(root))
+        agreement = Agreement.model_validate(data)
     except ValidationError as err:
-        raise AgreementError(_validation_problems(err, root, file)) from None
+        problems = _validation_problems(err, root, file)
+        problems += _references_after_pruning(data, err, root, file)
+        raise AgreementError(sorted(problems, key=lambda p: p.line)) from None
     problems = [_problem(root, file, path, message) for path, message in check_references(agreement)]
     if problems:
         raise AgreementError(problems)
     return agreement
+
+
+def _references_after_pruning(data: dict, err: ValidationError, root, file: str) -> list[AgreementProblem]:
+    """Cross-reference problems of the parts that did validate, so one run reports every error.
+
+    Each element an error points into (a list item, a mapping entry, a top-level field) is dropped
+    and the rest validated again; reference paths are mapped back to the file's own indexes, and
+    references to dropped names are not reported twice.
+    """
+    pruned, kept, dropped = dict(data), {}, set()
+    for item in err.errors(include_url=False):
+        _, loc = _line_of(root, tuple(item["loc"]))
+        if not loc:
+            return []
+        head, rest = loc[0], loc[1:]
+        value = pruned.get(head)
+        if rest and isinstance(value, list) and isinstance(rest[0], int):
+            kept.setdefault(head, list(range(len(data[head]))))
+            if rest[0] in kept[head]:
+                kept[head].remove(rest[0])
+        elif rest and isinstance(value, dict):
+            pruned[head] = {k: v for k, v in value.items() if k != rest[0]}
+            dropped.add(str(rest[0]))
+        else:
+            pruned.pop(head, None)
+    for head, indexes in kept.items():
+        pruned[head] = [data[head][i] for i in indexes]
+    try:
+        agreement = Agreement.model_validate(pruned)
+    except ValidationError:
+        return []  # something essential is broken; the structural problems already say what
+    problems = []
+    for path, message in check_references(agreement):
+        if any(f"'{name}'" in message for name in dropped):
+            continue
+        if path and path[0] in kept and len(path) > 1 and isinstance(path[1], int):
+            path = (path[0], kept[path[0]][path[1]], *path[2:])
+        problems.append(_problem(root, file, path, message))
+    return problems
 
 
 def _problem(root, file: str, path: tuple, message: str) -> AgreementProblem:

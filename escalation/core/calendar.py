@@ -233,17 +233,15 @@ class _PatternCalendar(Calendar):
                 week_total = self._week(o)[1]
                 if n > week_total:  # strictly: an exact hit must end inside the week
                     n -= week_total
-                    idle = idle + 7 if week_total == 0 else 0
-                    o += 7
+                    idle, o = (idle + 7 if week_total == 0 else 0), o + 7
+                    if idle > _GIVE_UP_DAYS:
+                        raise ValueError(f"calendar {self.name!r} has no open hours (none for {idle} days)")
                     continue
             total = self._day(o)[3]
             if n <= total:
                 return _dt(_consume(self._day(o)[2], s, n)[0])
             n -= total
-            idle = idle + 1 if total == 0 else 0
-            if idle > _GIVE_UP_DAYS:
-                raise ValueError(f"calendar {self.name!r} has no open hours (none for {idle} days after {start.isoformat()})")
-            o += 1
+            idle, o = (idle + 1 if total == 0 else 0), o + 1
 
     def is_open(self, t: datetime) -> bool:
         u = _us(t)

@@ -513,7 +513,7 @@ class _Incident:
         for seq, event in enumerate(pending, start=1):
             if event.time < floor:
                 reason = ("earlier than opened_at" if floor == opened_time
-                          else "earlier than the ticket's previous event (snapshots out of order)")
+                          else "earlier than the ticket's previous event; snapshots out of order")
                 event.attributes["clamped_from"] = _rfc3339(event.time)
                 event.attributes["clamp_reason"] = reason
                 self.clamped[reason] += 1

@@ -95,9 +95,9 @@ def servicenow_command(csv_file: Path, agreement: str | None, mapping_file: Path
         with open(out_file, "wb") as out:
             _write_events(out, result)
 
-    lines = [text for _, _, text in sorted(
-        [(p.line, 0, f"{p}\n") for p in result.problems]
-        + [(w.line, 1, f"line {w.line}: warning: {w.reason}\n") for w in result.warnings])]
+    lines = [text for *_, text in sorted(
+        [(p.line, 0, i, f"{p}\n") for i, p in enumerate(result.problems)]
+        + [(w.line, 1, i, f"line {w.line}: warning: {w.reason}\n") for i, w in enumerate(result.warnings)])]
     if problems_file is not None:
         with open(problems_file, "w", encoding="utf-8") as handle:
             handle.writelines(lines)

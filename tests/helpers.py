@@ -1,0 +1,68 @@
+"""Shared test helpers: the reference agreement, variants of it, and compact event builders."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from itertools import count
+
+import orjson
+from ruamel.yaml import YAML
+
+from escalation.agreement.models import Agreement
+from escalation.core.registry import Registry
+from escalation.paths import EXAMPLE_AGREEMENT
+from escalation.replay import replay_to_lists
+
+_REFERENCE = YAML(typ="safe").load(EXAMPLE_AGREEMENT.read_text())
+
+
+def agreement_dict(**changes) -> dict:
+    data = copy.deepcopy(_REFERENCE)
+    data.update(changes)
+    return data
+
+
+def registry(*dicts: dict) -> Registry:
+    return Registry([Agreement.model_validate(d) for d in (dicts or (agreement_dict(),))])
+
+
+class Events:
+    """Builds JSONL lines for one scenario; ids are sequential so tests stay short."""
+
+    def __init__(self):
+        self._ids = count(1)
+        self.lines: list[str] = []
+
+    def add(self, type_: str, time: str, ticket: str = "INC-1", **fields) -> "Events":
+        event = {"id": f"e{next(self._ids)}", "type": f"ticket.{type_}", "time": time, "ticket": ticket, **fields}
+        self.lines.append(orjson.dumps(event).decode())
+        return self
+
+    def open(self, time: str, priority: str = "P1", ticket: str = "INC-1", **fields) -> "Events":
+        fields.setdefault("agreement", "acme-erp")
+        fields.setdefault("service", "erp-prod")
+        return self.add("opened", time, ticket, priority=priority, **fields)
+
+
+def run(events: Events | list[str], until: str | None = None, reg: Registry | None = None):
+    lines = events.lines if isinstance(events, Events) else events
+    end = datetime.fromisoformat(until) if until else None
+    return replay_to_lists(reg or registry(), lines, end)
+
+
+def brief(outputs: list[dict]) -> list[tuple]:
+    """(time, type, clock-or-level detail) per output: what the tables compare."""
+    rows = []
+    for o in outputs:
+        d = o["data"]
+        detail = {
+            "sla.warning": lambda: (d["clock"], d["fraction"]),
+            "sla.breached": lambda: (d["clock"],),
+            "sla.met": lambda: (d["clock"], d["elapsed"]),
+            "escalation.triggered": lambda: (d["level"],),
+            "escalation.repeated": lambda: (d["level"], d["repeat"]),
+            "penalty.assessed": lambda: (d["amount"], d["period"], d["capped"]),
+        }.get(o["type"], lambda: ())()
+        rows.append((o["time"], o["type"], *detail))
+    return rows
