@@ -187,8 +187,8 @@ def edit(row: str, **changes: str) -> str:
     for column, value in changes.items():
         fields[COLUMNS.index(column)] = value
     out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(fields)
-    return out.getvalue()
+    csv.writer(out, lineterminator="\n").writerow(fields)
+    return out.getvalue().removesuffix("\n")
 
 
 def without_lines(events: list[dict]) -> list[dict]:
@@ -307,7 +307,8 @@ def test_status_mapping(snippet, ticket, statuses):
 def test_state_created_in_awaiting_emits_status_at_once():
     row = edit(rows_of(INC0000712)[0], incident_state="Awaiting User Info")
     result = run(row)
-    assert [e["type"] for e in result.events] == ["ticket.opened", "ticket.acknowledged", "ticket.status_changed"]
+    assert [e["type"] for e in result.events] == [
+        "ticket.opened", "ticket.assigned", "ticket.acknowledged", "ticket.status_changed"]
 
 
 def test_assignment_events():
@@ -373,7 +374,7 @@ def test_closed_at_closed_at_and_later_closed_rows_are_no_change():
     assert closed["time"] == "2016-03-09T16:27:00+00:00"
     assert closed["attributes"]["sys_mod_count"] == 3       # first Closed snapshot
     assert result.events[-1] is closed
-    assert result.stats.rows_no_change == 2                  # the second New and the second Closed row
+    assert result.stats.rows_no_change == 3                  # both New rows and the second Closed row
     assert accounted(result)
 
 

@@ -149,6 +149,7 @@ def test_incident_stays_pinned_to_the_revision_it_opened_under():
                    {**r4, "validity": {"start": "2026-04-01", "end": "2026-12-31"}})
     ev = Events().open("2026-03-31T23:00:00+02:00").open("2026-04-01T00:30:00+02:00", ticket="INC-2")
     outputs, _, _ = run(ev, until="2026-04-01T00:00:00Z", reg=reg)
-    breaches = [(o["subject"], o["source"], o["time"]) for o in outputs if o["type"] == "sla.breached"]
+    breaches = [(o["subject"], o["source"], o["time"]) for o in outputs
+                if o["type"] == "sla.breached" and o["data"]["clock"] == "response"]
     assert breaches == [("INC-1", "escalation/acme-erp@3", "2026-03-31T21:15:00+00:00"),
                         ("INC-2", "escalation/acme-erp@4", "2026-03-31T23:30:00+00:00")]
