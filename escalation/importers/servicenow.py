@@ -202,6 +202,10 @@ class _Reader:
         if absent:
             raise ServiceNowImportError(f"required column(s) missing from the header: {', '.join(absent)}")
         self._times: dict[str, datetime | None] = {}
+        # Only the columns events copy are kept per snapshot (memory: ~140k rows in the full log).
+        kept = {"category", "subcategory", "made_sla", *mapping.attributes, *mapping.final_attributes}
+        kept.update(src.column for src in (mapping.service, mapping.customer) if src.column is not None)
+        self.kept = tuple(col for col in LOGICAL_COLUMNS if col in kept and col in self.index)
 
     def value(self, record: list[str], col: str) -> str | None:
         pos = self.index.get(col)
@@ -290,7 +294,8 @@ class _Reader:
             opened=times["opened_at"], state=state, kind=kind, priority=priority,
             raw_priority=raw_priority, reopen_count=reopen_count,
             assignee=v.get("assigned_to"), group=v.get("assignment_group"),
-            resolved_at=optional["resolved_at"], closed_at=optional["closed_at"], values=v,
+            resolved_at=optional["resolved_at"], closed_at=optional["closed_at"],
+            values={col: v[col] for col in self.kept},
         )
 
 
