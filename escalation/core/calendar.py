@@ -36,7 +36,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from escalation.core.calendar_days import (
     DAY_US, EPOCH, FULL_DAY, ONE_US, UTC, DayPattern, HolidaySet, normalize_ranges,
@@ -89,9 +89,9 @@ class Calendar(ABC):
     def open_intervals(self, start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
         """UTC-aware, sorted, disjoint open intervals clipped to ``[start, end)``."""
 
-    @abstractmethod
     def _pattern(self) -> DayPattern:
         """Day pattern this calendar stands for (used to build complements)."""
+        raise TypeError(f"calendar {self.name!r} ({type(self).__name__}) cannot be complemented")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -301,9 +301,14 @@ def _consume(bounds: tuple[int, ...], s: int, n: int) -> tuple[int | None, int]:
 class WeeklyCalendar(_PatternCalendar):
     """Weekly local opening hours in ``tz`` (weekday 0 = Monday; ``None`` end = 24:00) minus holidays."""
 
-    def __init__(self, name: str, tz: ZoneInfo, hours: Mapping[int, list[tuple[time, time | None]]],
+    def __init__(self, name: str, tz: ZoneInfo | str, hours: Mapping[int, list[tuple[time, time | None]]],
                  holiday_dates: frozenset[date] = frozenset(), holiday_country: str | None = None,
                  holiday_subdivision: str | None = None) -> None:
+        if isinstance(tz, str):
+            try:
+                tz = ZoneInfo(tz)
+            except (ValueError, ZoneInfoNotFoundError):
+                raise ValueError(f"calendar {name!r}: unknown time zone {tz!r}") from None
         bad = [k for k in hours if k not in range(7)]
         if bad:
             raise ValueError(f"calendar {name!r}: weekday keys must be 0 (Monday) .. 6 (Sunday), got {bad}")

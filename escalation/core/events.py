@@ -143,12 +143,12 @@ def _reason(err: ValidationError) -> str:
         kind, loc = item["type"], [str(p) for p in item["loc"]]
         if kind == "json_invalid":
             return f"malformed JSON: {item['ctx'].get('error', item['msg'])}"
-        if not loc or kind in ("model_attributes_type", "model_type"):
-            return f"an event must be a JSON object ({item['msg']})"
         if kind == "union_tag_invalid":
             return f"unknown event type {item['input'].get('type')!r}" if isinstance(item["input"], dict) else "unknown event type"
         if kind == "union_tag_not_found":
             return "missing field 'type'"
+        if not loc or kind in ("model_attributes_type", "model_type"):
+            return f"an event must be a JSON object ({item['msg']})"
         field = ".".join(loc[1:]) if len(loc) > 1 else ""
         if kind == "timezone_aware":
             parts.append(f"field '{field}': naive timestamp, an offset is required (RFC 3339)")

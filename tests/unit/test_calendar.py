@@ -272,6 +272,9 @@ def test_unknown_holiday_region(kw: dict, message: str) -> None:
 
 
 def test_weekly_constructor_validates_hours() -> None:
+    with pytest.raises(ValueError, match="unknown time zone 'Europe/Berln'"):
+        WeeklyCalendar("x", "Europe/Berln", {})
+    assert WeeklyCalendar("x", "Europe/Berlin", {}).tz == BER  # a zone name is accepted too
     with pytest.raises(ValueError, match="weekday keys"):
         WeeklyCalendar("x", BER, {7: [(time(8), time(18))]})
     with pytest.raises(ValueError, match="overlapping"):
