@@ -212,7 +212,9 @@ def faust_throughput_and_recovery(bootstrap: str, tmp: str, n: int, keys: int, b
     res |= {"restart_init_to_ready": ready - init, "records_after_restart": len(after),
             "keys_ok": sum(1 for k, c in got.items() if c == [want[k]]), "keys_lost_updates": len(lost),
             "keys_reprocessed": sum(1 for c in got.values() if len(c) > 1),
-            "example_lost(got,want)": dict(list(lost.items())[:3])}
+            "example_lost(got,want)": dict(list(lost.items())[:3]),
+            "example_reprocessed(n,count)": {k: [(r["n"], r["count"]) for r in after if r["key"] == k]
+                                             for k in list(k for k, c in got.items() if len(c) > 1)[:2]}}
     return res
 
 
