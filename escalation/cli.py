@@ -93,6 +93,14 @@ def _pretty(out: dict) -> str:
 
 
 @main.command()
+@click.option("--until", default="2026-03-03T12:00:00Z", show_default=True, help="advance the clock to this instant at the end")
+@click.pass_context
+def demo(ctx, until) -> None:
+    """Replay the bundled example events against the bundled agreement, readably."""
+    ctx.invoke(replay, agreements=(), events=None, until=until, out=None, dead_letter=None, pretty=True)
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of the agreement format."""
     from .agreement.schema import agreement_schema
