@@ -108,5 +108,11 @@ def schema() -> None:
     click.echo(orjson.dumps(agreement_schema(), option=orjson.OPT_INDENT_2).decode())
 
 
+# History commands: import servicenow, backtest, report, compare-made-sla (escalation/cli_history.py).
+from .cli_history import register as _register_history  # noqa: E402
+
+_register_history(main)
+
+
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ that all of them can be reported at once.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -197,11 +197,18 @@ class Slo(Frozen):
 
 
 class MaintenanceWindow(Frozen):
+    """Recurring windows (RFC 5545 rrule, local wall times) removed from the listed SLOs.
+
+    ``dtstart`` is the rule's local start (default: the agreement's validity start at local
+    midnight); ``timezone`` defaults to the agreement's.
+    """
+
     id: str
     rrule: str
     duration: Duration
     excluded_from: list[str]
     timezone: TimeZone | None = None
+    dtstart: datetime | date | None = None
 
 
 class CreditTier(Frozen):

@@ -7,7 +7,7 @@ callers guarantee ``t >= checkpoint`` (late events are clamped before they get h
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from .calendar import Calendar
 from .state import PAUSED, RUNNING, STOPPED, ClockState
@@ -101,10 +101,26 @@ def recompute(clock: ClockState, cal: Calendar, t: datetime) -> None:
     clock.elapsed, clock.checkpoint = elapsed, max(clock.checkpoint, t)
 
 
+# Memo of ``cal.add(checkpoint, amount)`` for ``due_of``: the next-deadline search asks the same
+# question again whenever another clock of the incident changed. ``add`` is a pure function of
+# (calendar, instant, amount) with a UTC result, so the key holds the exact instant (``t - EPOCH``,
+# not ``t``: aware datetimes sharing a tzinfo compare by wall time). Bounded: cleared when full.
+_ADD_MEMO: dict = {}
+_ADD_MEMO_MAX = 1 << 14
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def due_of(clock: ClockState, cal: Calendar, offset: timedelta) -> datetime | None:
     """When counted elapsed time reaches ``offset``; the checkpoint if already past; None if not running."""
     if clock.status != RUNNING:
         return None
     if offset <= clock.elapsed:
         return clock.checkpoint
-    return cal.add(clock.checkpoint, offset - clock.elapsed)
+    amount = offset - clock.elapsed
+    key = (cal, clock.checkpoint - _EPOCH, amount)
+    due = _ADD_MEMO.get(key)
+    if due is None:
+        if len(_ADD_MEMO) >= _ADD_MEMO_MAX:
+            _ADD_MEMO.clear()
+        due = _ADD_MEMO[key] = cal.add(clock.checkpoint, amount)
+    return due

@@ -62,6 +62,7 @@ def open_incident(compiled: CompiledAgreement, event: TicketOpened) -> tuple[Inc
 
 def apply_event(compiled: CompiledAgreement, incident: Incident, event) -> list:
     """Apply one ticket event (not ``ticket.opened``); Rejected if it does not fit the lifecycle."""
+    _handoff[0] = _handoff[1] = None
     lifecycle = lifecycle_for(compiled.source).fire(incident.lifecycle, incident.acknowledged, event.type, incident.ticket)
     t = max(event.time, incident.last_time)
     incident.last_time = t
@@ -191,39 +192,63 @@ def _applies(incident: Incident, thr: Threshold, compiled: CompiledAgreement) ->
 def _next_item(compiled: CompiledAgreement, incident: Incident):
     """(due, order, clock name, rule, threshold, repeat n) of the earliest pending item, or None."""
     best = None
+    best_at = None
+    last_time = incident.last_time
+    priority = incident.priority
+    targets = compiled.targets
+    # Candidates come in increasing (order, index) (clock order, then thresholds before repeats),
+    # so "item[:3] < best[:3]" reduces to a strictly earlier instant.
     for order, (name, clock) in enumerate(incident.clocks.items()):
-        if clock.status == STOPPED:
+        status = clock.status
+        if status == STOPPED:
             continue
-        rule = compiled.target(name, incident.priority)
+        rule = targets.get((name, priority))
         if rule is None:
             continue
-        if clock.status == RUNNING:
+        fired = clock.fired
+        if status == RUNNING:
             for index, thr in enumerate(rule.thresholds):
-                if thr.key not in clock.fired and _applies(incident, thr, compiled):
+                if thr.key not in fired and _applies(incident, thr, compiled):
                     due = ck.due_of(clock, rule.calendar, thr.offset)
-                    item = (max(due, incident.last_time), order, index, name, rule, thr, 0, due)
-                    best = item if best is None or item[:3] < best[:3] else best
+                    at = last_time if last_time > due else due  # max(due, last_time), same object
+                    if best is None or at < best_at:
+                        best, best_at = (at, order, index, name, rule, thr, 0, due), at
                     break
+        if not fired:
+            continue
         for index, thr in enumerate(rule.thresholds):
-            if thr.repeat_every is None or thr.key not in clock.fired or not _applies(incident, thr, compiled):
+            if thr.repeat_every is None or thr.key not in fired or not _applies(incident, thr, compiled):
                 continue
             done = clock.repeats.get(thr.key, 0)
             if done < thr.level.repeat.times:
-                due = repeat_due(clock.fired[thr.key], thr.repeat_every, done)
-                item = (max(due, incident.last_time), order, 1000 + index, name, rule, thr, done + 1, due)
-                best = item if best is None or item[:3] < best[:3] else best
+                due = repeat_due(fired[thr.key], thr.repeat_every, done)
+                at = last_time if last_time > due else due
+                if best is None or at < best_at:
+                    best, best_at = (at, order, 1000 + index, name, rule, thr, done + 1, due), at
     return best
+
+
+# The next pending item found by the last ``advance`` call, handed to the ``next_due`` call that
+# follows it (the processor reschedules an incident right after advancing it): this halves the
+# work of finding it. Single use, keyed by identity, and dropped by every entry point that
+# changes an incident, so it can only ever describe the incident's current state.
+_handoff: list = [None, None]  # [incident, item]
 
 
 def next_due(compiled: CompiledAgreement, incident: Incident) -> datetime | None:
     if incident.lifecycle == "closed":
         return None
-    item = _next_item(compiled, incident)
+    if _handoff[0] is incident:
+        item = _handoff[1]
+        _handoff[0] = _handoff[1] = None
+    else:
+        item = _next_item(compiled, incident)
     return None if item is None else item[0]
 
 
 def advance(compiled: CompiledAgreement, incident: Incident, until: datetime, inclusive: bool) -> list:
     """Fire, in time order, everything due before ``until`` (or at it, when ``inclusive``)."""
+    _handoff[0] = _handoff[1] = None
     outputs: list = []
     if incident.lifecycle == "closed":
         return outputs
@@ -232,6 +257,7 @@ def advance(compiled: CompiledAgreement, incident: Incident, until: datetime, in
         if at > until or (at == until and not inclusive):
             break
         outputs += _fire(compiled, incident, *item[3:], at)
+    _handoff[0], _handoff[1] = incident, item
     return outputs
 
 

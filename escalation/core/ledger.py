@@ -84,3 +84,40 @@ def assess_penalty(compiled: CompiledAgreement, ledger: Ledger, due) -> dict:
 
 def _remedy_index(compiled: CompiledAgreement, remedy_id: str) -> int:
     return next(i for i, r in enumerate(compiled.agreement.remedies) if r.id == remedy_id)
+
+
+# --- credits (tiered_credit remedies, assessed at SLO period close) ------------------------------
+
+def percent_number(value: Decimal) -> int | float:
+    """A percent as a JSON number: 10, 12.5."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def assess_credit(cslo, ledger: Ledger, index: int, remedy, tier, acc, attainment: float, at) -> dict:
+    """``credit.issued`` for one tiered-credit remedy of a closed period, reduced by the period's caps.
+
+    Shares the per-agreement, per-period budget of ``charge`` with per-breach penalties: penalties
+    are booked at their breach instants during the period, the credit at its close, so the credit
+    gets what the penalties left.
+    """
+    compiled = cslo.compiled
+    basis = compiled.fee(remedy.basis)
+    requested = money(basis * tier.credit_percent / 100)
+    granted, capped, left = charge(compiled, ledger, acc.label, requested)
+    currency, limit = compiled.agreement.currency, cap_limit(compiled)
+    tier_index = list(remedy.tiers).index(tier)
+    data = {
+        "agreement": compiled.id, "revision": compiled.revision, "remedy": remedy.id, "slo": cslo.id,
+        "service": cslo.slo.service, "period": acc.label, "attainment": attainment,
+        "credit_percent": percent_number(tier.credit_percent), "amount": str(granted), "currency": currency,
+        "capped": capped,
+        "summary": f"{cslo.id} {acc.label} at {attainment:g}%: credit {granted} {currency}"
+                   + (f" (capped from {requested})" if capped else ""),
+        "explain": {
+            "reason": f"attainment {attainment:g}% is below {tier.below:g}%: {tier.credit_percent}% of {remedy.basis}",
+            "clause": f"remedies[{index}].tiers[{tier_index}]", "objective": cslo.slo.objective,
+            "basis": remedy.basis, "basis_amount": str(money(basis)), "requested": str(requested),
+            "cap_left": None if left is None else str(left), "cap_limit": None if limit is None else str(limit),
+        },
+    }
+    return cloudevent(compiled.source, "credit.issued", compiled.id, at, (remedy.id, cslo.id, acc.label), data)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .events import MetricObserved, Rejected, TicketOpened
 from .incident import PenaltyDue, advance, apply_event, next_due, open_incident
 from .ledger import Ledger, assess_penalty
 from .registry import Registry
+from .slo_engine import MetricEngine
 from .state import Incident
 
 
@@ -40,10 +41,26 @@ class Processor:
     now: datetime | None = None
     _heap: list = field(default_factory=list)
     _scheduled: dict[str, datetime] = field(default_factory=dict)
+    # --- SLOs, credits and period reports (slo_engine.py) ---
+    metric_grace: timedelta = timedelta(0)      # a period closes at its end + this grace
+    metrics: MetricEngine | None = None
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            self.metrics = MetricEngine(self.registry, self.metric_grace)
+
+    def _apply_metric(self, event: MetricObserved) -> Applied:
+        outputs, duplicate = self.metrics.apply(event, self.now)
+        if duplicate:
+            return Applied([], duplicate=True)
+        late = self.now - event.time if self.now is not None and event.time < self.now else None
+        self.now = max(self.now or event.time, event.time)
+        return Applied(outputs, late_by=late)
+    # --- end SLOs ---
 
     def apply(self, event) -> Applied:
         if isinstance(event, MetricObserved):
-            raise Rejected("metric.observed: this build has no SLO processing for metric events")
+            return self._apply_metric(event)
         incident = self.incidents.get(event.ticket)
         if incident is not None and event.id in incident.seen:
             return Applied([], duplicate=True)
@@ -54,6 +71,7 @@ class Processor:
             compiled = self.registry.for_opening(event)
             incident, outputs = open_incident(compiled, event)
             self.incidents[event.ticket] = incident
+            self.metrics.ticket_opened(compiled.id, event.time, event.priority)
         else:
             if incident is None:
                 raise Rejected(f"unknown ticket {event.ticket!r}: no ticket.opened seen for it")
@@ -64,7 +82,20 @@ class Processor:
         return Applied(self._settle(outputs), late_by=late)
 
     def advance_to(self, until: datetime, inclusive: bool = False) -> list:
-        """Fire every deadline before ``until`` (or at it when ``inclusive``), in time order."""
+        """Fire every deadline and period close before ``until`` (or at it when ``inclusive``), in time order.
+
+        Ticket deadlines due at a period close instant fire before the close.
+        """
+        outputs: list = []
+        while (close := self.metrics.next_close()) is not None and (close < until or (inclusive and close == until)):
+            outputs += self._advance_incidents(close, inclusive=True)
+            outputs += self.metrics.close_at(close, self.ledgers)
+        outputs += self._advance_incidents(until, inclusive)
+        if self.now is None or until > self.now:
+            self.now = until
+        return outputs
+
+    def _advance_incidents(self, until: datetime, inclusive: bool) -> list:
         outputs: list = []
         heap = self._heap
         while heap and (heap[0][0] < until or (inclusive and heap[0][0] == until)):
@@ -76,8 +107,6 @@ class Processor:
             compiled = self.registry.get(incident.agreement, incident.revision)
             outputs += self._settle(advance(compiled, incident, due, inclusive=True))
             self._schedule(compiled, incident)
-        if self.now is None or until > self.now:
-            self.now = until
         return outputs
 
     def _schedule(self, compiled, incident: Incident) -> None:
@@ -95,6 +124,7 @@ class Processor:
                 compiled = self.registry.get(out.agreement, out.revision)
                 ledger = self.ledgers.setdefault(out.agreement, Ledger())
                 outputs[i] = assess_penalty(compiled, ledger, out)
+            self.metrics.record(outputs[i])  # period report figures
         return outputs
 
     def open_incidents(self) -> int:
@@ -106,12 +136,16 @@ class Processor:
             "now": None if self.now is None else self.now.isoformat(),
             "incidents": {k: i.to_dict() for k, i in self.incidents.items()},
             "ledgers": {k: l.to_dict() for k, l in self.ledgers.items()},
+            "metrics": self.metrics.to_dict(),  # SLOs, credits and period reports
         }
 
     @classmethod
     def restore(cls, registry: Registry, snap: dict) -> "Processor":
         engine = cls(registry, now=None if snap["now"] is None else datetime.fromisoformat(snap["now"]))
         engine.ledgers = {k: Ledger.from_dict(v) for k, v in snap["ledgers"].items()}
+        if "metrics" in snap:  # SLOs, credits and period reports
+            engine.metrics = MetricEngine.from_dict(registry, snap["metrics"])
+            engine.metric_grace = engine.metrics.grace
         for key, data in snap["incidents"].items():
             incident = engine.incidents[key] = Incident.from_dict(data)
             engine._schedule(registry.get(incident.agreement, incident.revision), incident)

@@ -35,8 +35,6 @@ import atexit
 import importlib.resources
 import os
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from escalation.live.probe import free_port, owns_listener, port_accepts, probe_broker
 
 __all__ = [
     "BrokerAddress",
@@ -51,6 +52,7 @@ __all__ = [
     "EmbeddedBroker",
     "free_port",
     "probe_broker",
+    "stop_pid",
     "tansu_binary",
 ]
 
@@ -110,63 +112,6 @@ def tansu_binary() -> Path:
     return path
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on ``host`` a moment ago (the caller must tolerate a race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-# --- readiness probe: raw Kafka protocol, blocking, no client library --------------------------
-
-
-def _request(sock: socket.socket, api_key: int, version: int, corr: int, body: bytes) -> bytes:
-    client_id = b"escalation-probe"
-    header = struct.pack(">hhih", api_key, version, corr, len(client_id)) + client_id
-    payload = header + body
-    sock.sendall(struct.pack(">i", len(payload)) + payload)
-    size = struct.unpack(">i", _recv_exact(sock, 4))[0]
-    data = _recv_exact(sock, size)
-    if struct.unpack(">i", data[:4])[0] != corr:
-        raise ConnectionError("correlation id mismatch")
-    return data[4:]
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed by broker")
-        buf += chunk
-    return bytes(buf)
-
-
-def probe_broker(host: str, port: int, timeout: float = 1.0) -> list[tuple[str, int]]:
-    """Send ApiVersions v0 and Metadata v0; return the advertised brokers as (host, port).
-
-    Raises ``OSError``/``ConnectionError`` when the broker is not (yet) usable.
-    """
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        resp = _request(sock, 18, 0, 1, b"")  # ApiVersions v0
-        if struct.unpack(">h", resp[:2])[0] != 0:
-            raise ConnectionError("ApiVersions returned an error")
-        resp = _request(sock, 3, 0, 2, struct.pack(">i", 0))  # Metadata v0, no topics
-        (n,), off, brokers = struct.unpack(">i", resp[:4]), 4, []
-        for _ in range(n):
-            _node, hlen = struct.unpack(">ih", resp[off : off + 6])
-            off += 6
-            bhost = resp[off : off + hlen].decode()
-            off += hlen
-            (bport,) = struct.unpack(">i", resp[off : off + 4])
-            off += 4
-            brokers.append((bhost, bport))
-        if not brokers:
-            raise ConnectionError("Metadata lists no brokers")
-        return brokers
-
-
 # --- process management ------------------------------------------------------------------------
 
 _live: set["EmbeddedBroker"] = set()
@@ -181,51 +126,23 @@ def _stop_all() -> None:
         b.stop()
 
 
-def _deathsig_preexec() -> None:  # runs in the child between fork and exec (Linux only)
+def _deathsig_preexec() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child when the starting thread dies.
+
+    libc is loaded here, in the parent: the child between fork and exec only calls prctl,
+    so it never imports anything (safe in multi-threaded parents).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    sigterm = int(signal.SIGTERM)
 
+    def preexec() -> None:
+        prctl(1, sigterm, 0, 0, 0)  # PR_SET_PDEATHSIG
 
-def _port_accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _owns_listener(pid: int, host: str, port: int, log_path: Path | None) -> bool:
-    """True unless we can tell that the socket listening on host:port is not ``pid``'s.
-
-    Tansu does not exit when its listener fails to bind (a worker thread panics with
-    AddrInUse and the process lives on), so a successful probe may come from someone else.
-    """
-    if log_path is not None and log_path.exists():
-        text = log_path.read_text(errors="replace")
-        if "AddrInUse" in text or "panicked" in text:
-            return False
-    proc_tcp = Path("/proc/net/tcp")
-    if not proc_tcp.exists():
-        return True  # not Linux: rely on the log check above
-    want = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
-    inodes = set()
-    for line in proc_tcp.read_text().splitlines()[1:]:
-        f = line.split()
-        if f[1] == want and f[3] == "0A":  # LISTEN
-            inodes.add(f"socket:[{f[9]}]")
-    try:
-        fds = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
-        return False  # process gone
-    for fd in fds:
-        try:
-            if os.readlink(fd) in inodes:
-                return True
-        except OSError:
-            continue
-    return False
+    return preexec
 
 
 def _log_tail(path: Path | None, lines: int = 20) -> str:
@@ -320,7 +237,7 @@ class EmbeddedBroker:
         raise last
 
     def _start_once(self, port: int) -> None:
-        if _port_accepts(self.host, port):
+        if port_accepts(self.host, port):
             raise BrokerStartError(f"{self.host}:{port} is already in use")
         if self._log_path_arg:
             self.log_path, self._own_log = self._log_path_arg, False
@@ -329,7 +246,7 @@ class EmbeddedBroker:
             os.close(fd)
             self.log_path, self._own_log = Path(name), True
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
                 self.command(port),
                 stdin=subprocess.DEVNULL,
@@ -337,7 +254,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_deathsig_preexec if self.die_with_parent else None,
+                preexec_fn=_deathsig_preexec() if self.die_with_parent else None,
             )
         self.port = port
         with _live_lock:
@@ -355,7 +272,7 @@ class EmbeddedBroker:
                 if time.monotonic() > deadline:
                     problem = f"tansu not ready after {self.startup_timeout}s"
                 time.sleep(0.05)
-            elif not _owns_listener(self._proc.pid, self.host, port, self.log_path):
+            elif not owns_listener(self._proc.pid, self.host, port, self.log_path):
                 problem = "the port is served by another process"
             elif (self.host, port) not in advertised:
                 problem = f"tansu advertises {advertised}"

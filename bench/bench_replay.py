@@ -1,0 +1,176 @@
+"""Replay throughput of the core on a generated ticket workload (see bench/generate_tickets.py).
+
+    python bench/generate_tickets.py --tickets 100000
+    python bench/bench_replay.py bench/out/tickets-100000-s42.jsonl [--agreements DIR] [--until TIME]
+                                 [--profile] [--tracemalloc] [--outputs FILE] [--json]
+
+Same path as ``escalation replay``: ``escalation.replay.replay`` reads the JSONL file line by line
+(decode -> Processor.advance_to -> Processor.apply) and every output is serialised with orjson and
+written to a sink (``/dev/null`` unless ``--outputs FILE`` keeps them, e.g. to compare outputs
+byte for byte before and after an optimisation). Single-threaded, one core.
+
+Prints events, outputs by type, wall time, events/s, outputs/s, peak memory and memory per open
+incident. Memory is the ru_maxrss growth during the run by default (cheap, includes allocator
+slack); ``--tracemalloc`` measures Python allocations exactly but slows the run ~2-3x, so its
+timing figures are not comparable. The peak number of open incidents (opened and not yet
+closed/cancelled) is counted by a thin Processor subclass. ``--profile`` runs under cProfile and
+prints the top 15 functions by cumulative and by own time (timings then include profiler overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import os
+import pstats
+import resource
+import sys
+import time
+import tracemalloc
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from escalation.agreement.loader import load_agreements  # noqa: E402
+from escalation.core.processor import Processor  # noqa: E402
+from escalation.core.registry import Registry  # noqa: E402
+from escalation.replay import replay  # noqa: E402
+
+_ENDS = frozenset(("ticket.closed", "ticket.cancelled"))
+
+
+class CountingProcessor(Processor):
+    """Processor that also tracks how many incidents are open (opened, not closed) at the peak."""
+
+    open_now = 0
+    open_peak = 0
+
+    def apply(self, event):
+        applied = super().apply(event)
+        if not applied.duplicate:
+            if event.type == "ticket.opened":
+                self.open_now += 1
+                if self.open_now > self.open_peak:
+                    self.open_peak = self.open_now
+            elif event.type in _ENDS:
+                self.open_now -= 1
+        return applied
+
+
+def _maxrss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | None,
+        profile: bool, trace: bool) -> dict:
+    registry = Registry(load_agreements([agreements]))
+    engine = CountingProcessor(registry)
+    sink = open(outputs, "wb") if outputs else open(os.devnull, "wb")
+    rejects: list[dict] = []
+    dumps = orjson.dumps
+
+    def emit(out: dict) -> None:
+        sink.write(dumps(out) + b"\n")
+
+    gc.collect()
+    rss_before = _maxrss_bytes()
+    profiler = cProfile.Profile() if profile else None
+    if trace:
+        tracemalloc.start()
+    with events.open("rb") as lines:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        if profiler:
+            profiler.enable()
+        stats = replay(registry, lines, emit, rejects.append, until, processor=engine)
+        if profiler:
+            profiler.disable()
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+    sink.close()
+    result = {
+        "events_file": str(events), "lines": stats.lines, "events": stats.events, "rejected": stats.rejected,
+        "duplicates": stats.duplicates, "late": stats.late, "outputs": sum(stats.outputs.values()),
+        "outputs_by_type": dict(stats.outputs.most_common()), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+        "events_per_s": round(stats.events / wall), "outputs_per_s": round(sum(stats.outputs.values()) / wall),
+        "open_peak": engine.open_peak, "incidents_retained": len(engine.incidents),
+        "open_at_end": engine.open_now,
+        "maxrss_delta_bytes": _maxrss_bytes() - rss_before, "maxrss_bytes": _maxrss_bytes(),
+        "profiled": profile, "tracemalloc": trace,
+    }
+    if trace:
+        current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        result.update(traced_peak_bytes=peak, traced_retained_bytes=current)
+    peak_mem = result.get("traced_peak_bytes", result["maxrss_delta_bytes"])
+    result["peak_bytes_per_open_incident"] = round(peak_mem / max(engine.open_peak, 1))
+    result["retained_bytes_per_incident"] = (round(result["traced_retained_bytes"] / max(len(engine.incidents), 1))
+                                             if trace else None)
+    if rejects:
+        result["first_rejects"] = rejects[:3]
+    if profiler:
+        result["profile"] = {}
+        for key in ("cumulative", "tottime"):
+            buf = io.StringIO()
+            pstats.Stats(profiler, stream=buf).strip_dirs().sort_stats(key).print_stats(15)
+            result["profile"][key] = buf.getvalue()
+    return result
+
+
+def report(r: dict) -> str:
+    lines = [
+        f"events file        {r['events_file']}",
+        f"events             {r['events']} ({r['rejected']} rejected, {r['duplicates']} duplicate, {r['late']} late)",
+        f"outputs            {r['outputs']}",
+        *(f"  {k:<24} {v}" for k, v in r["outputs_by_type"].items()),
+        f"wall time          {r['wall_s']:.2f} s (CPU {r['cpu_s']:.2f} s)" + ("  (under cProfile)" if r["profiled"] else "")
+        + ("  (under tracemalloc)" if r["tracemalloc"] else ""),
+        f"events/s           {r['events_per_s']:,}",
+        f"outputs/s          {r['outputs_per_s']:,}",
+        f"open incidents     peak {r['open_peak']:,}, at end {r['open_at_end']:,}; "
+        f"incident records retained {r['incidents_retained']:,}",
+        f"peak RSS           {_mib(r['maxrss_bytes'])} (growth during run {_mib(r['maxrss_delta_bytes'])})",
+    ]
+    if r["tracemalloc"]:
+        lines += [
+            f"traced peak        {_mib(r['traced_peak_bytes'])}, retained at end {_mib(r['traced_retained_bytes'])}",
+            f"per open incident  {r['peak_bytes_per_open_incident']:,} B (traced peak / peak open)",
+            f"per incident kept  {r['retained_bytes_per_incident']:,} B (retained / incident records)",
+        ]
+    else:
+        lines.append(f"per open incident  {r['peak_bytes_per_open_incident']:,} B (RSS growth / peak open)")
+    for key, text in r.get("profile", {}).items():
+        lines += [f"--- cProfile top 15 by {key} ---", text.rstrip()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("events", nargs="?", type=Path, default=ROOT / "bench" / "out" / "tickets-100000-s42.jsonl",
+                        help="JSONL ticket events (default bench/out/tickets-100000-s42.jsonl)")
+    parser.add_argument("--agreements", type=Path, help="agreement dir (default <events dir>/agreements)")
+    parser.add_argument("--until", help="advance the clock to this RFC 3339 instant at the end (as replay --until)")
+    parser.add_argument("--outputs", type=Path, help="write outputs JSONL here instead of /dev/null")
+    parser.add_argument("--profile", action="store_true", help="run under cProfile, print top 15 cumulative/tottime")
+    parser.add_argument("--tracemalloc", action="store_true", help="measure memory with tracemalloc (slower run)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    if not args.events.exists():
+        parser.error(f"{args.events} not found; generate it with bench/generate_tickets.py")
+    until = datetime.fromisoformat(args.until.replace("Z", "+00:00")) if args.until else None
+    result = run(args.events, args.agreements or args.events.parent / "agreements", until, args.outputs,
+                 args.profile, args.tracemalloc)
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if args.json else report(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Period reports: per agreement and reporting period, what happened and what it cost.
+
+Figures are fed from the outputs as they are produced (``record``): tickets opened per priority,
+``sla.met``/``sla.breached`` per clock and priority, escalations, penalties, burn-rate alerts, SLO
+attainment and credits. When the period closes, ``report.published`` (subject: agreement id)
+carries them with the money totals and the cap, as the ledger has them.
+
+Invariants:
+- A reporting period opens with the first activity of its agreement in it (a ticket opened, any
+  recorded output, a metric slice) and then every following period opens when the previous one
+  closes, until the agreement's validity ends: once reporting starts, every month has a report.
+- Figures for a period already published are dropped (corrections are made by replaying history).
+- The per-period record is a JSON-ready dict, so ``to_dict``/``from_dict`` are copies.
+- Only agreements with a ``reporting`` section are reported on.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from .compiled import CompiledAgreement
+from .ledger import Ledger, cap_limit, money
+from .outputs import cloudevent, utc
+from .periods import Period, by_label, following, period_at, to_dt, to_us
+from .registry import Registry
+from .slo_compiled import validity_us
+
+_BY_PERIOD_FIELD = ("penalty.assessed", "credit.issued", "slo.attainment", "slo.no_data")
+RECORDED = {"sla.met", "sla.breached", "escalation.triggered", "slo.burn_rate", *_BY_PERIOD_FIELD}
+
+
+def _fresh(p: Period) -> dict:
+    return {"start_us": p.start_us, "end_us": p.end_us, "opened": {}, "met": {}, "breached": {},
+            "escalations": 0, "penalties": {"count": 0, "amount": "0.00", "capped": 0},
+            "credits": [], "slos": [], "alerts": {}}
+
+
+@dataclass(slots=True)
+class ReportState:
+    periods: dict[str, dict] = field(default_factory=dict)
+    closed_until_us: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"periods": copy.deepcopy(self.periods), "closed_until_us": self.closed_until_us}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReportState":
+        return cls(copy.deepcopy(d["periods"]), d["closed_until_us"])
+
+
+class Reports:
+    """Report figures of every reporting agreement; ``touch``/``record`` return periods to schedule."""
+
+    def __init__(self, registry: Registry):
+        self._revisions: dict[str, list[tuple[CompiledAgreement, tuple[int, int]]]] = {}
+        for compiled in sorted(registry, key=lambda c: (c.id, -c.revision)):
+            self._revisions.setdefault(compiled.id, []).append((compiled, validity_us(compiled)))
+        self.states: dict[str, ReportState] = {}
+
+    def compiled_at(self, agreement: str, at_us: int) -> CompiledAgreement | None:
+        revisions = self._revisions.get(agreement)
+        if not revisions:
+            return None
+        return next((c for c, (a, b) in revisions if a <= at_us < b), revisions[0][0])
+
+    def touch(self, agreement: str, at_us: int, label: str | None = None) -> tuple[Period | None, dict | None]:
+        """The open figures of the period at ``at_us`` (or ``label``), opening it if needed.
+
+        Returns (newly opened period or None, figures or None when not reported / already closed).
+        """
+        compiled = self.compiled_at(agreement, at_us)
+        if compiled is None or compiled.agreement.reporting is None:
+            return None, None
+        p = by_label(compiled.tz, label) if label else period_at(compiled.tz, at_us)
+        st = self.states.setdefault(agreement, ReportState())
+        if p.label in st.periods:
+            return None, st.periods[p.label]
+        if st.closed_until_us is not None and p.start_us < st.closed_until_us:
+            return None, None
+        st.periods[p.label] = _fresh(p)
+        return p, st.periods[p.label]
+
+    def record(self, out: dict) -> Period | None:
+        """Count one output into its period's figures; returns a newly opened period, if any."""
+        kind, d = out["type"], out["data"]
+        agreement = d.get("agreement") if isinstance(d, dict) else None
+        if kind not in RECORDED or agreement not in self._revisions:
+            return None
+        at_us = to_us(datetime.fromisoformat(out["time"]))
+        opened, fig = self.touch(agreement, at_us, d["period"] if kind in _BY_PERIOD_FIELD else None)
+        if fig is not None:
+            _tally(fig, kind, d)
+        return opened
+
+    def ticket_opened(self, agreement: str, at_us: int, priority: str) -> Period | None:
+        opened, fig = self.touch(agreement, at_us)
+        if fig is not None:
+            fig["opened"][priority] = fig["opened"].get(priority, 0) + 1
+        return opened
+
+    def close(self, agreement: str, label: str, at: datetime, ledger: Ledger) -> tuple[dict, Period | None]:
+        """``report.published`` for ``label`` and the next period to open (None past validity)."""
+        st = self.states[agreement]
+        fig = st.periods.pop(label)
+        st.closed_until_us = max(st.closed_until_us or fig["end_us"], fig["end_us"])
+        compiled = self.compiled_at(agreement, fig["start_us"])
+        out = report_notice(compiled, label, fig, at, ledger)
+        nxt = following(compiled.tz, by_label(compiled.tz, label))
+        if nxt.label in st.periods or nxt.start_us >= validity_us(compiled)[1]:
+            return out, None
+        st.periods[nxt.label] = _fresh(nxt)
+        return out, nxt
+
+
+def _tally(fig: dict, kind: str, d: dict) -> None:
+    if kind in ("sla.met", "sla.breached"):
+        key = f"{d['clock']}/{d['priority']}"
+        bucket = fig["met" if kind == "sla.met" else "breached"]
+        bucket[key] = bucket.get(key, 0) + 1
+    elif kind == "escalation.triggered":
+        fig["escalations"] += 1
+    elif kind == "penalty.assessed":
+        pen = fig["penalties"]
+        pen["count"] += 1
+        pen["amount"] = str(money(Decimal(pen["amount"]) + Decimal(d["amount"])))
+        pen["capped"] += bool(d["capped"])
+    elif kind == "credit.issued":
+        fig["credits"].append({k: d[k] for k in ("remedy", "slo", "attainment", "credit_percent", "amount", "capped")})
+    elif kind == "slo.attainment":
+        fig["slos"].append({k: d[k] for k in ("slo", "service", "attainment", "objective", "met", "good", "total", "excluded")})
+    elif kind == "slo.no_data":
+        fig["slos"].append({"slo": d["slo"], "service": d["service"], "no_data": True, "objective": d["objective"]})
+    elif kind == "slo.burn_rate" and d["state"] == "firing":
+        fig["alerts"][d["severity"]] = fig["alerts"].get(d["severity"], 0) + 1
+
+
+def _clocks(compiled: CompiledAgreement, fig: dict) -> dict:
+    out: dict = {}
+    for clock, priority in compiled.targets:
+        key = f"{clock}/{priority}"
+        out.setdefault(clock, {})[priority] = {"met": fig["met"].get(key, 0), "breached": fig["breached"].get(key, 0)}
+    return out
+
+
+def summary(compiled: CompiledAgreement, label: str, fig: dict, ledger: Ledger) -> dict:
+    a = compiled.agreement
+    penalties = Decimal(fig["penalties"]["amount"])
+    credits = money(sum((Decimal(c["amount"]) for c in fig["credits"]), Decimal("0")))
+    limit, charged = cap_limit(compiled), ledger.assessed.get(label, Decimal("0.00"))
+    return {
+        "tickets": {"opened": {p: fig["opened"].get(p, 0) for p in a.priorities},
+                    "opened_total": sum(fig["opened"].values())},
+        "clocks": _clocks(compiled, fig), "escalations": fig["escalations"],
+        "slos": fig["slos"], "burn_rate_alerts": dict(sorted(fig["alerts"].items())),
+        "penalties": dict(fig["penalties"]), "credits": fig["credits"],
+        "totals": {"penalties": str(penalties), "credits": str(credits), "total": str(money(penalties + credits)),
+                   "currency": a.currency, "cap_limit": None if limit is None else str(limit),
+                   "cap_left": None if limit is None else str(max(limit - charged, Decimal("0.00")))},
+    }
+
+
+def report_notice(compiled: CompiledAgreement, label: str, fig: dict, at: datetime, ledger: Ledger) -> dict:
+    a = compiled.agreement
+    body = summary(compiled, label, fig, ledger)
+    deliver = [{"name": n, **a.notification_targets[n].model_dump()} for n in a.reporting.deliver_to
+               if n in a.notification_targets]
+    t = body["totals"]
+    data = {
+        "agreement": a.id, "revision": a.revision, "period": label, "period_start": utc(to_dt(fig["start_us"])),
+        "period_end": utc(to_dt(fig["end_us"])), "currency": a.currency, "summary": body, "deliver_to": deliver,
+        "headline": (f"{a.id} {label}: {body['tickets']['opened_total']} tickets, penalties {t['penalties']}, "
+                     f"credits {t['credits']} {a.currency}"),
+        "explain": {"reason": "reporting period closed", "clause": "reporting"},
+    }
+    return cloudevent(compiled.source, "report.published", a.id, at, (label,), data)
