@@ -66,6 +66,8 @@ def threshold_notice(compiled: CompiledAgreement, incident: Incident, name: str,
     else:
         summary = f"{incident.ticket} {incident.priority} {name} breached: target {rule.within_text} passed at {utc(deadline)}"
         reason = f"{name} passed its target {rule.within_text}"
+    # Warnings and breaches go to whoever holds the ticket; escalation levels name their own recipients.
+    data["recipients"] = recipients(compiled, incident, ["assignee"]) if incident.assignee or incident.group else []
     data.update(due=utc(deadline), severity=SEVERITY[type_], summary=summary,
                 explain=explain(compiled, incident, name, clock, rule, at, thr.clause, reason, due))
     return cloudevent(compiled.source, type_, incident.ticket, at, (name, clock.cycle, thr.key), data)

@@ -18,6 +18,8 @@ import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from escalation.agreement.durations import iso_duration
+
 from .events import MetricObserved, Rejected, TicketOpened
 from .incident import PenaltyDue, advance, apply_event, next_due, open_incident
 from .ledger import Ledger, assess_penalty
@@ -31,6 +33,14 @@ class Applied:
     outputs: list
     duplicate: bool = False
     late_by: object = None
+
+
+def _note_lateness(outputs: list, event, late) -> None:
+    """Outputs caused by a late event say so in their explain block (DESIGN.md §6)."""
+    note = {"event": event.id, "event_time": event.time.isoformat(), "late_by": iso_duration(late)}
+    for out in outputs:
+        if isinstance(out, dict):
+            out["data"]["explain"]["late_event"] = note
 
 
 @dataclass
@@ -79,6 +89,8 @@ class Processor:
             outputs = apply_event(compiled, incident, event)
         self.now = max(self.now or event.time, event.time)
         self._schedule(compiled, incident)
+        if late is not None:
+            _note_lateness(outputs, event, late)
         return Applied(self._settle(outputs), late_by=late)
 
     def advance_to(self, until: datetime, inclusive: bool = False) -> list:

@@ -89,3 +89,13 @@ def test_cli_replay_exits_nonzero_on_an_unusable_agreement(tmp_path):
     result = subprocess.run([sys.executable, "-m", "escalation.cli", "replay", "--agreements", str(bad), "--events", str(events)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 1 and f"{bad}:1: id: Field required" in result.stderr
+
+
+def test_outputs_of_a_late_event_record_the_lateness():
+    # the ack stamped 08:10 is read after an event at 08:12: applied at its own time, met, noted late
+    ev = (Events().open(OPEN).open("2026-03-02T08:12:00Z", ticket="INC-2")
+          .add("acknowledged", "2026-03-02T08:10:00Z"))
+    outputs, _, _ = run(ev)
+    met = [o for o in outputs if o["type"] == "sla.met"]
+    assert [(o["time"], o["data"]["elapsed"]) for o in met] == [("2026-03-02T08:10:00+00:00", "PT10M")]
+    assert met[0]["data"]["explain"]["late_event"]["late_by"] == "PT2M"
