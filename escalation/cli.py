@@ -114,5 +114,11 @@ from .cli_history import register as _register_history  # noqa: E402
 _register_history(main)
 
 
+# Live engine: run, topics (escalation/live/run.py).
+from .live.run import register as _register_live  # noqa: E402
+
+_register_live(main)
+
+
 if __name__ == "__main__":
     main()

@@ -250,16 +250,16 @@ def _print_backtest(result, limit: int) -> None:
             console.print(f"[bold]{label}[/bold]: {shown}{more}")
 
     t = Table(title="Penalties and credits per period")
-    for c in ("kind", "period", "currency", "A", "B", "delta", "count A", "count B", "capped A", "capped B"):
-        t.add_column(c, justify="left" if c in ("kind", "period", "currency") else "right")
+    for c in ("kind", "period", "cur", "A", "B", "delta", "count A→B", "capped A→B"):
+        t.add_column(c, justify="left" if c in ("kind", "period", "cur") else "right", no_wrap=True)
     for r in data["money"]["periods"]:
-        t.add_row(r["kind"], r["period"], r["currency"], r["a"], r["b"], _signed(r["delta"]), str(r["count_a"]),
-                  str(r["count_b"]), str(r["capped_a"]), str(r["capped_b"]))
+        t.add_row(r["kind"], r["period"], r["currency"], r["a"], r["b"], _signed(r["delta"]),
+                  f"{r['count_a']}→{r['count_b']}", f"{r['capped_a']}→{r['capped_b']}")
     for r in data["money"]["totals"]:
-        t.add_row(f"[bold]{r['kind']} total[/bold]", "", r["currency"], r["a"], r["b"], _signed(r["delta"]),
-                  str(r["count_a"]), str(r["count_b"]), "", "")
+        t.add_row(f"[bold]{r['kind']}[/bold]", "[bold]total[/bold]", r["currency"], r["a"], r["b"],
+                  _signed(r["delta"]), f"{r['count_a']}→{r['count_b']}", "")
     if not data["money"]["periods"]:
-        t.add_row("(none)", "", "", "0.00", "0.00", "0.00", "0", "0", "0", "0")
+        t.add_row("(none)", "", "", "0.00", "0.00", "+0.00", "0→0", "0→0")
     console.print(t)
     if result.penalty_changes:
         shown = ", ".join(f"{c['ticket']} {c['a']}→{c['b']}" for c in result.penalty_changes[:limit])

@@ -23,6 +23,7 @@ Invariants:
   windows; with 1-minute slices the 1-minute-bucket windows are exact.
 - A slice spread over several buckets is split proportionally to its time in each.
 - Data older than a ring's span is ignored for that ring (it still counts for attainment).
+- "Exceeds" is strict and ignores float noise (relative 1e-9): exactly 1x does not fire a 1x rule.
 - Evaluation happens at slice ends in increasing time; an out-of-order slice adds its counts but
   does not evaluate (time does not go back). No data in a window -> rate 0 (not firing).
 - Everything is plain floats updated in a fixed order, so a state carried over with
@@ -35,12 +36,14 @@ import math
 from array import array
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from escalation.agreement.durations import iso_duration, parse_duration
 from escalation.agreement.models import BurnRateRule, Slo
 
 _MIN, _HOUR = 60_000_000, 3_600_000_000
 _EPS = 1e-9
+_REL = 1e-9          # relative tolerance of "exceeds the factor"
 GOOGLE_DEFAULT = (
     BurnRateRule(long_window="1h", short_window="5m", factor=14.4, severity="page"),
     BurnRateRule(long_window="6h", short_window="30m", factor=6, severity="page"),
@@ -98,7 +101,8 @@ def compile_burn(slo: Slo, clause: str, slo_window_us: int | None) -> BurnSpec |
              f"{clause}.burn_rate_alerts" + ("" if spec == "google-default" else f"[{i}]"),
              lengths.index(_us(r.long_window)), lengths.index(_us(r.short_window)), float(r.factor), r.severity)
         for i, r in enumerate(rules_in))
-    return BurnSpec(rules, rings, windows, ring_windows, 1.0 - slo.objective / 100.0,
+    budget = float((Decimal(100) - Decimal(repr(slo.objective))) / 100)  # 99.9 -> 0.001, not 0.000999...
+    return BurnSpec(rules, rings, windows, ring_windows, budget,
                     lengths.index(slo_window_us) if slo_window_us else None)
 
 
@@ -189,6 +193,11 @@ def rate(spec: BurnSpec, good: float, total: float) -> float:
     return err / spec.budget
 
 
+def _above(value: float, factor: float) -> bool:
+    """Strictly above, ignoring float noise: 1.0000000000001x does not exceed 1x."""
+    return value > factor * (1 + _REL)
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     rule: Rule
@@ -222,7 +231,7 @@ def evaluate(spec: BurnSpec, st: BurnState, t_us: int) -> list[Transition]:
     out = []
     for i, rule in enumerate(spec.rules):
         long, short = window_sum(spec, st, rule.long_w, t_us), window_sum(spec, st, rule.short_w, t_us)
-        firing = rate(spec, *long) > rule.factor and rate(spec, *short) > rule.factor
+        firing = _above(rate(spec, *long), rule.factor) and _above(rate(spec, *short), rule.factor)
         if firing != st.firing[i]:
             st.firing[i] = firing
             st.transitions[i] += 1

@@ -62,7 +62,7 @@ def open_incident(compiled: CompiledAgreement, event: TicketOpened) -> tuple[Inc
 
 def apply_event(compiled: CompiledAgreement, incident: Incident, event) -> list:
     """Apply one ticket event (not ``ticket.opened``); Rejected if it does not fit the lifecycle."""
-    _handoff[0] = _handoff[1] = None
+    _handoff[0] = None
     lifecycle = lifecycle_for(compiled.source).fire(incident.lifecycle, incident.acknowledged, event.type, incident.ticket)
     t = max(event.time, incident.last_time)
     incident.last_time = t
@@ -208,7 +208,7 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
         fired = clock.fired
         if status == RUNNING:
             for index, thr in enumerate(rule.thresholds):
-                if thr.key not in fired and _applies(incident, thr, compiled):
+                if thr.key not in fired and (thr.kind != LEVEL or _applies(incident, thr, compiled)):
                     due = ck.due_of(clock, rule.calendar, thr.offset)
                     at = last_time if last_time > due else due  # max(due, last_time), same object
                     if best is None or at < best_at:
@@ -231,16 +231,18 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
 # The next pending item found by the last ``advance`` call, handed to the ``next_due`` call that
 # follows it (the processor reschedules an incident right after advancing it): this halves the
 # work of finding it. Single use, keyed by identity, and dropped by every entry point that
-# changes an incident, so it can only ever describe the incident's current state.
-_handoff: list = [None, None]  # [incident, item]
+# changes an incident, so it can only ever describe the incident's current state. One slot
+# holding one (incident, item) tuple, so it is read and replaced atomically.
+_handoff: list = [None]
 
 
 def next_due(compiled: CompiledAgreement, incident: Incident) -> datetime | None:
     if incident.lifecycle == "closed":
         return None
-    if _handoff[0] is incident:
-        item = _handoff[1]
-        _handoff[0] = _handoff[1] = None
+    handed = _handoff[0]
+    if handed is not None and handed[0] is incident:
+        _handoff[0] = None
+        item = handed[1]
     else:
         item = _next_item(compiled, incident)
     return None if item is None else item[0]
@@ -248,7 +250,7 @@ def next_due(compiled: CompiledAgreement, incident: Incident) -> datetime | None
 
 def advance(compiled: CompiledAgreement, incident: Incident, until: datetime, inclusive: bool) -> list:
     """Fire, in time order, everything due before ``until`` (or at it, when ``inclusive``)."""
-    _handoff[0] = _handoff[1] = None
+    _handoff[0] = None
     outputs: list = []
     if incident.lifecycle == "closed":
         return outputs
@@ -257,7 +259,7 @@ def advance(compiled: CompiledAgreement, incident: Incident, until: datetime, in
         if at > until or (at == until and not inclusive):
             break
         outputs += _fire(compiled, incident, *item[3:], at)
-    _handoff[0], _handoff[1] = incident, item
+    _handoff[0] = (incident, item)
     return outputs
 
 

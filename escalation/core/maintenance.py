@@ -13,8 +13,8 @@ Rules:
   01:00Z); an ambiguous one (fall-back) takes its first occurrence. Same rule as calendars.
 - Occurrences of all windows excluding one SLO are merged into sorted, disjoint intervals.
 
-Occurrences are computed lazily per (SLO, period) and cached on the compiled agreement's
-``Maintenance`` object; the cache keeps the most recent periods only (``_CACHE_PERIODS``).
+Occurrences are computed lazily per (set of windows, period) and cached on the compiled
+agreement's ``Maintenance`` object; the cache keeps the most recent entries only (``_CACHE_PERIODS``).
 """
 
 from __future__ import annotations
@@ -98,19 +98,24 @@ class Maintenance:
 
     def __init__(self, agreement: Agreement):
         self.windows = compile_windows(agreement)
-        self._excludes = {w for window in self.windows for w in window.excluded_from}
-        self._cache: dict[tuple[str, str], Intervals] = {}
+        self._for: dict[str, tuple[int, ...]] = {}   # SLO id -> indexes of the windows excluding it
+        for i, window in enumerate(self.windows):
+            for slo_id in window.excluded_from:
+                self._for[slo_id] = self._for.get(slo_id, ()) + (i,)
+        self._cache: dict[tuple[tuple[int, ...], str], Intervals] = {}
 
     def excludes(self, slo_id: str) -> bool:
-        return slo_id in self._excludes
+        return slo_id in self._for
 
     def excluded(self, slo_id: str, period: Period) -> Intervals:
-        """Merged maintenance intervals excluding ``slo_id`` inside ``period``."""
-        key = (slo_id, period.label)
+        """Merged maintenance intervals excluding ``slo_id`` inside ``period``.
+
+        Cached per (set of windows, period): SLOs excluded by the same windows share one entry.
+        """
+        key = (self._for.get(slo_id, ()), period.label)
         hit = self._cache.get(key)
         if hit is None:
-            pieces = [p for w in self.windows if slo_id in w.excluded_from
-                      for p in occurrences(w, period.start_us, period.end_us)]
+            pieces = [p for i in key[0] for p in occurrences(self.windows[i], period.start_us, period.end_us)]
             if len(self._cache) >= _CACHE_PERIODS:
                 self._cache.pop(next(iter(self._cache)))
             hit = self._cache[key] = merge(pieces)

@@ -9,6 +9,7 @@ one incident clock, ``severity`` for notifications, and the ``explain`` block.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from escalation.agreement.durations import iso_duration
 
@@ -19,22 +20,26 @@ from .state import ClockState, Incident
 
 SEVERITY = {"sla.warning": "warning", "sla.breached": "error", "sla.met": "info"}
 
+# Targets, warning fractions, PT0S pauses: the same few durations are formatted over and over.
+_iso = lru_cache(maxsize=4096)(iso_duration)
+
 
 def dedup_key(incident: Incident, clock: str) -> str:
     return f"{incident.agreement}/{incident.ticket}/{clock}"
 
 
 def explain(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState, rule: TargetRule,
-            at: datetime, clause: str, reason: str, due: datetime | None = None) -> dict:
+            at: datetime, clause: str, reason: str, due: datetime | None = None, *, elapsed: str | None = None) -> dict:
+    """``elapsed``: the clock's elapsed time at ``at`` already formatted, when the caller has it."""
     out = {
         "reason": reason,
         "clause": clause,
-        "target": iso_duration(rule.within),
+        "target": _iso(rule.within),
         "within": rule.within_text,
         "calendar": rule.calendar_name,
         "priority": incident.priority,
-        "elapsed": iso_duration(elapsed_at(clock, rule.calendar, at)),
-        "paused": iso_duration(paused_total(clock, at)),
+        "elapsed": _iso(elapsed_at(clock, rule.calendar, at)) if elapsed is None else elapsed,
+        "paused": _iso(paused_total(clock, at)),
         "cycle": clock.cycle,
         "cycle_start": utc(clock.cycle_start),
         "policy": clock.note,
@@ -48,7 +53,7 @@ def _base(incident: Incident, name: str, clock: ClockState, rule: TargetRule, at
     return {
         "ticket": incident.ticket, "agreement": incident.agreement, "revision": incident.revision,
         "service": incident.service, "priority": incident.priority, "clock": name, "cycle": clock.cycle,
-        "target": iso_duration(rule.within), "elapsed": iso_duration(elapsed_at(clock, rule.calendar, at)),
+        "target": _iso(rule.within), "elapsed": _iso(elapsed_at(clock, rule.calendar, at)),
         "dedup_key": dedup_key(incident, name),
     }
 
@@ -69,7 +74,7 @@ def threshold_notice(compiled: CompiledAgreement, incident: Incident, name: str,
     # Warnings and breaches go to whoever holds the ticket; escalation levels name their own recipients.
     data["recipients"] = recipients(compiled, incident, ["assignee"]) if incident.assignee or incident.group else []
     data.update(due=utc(deadline), severity=SEVERITY[type_], summary=summary,
-                explain=explain(compiled, incident, name, clock, rule, at, thr.clause, reason, due))
+                explain=explain(compiled, incident, name, clock, rule, at, thr.clause, reason, due, elapsed=data["elapsed"]))
     return cloudevent(compiled.source, type_, incident.ticket, at, (name, clock.cycle, thr.key), data)
 
 
@@ -79,7 +84,8 @@ def met_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock
     data.update(
         due=utc(deadline), severity="info",
         summary=f"{incident.ticket} {incident.priority} {name} met: {data['elapsed']} of {rule.within_text}",
-        explain=explain(compiled, incident, name, clock, rule, at, rule.clause, f"{name} stopped by {stopped_by} before its target"),
+        explain=explain(compiled, incident, name, clock, rule, at, rule.clause, f"{name} stopped by {stopped_by} before its target",
+                        elapsed=data["elapsed"]),
     )
     return cloudevent(compiled.source, "sla.met", incident.ticket, at, (name, clock.cycle, "met", clock.stops), data)
 
@@ -119,7 +125,7 @@ def level_notice(compiled: CompiledAgreement, incident: Incident, name: str, clo
     names = ", ".join(level.notify)
     data["summary"] = f"{incident.ticket} {incident.priority} escalated to level {level.level} ({names})" + (
         f", repeat {repeat}/{level.repeat.times}" if repeat else "")
-    data["explain"] = explain(compiled, incident, name, clock, rule, at, thr.clause, reason, due)
+    data["explain"] = explain(compiled, incident, name, clock, rule, at, thr.clause, reason, due, elapsed=data["elapsed"])
     return cloudevent(compiled.source, type_, incident.ticket, at, (name, clock.cycle, thr.key, repeat), data)
 
 

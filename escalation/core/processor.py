@@ -7,7 +7,7 @@ only through ``advance_to`` and the events' own times.
 Invariants:
 - ``now`` never goes backwards; ``advance_to(T)`` fires every deadline before T (or at T when
   inclusive) in (instant, incident key) order, so outputs come out in time order and identically
-  on every run.
+  on every run. SLO and reporting period closes (``slo_engine``) are interleaved in that order.
 - ``apply`` either raises ``Rejected`` before changing any state, or applies the event fully.
 - A repeated input ``id`` is ignored (returns no outputs, ``duplicate`` is True).
 """

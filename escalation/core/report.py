@@ -71,6 +71,11 @@ class Reports:
 
         Returns (newly opened period or None, figures or None when not reported / already closed).
         """
+        st = self.states.get(agreement)
+        if st is not None and label is None:
+            for fig in st.periods.values():
+                if fig["start_us"] <= at_us < fig["end_us"]:
+                    return None, fig  # fast path: an open period
         compiled = self.compiled_at(agreement, at_us)
         if compiled is None or compiled.agreement.reporting is None:
             return None, None

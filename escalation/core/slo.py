@@ -44,6 +44,10 @@ def late_reason(cslo: CompiledSlo, st: SloState | None, start_us: int, now_us: i
     Late: its period is closed in the state, or (never opened) the clock already passed the
     instant it would have closed at.
     """
+    if st is not None:
+        for acc in st.periods.values():
+            if acc.start_us <= start_us < acc.end_us:
+                return None  # fast path: an open period
     p = period_at(cslo.compiled.tz, start_us)
     closed_at = st.closed_until_us if st is not None else None
     if closed_at is None or start_us >= closed_at:
@@ -104,8 +108,7 @@ def observe(cslo: CompiledSlo, st: SloState, s: int, e: int, good: float, total:
                 br.add(cslo.burn, st.burn, x, y, good * g, total * g)
     if st.burn is None or not cslo.burn.rules:
         return []
-    at = to_dt(e)
-    return [burn_notice(cslo, st, t, at) for t in br.evaluate(cslo.burn, st.burn, e)]
+    return [burn_notice(cslo, st, t, to_dt(e)) for t in br.evaluate(cslo.burn, st.burn, e)]
 
 
 def attainment(acc: PeriodAcc) -> float | None:

@@ -14,9 +14,9 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
-from escalation.agreement.durations import parse_duration
+from escalation.agreement.durations import BusinessDays, parse_duration
 from escalation.agreement.models import Slo, TieredCredit
 
 from .burn_rate import BurnSpec, compile_burn
@@ -56,6 +56,8 @@ def _window_us(slo: Slo) -> int | None:
     if slo.window == "calendar_month":
         return None
     span = _ROLLING.get(slo.window) or parse_duration(slo.window)
+    if isinstance(span, BusinessDays):
+        span = span.resolve(timedelta(hours=24))  # a rolling window is elapsed time: "5bd" = 5 days
     return span // timedelta(microseconds=1)
 
 
@@ -136,6 +138,3 @@ class SloBook:
             if rev.compiled.revision == revision:
                 return rev.slos[slo_id]
         raise KeyError((agreement, slo_id, revision))
-
-    def first_day_valid(self, agreement: str, day: date) -> bool:
-        return any(r.compiled.valid_on(day) for r in self._revisions.get(agreement, ()))

@@ -7,15 +7,18 @@ Invariants:
 - ``PeriodAcc`` sums what counts toward attainment: ``good``/``total`` after removing time
   outside ``counted_time`` (``uncounted``) and inside maintenance windows (``excluded``), all in
   the slice's units scaled by the fraction of the slice's time involved.
-- ``Stream`` remembers the last ``DEDUP_WINDOW`` input ids of one (service, sli) stream: an id
-  seen there is a duplicate and is ignored. Bounded on purpose: redeliveries are recent.
+- ``Stream`` remembers the last ``DEDUP_WINDOW`` input ids of one (service, sli) stream (as 64-bit
+  digests): an id seen there is a duplicate and is ignored. Bounded on purpose: redeliveries are
+  recent; an older repeat of a slice in a closed period is rejected as late, not counted twice.
 - ``to_dict``/``from_dict`` round-trip exactly (floats via JSON keep their value), so a stream
   split anywhere and carried over gives the same outputs.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import hashlib
+from array import array
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 
 from .burn_rate import BurnState
@@ -68,25 +71,38 @@ class SloState:
         return cls(d["agreement"], d["slo"], d["service"], d["sli"], d["revision"], periods, d["closed_until_us"], burn)
 
 
+def id_hash(event_id: str) -> int:
+    """A stable 64-bit digest of an input id (not Python's per-process ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+
+
 @dataclass(slots=True)
 class Stream:
-    """Recent input ids of one (service, sli) metric stream."""
+    """Recent input ids of one (service, sli) metric stream, as 64-bit digests.
 
-    order: deque = field(default_factory=deque)
-    ids: set = field(default_factory=set)
+    ``order`` is the ring of the last ``DEDUP_WINDOW`` digests in arrival order, ``sorted_`` the same
+    digests sorted for binary search: 16 bytes per remembered id, whatever the ids look like.
+    """
+
+    order: array = field(default_factory=lambda: array("Q"))
+    sorted_: array = field(default_factory=lambda: array("Q"))
 
     def seen(self, event_id: str) -> bool:
-        return event_id in self.ids
+        h = id_hash(event_id)
+        i = bisect_left(self.sorted_, h)
+        return i < len(self.sorted_) and self.sorted_[i] == h
 
     def remember(self, event_id: str) -> None:
-        self.order.append(event_id)
-        self.ids.add(event_id)
+        h = id_hash(event_id)
+        insort(self.sorted_, h)
+        self.order.append(h)
         if len(self.order) > DEDUP_WINDOW:
-            self.ids.discard(self.order.popleft())
+            old = self.order.pop(0)
+            del self.sorted_[bisect_left(self.sorted_, old)]
 
-    def to_dict(self) -> list[str]:
+    def to_dict(self) -> list[int]:
         return list(self.order)
 
     @classmethod
-    def from_dict(cls, ids: list[str]) -> "Stream":
-        return cls(deque(ids), set(ids))
+    def from_dict(cls, hashes: list[int]) -> "Stream":
+        return cls(array("Q", hashes), array("Q", sorted(hashes)))

@@ -44,6 +44,9 @@ _RC = {
     "axes.titleweight": "bold",
 }
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+_ID = re.compile(r'\b(id)="([^"]+)"')
+_REF = re.compile(r'((?:xlink:)?href)="#([^"]+)"')
+_URL_REF = re.compile(r"url\(#([^)]+)\)")
 
 
 def _svg(fig: Figure, name: str) -> str:
@@ -52,6 +55,12 @@ def _svg(fig: Figure, name: str) -> str:
     text = buf.getvalue()
     text = text[text.index("<svg"):]                  # drop the XML prolog and DOCTYPE
     text = _METADATA.sub("", text)                    # RDF metadata: namespace URLs, nothing to show
+    # matplotlib numbers ids per figure (axes_1, line2d_1, ...): prefix them, and the references to
+    # them, so that many charts inline in one page keep every id unique
+    prefix = "c-" + re.sub(r"[^A-Za-z0-9_-]", "-", name) + "-"
+    text = _ID.sub(lambda m: f'{m.group(1)}="{prefix}{m.group(2)}"', text)
+    text = _REF.sub(lambda m: f'{m.group(1)}="#{prefix}{m.group(2)}"', text)
+    text = _URL_REF.sub(lambda m: f"url(#{prefix}{m.group(1)})", text)
     return f'<figure class="chart" id="chart-{name}">{text.strip()}</figure>'
 
 

@@ -18,13 +18,14 @@ engine met, ServiceNow missed
   4. ``priority_target`` - none of the above, and ServiceNow marks at least 90 % of this
      priority's tickets missed however fast they were resolved: its target for the priority is
      much stricter (or its SLA is not a resolution SLA).
-  5. ``priority_changed`` - the priority changed: the agreement measures the kept elapsed time
-     against the new priority's target, ServiceNow may keep the SLA it attached first.
+  5. ``priority_changed`` - the priority changed while open: the agreement measures the kept
+     elapsed time against the target of the priority in force (a breach under an earlier,
+     stricter priority stays), ServiceNow's verdict follows another priority.
   6. ``unexplained``.
 
 engine breached, ServiceNow made it
   1. ``reopened`` - reopened, and the first resolution was inside the target.
-  2. ``priority_changed`` - see above (the agreement measured against the new, stricter target).
+  2. ``priority_changed`` - see above (typically a breach under an earlier, stricter priority).
   3. ``longer_target`` - ServiceNow accepted a resolution that took longer than the agreement's
      target (its target for the priority is longer).
   4. ``unexplained``.
@@ -46,8 +47,9 @@ from escalation.backtest import clock_verdicts
 REASONS = {
     "reopened": "reopened: the agreement resumes the clock and skips the time between resolution and "
                 "reopen; ServiceNow's verdict covers the whole span",
-    "priority_changed": "priority changed: elapsed time is measured against the new priority's target; "
-                        "ServiceNow may keep the SLA it attached first",
+    "priority_changed": "priority changed while open: the engine measures against the target of the priority "
+                        "in force (a breach under an earlier, stricter priority stays); ServiceNow's verdict "
+                        "follows another priority",
     "pauses": "pauses: the agreement stops the clock while Awaiting user/vendor; counted with those spans "
               "the clock would have breached",
     "calendar": "calendar: the agreement counts business hours only; counted 24x7 the ticket took longer "

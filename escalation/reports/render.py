@@ -49,6 +49,13 @@ class Details:
     blocks: list
 
 
+def _charts():
+    """The chart module, imported on first use: Markdown never needs matplotlib."""
+    from . import charts
+
+    return charts
+
+
 def pct(x: float | None) -> str:
     return "–" if x is None else f"{x * 100:.1f} %"
 
@@ -66,8 +73,6 @@ def _limit(rows: list, n: int = MAX_ROWS) -> tuple[list, str | None]:
 
 def blocks(report: dict) -> list:
     """The report as a list of blocks (what both renderers draw)."""
-    from . import charts
-
     out: list = [Heading(1, report["title"])]
     src = report.get("source") or {}
     facts = []
@@ -115,7 +120,7 @@ def blocks(report: dict) -> list:
                                  pct(o["compliance"]), o["escalations"], o["repeats"], o["penalties"], o["credits"],
                                  o["capped"]] for o in ov], numeric=set(range(1, len(cols)))))
         if len(ov) > 1:
-            out.append(Chart(lambda ov=ov, clocks=clocks, aid=aid: charts.verdicts_by_period(ov, clocks, f"{aid}-overview")))
+            out.append(Chart(lambda ov=ov, clocks=clocks, aid=aid: _charts().verdicts_by_period(ov, clocks, f"{aid}-overview")))
         for p in a["periods"]:
             out += _period_blocks(aid, a, p)
 
@@ -125,8 +130,6 @@ def blocks(report: dict) -> list:
 
 
 def _period_blocks(aid: str, a: dict, p: dict) -> list:
-    from . import charts
-
     name = f"{aid}-{p['period']}"
     out: list = [Heading(3, f"{aid} · {p['period']}", f"p-{name}")]
     o = p["overview"]
@@ -146,12 +149,12 @@ def _period_blocks(aid: str, a: dict, p: dict) -> list:
                        _hours(r["max"], r["exact"]), r["breached"], _hours(r["over_target_p50"], r["exact"])]
                       for r in p["counted_time"]], numeric={2, 4, 5, 6, 7, 8, 9}))
     rows = p["counted_time"]
-    out.append(Chart(lambda rows=rows, name=name: charts.counted_time(rows, f"{name}-time")))
+    out.append(Chart(lambda rows=rows, name=name: _charts().counted_time(rows, f"{name}-time")))
 
     out.append(Heading(4, "Breaches"))
     if p["breaches"]:
         by_day, period, clocks = p["breaches_by_day"], p["period"], p["clocks"]
-        out.append(Chart(lambda: charts.breach_timeline(by_day, period, clocks, f"{name}-timeline")))
+        out.append(Chart(lambda: _charts().breach_timeline(by_day, period, clocks, f"{name}-timeline")))
         shown, note = _limit(p["breaches"])
         out.append(Table(["time (UTC)", "ticket", "priority", "clock", "target", "counted"],
                          [[b["time"][:16].replace("T", " "), b["ticket"], b["priority"],
@@ -167,7 +170,7 @@ def _period_blocks(aid: str, a: dict, p: dict) -> list:
         out.append(Table(["policy", "level", "clock", "severity", "triggered", "repeated", "tickets"],
                          [[r["policy"], r["level"], r["clock"], r["severity"], r["triggered"], r["repeated"], r["tickets"]]
                           for r in esc], numeric={1, 4, 5, 6}))
-        out.append(Chart(lambda: charts.escalation_levels(esc, f"{name}-levels")))
+        out.append(Chart(lambda: _charts().escalation_levels(esc, f"{name}-levels")))
     else:
         out.append(Para("No escalations."))
 
@@ -188,7 +191,7 @@ def _period_blocks(aid: str, a: dict, p: dict) -> list:
                              [[c["remedy"], c["slo"], c["attainment"], c["credit_percent"], c["amount"],
                                "yes" if c["capped"] else "no"] for c in m["credits"]], numeric={2, 3, 4}))
         cumulative, cap_limit = m["cumulative"], m.get("cap_limit")
-        out.append(Chart(lambda: charts.money_flow(cumulative, cap_limit, cur, p["period"], f"{name}-money")))
+        out.append(Chart(lambda: _charts().money_flow(cumulative, cap_limit, cur, p["period"], f"{name}-money")))
     else:
         out.append(Para("No penalties or credits."))
 
@@ -213,8 +216,6 @@ def _period_blocks(aid: str, a: dict, p: dict) -> list:
 
 
 def made_sla_blocks(cmp: dict) -> list:
-    from . import charts
-
     out: list = [Heading(2, "Engine verdict vs ServiceNow made_sla", "made-sla")]
     rate = cmp["agreement_rate"]
     out.append(Para(f"Resolution verdict of the engine against ServiceNow's own made_sla for {cmp['compared']} of "
@@ -223,7 +224,7 @@ def made_sla_blocks(cmp: dict) -> list:
     out.append(Table(["engine \\ made_sla", "true (made)", "false (missed)", "unknown"],
                      [[f"engine {k}", c[k]["made"], c[k]["missed"], c[k]["unknown"]] for k in ("met", "breached", "none")],
                      numeric={1, 2, 3}))
-    out.append(Chart(lambda: charts.confusion_matrix(c, "made-sla-confusion")))
+    out.append(Chart(lambda: _charts().confusion_matrix(c, "made-sla-confusion")))
     out.append(Heading(3, "Agreement by (final) priority"))
     out.append(Table(["priority", "agree", "disagree", "rate", "ServiceNow missed"],
                      [[p, r["agree"], r["disagree"], pct(r["rate"]), pct(r["servicenow_missed_share"])]
@@ -237,7 +238,7 @@ def made_sla_blocks(cmp: dict) -> list:
             out.append(Table(["reason", "tickets", "meaning", "examples"],
                              [[r["reason"], r["count"], r["text"], ", ".join(e["ticket"] for e in r["examples"])]
                               for r in rows], numeric={1}))
-    out.append(Chart(lambda: charts.reasons(cmp["reasons"], "made-sla-reasons")))
+    out.append(Chart(lambda: _charts().reasons(cmp["reasons"], "made-sla-reasons")))
     fits = cmp.get("wall_clock_fit") or {}
     if fits:
         out.append(Heading(3, "Does a wall-clock limit explain made_sla?"))

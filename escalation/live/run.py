@@ -1,0 +1,136 @@
+"""``escalation run`` and ``escalation topics`` (DESIGN.md §8, §9).
+
+``run``: settings from flags > ``ESCALATION_*`` env > settings file > defaults; with no broker it
+starts the embedded Tansu broker on 127.0.0.1 (free port) and says so; creates/checks the topics;
+runs one Faust worker in-process until SIGINT/SIGTERM, then stops the broker it started.
+Lifecycle lines go to stderr as ``escalation: ...``; ``escalation: ready`` is printed when the
+worker got its partitions (tests wait for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+
+from escalation.live.settings import load_settings
+
+__all__ = ["register"]
+
+
+def _say(msg: str) -> None:
+    click.echo(f"escalation: {msg}", err=True)
+
+
+def _settings(**flags: Any):
+    try:
+        return load_settings(flags)
+    except Exception as err:  # pydantic ValidationError / ValueError: unusable arguments
+        raise click.UsageError(str(err)) from None
+
+
+def _ensure(settings, bootstrap: str, *, create: bool = True):
+    from escalation.live.topics import TopicMismatchError, ensure_topics, load_topics
+
+    try:
+        return asyncio.run(ensure_topics(bootstrap, settings.topic_prefix, load_topics(), app_id=settings.app_id,
+                                         partitions=settings.partitions, create=create,
+                                         client_kwargs=settings.aiokafka_security()))
+    except TopicMismatchError as err:
+        for problem in err.problems:
+            click.echo(problem, err=True)
+        raise SystemExit(1) from None
+
+
+@click.command("run")
+@click.option("--broker", help="kafka://host:port[,host:port] (env ESCALATION_BROKER); none: embedded broker")
+@click.option("--agreements", type=click.Path(exists=True), help="agreement file or directory (env ESCALATION_AGREEMENTS)")
+@click.option("--topic-prefix", help="topic prefix (env ESCALATION_TOPIC_PREFIX, default 'escalation.')")
+@click.option("--app-id", help="Faust app id = consumer group (env ESCALATION_APP_ID)")
+@click.option("--partitions", type=int, help="partitions of created topics")
+@click.option("--tick-interval", type=float, help="seconds between ticks")
+@click.option("--tick-grace", type=float, help="ticks lag the wall clock by this many seconds")
+@click.option("--profile", type=click.Choice(["auto", "production", "test"]), help="client tuning profile")
+@click.option("--settings", "settings_file", type=click.Path(exists=True, dir_okay=False), help="settings file (TOML/YAML)")
+@click.option("--manual-ticks", is_flag=True, help="no ticker: time moves only by ticks produced externally (tests)")
+@click.option("--demo", is_flag=True, help="feed the bundled example events re-timed to now and print the outputs")
+@click.option("--speed", type=float, default=60.0, show_default=True, help="--demo time compression (event spacing / speed)")
+@click.option("--loglevel", default="WARNING", show_default=True)
+def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_interval, tick_grace, profile,
+                settings_file, manual_ticks, demo, speed, loglevel) -> None:
+    """The live engine: one Kafka worker (embedded broker when none is configured)."""
+    import faust
+
+    from escalation.cli import load_registry
+    from escalation.live.app import build_app
+    from escalation.live.broker import EmbeddedBroker
+
+    flags = dict(broker=broker, agreements=agreements, topic_prefix=topic_prefix, app_id=app_id, partitions=partitions,
+                 tick_interval=tick_interval, tick_grace=tick_grace, profile=profile)
+    try:
+        settings = load_settings(flags, settings_file=settings_file)
+    except Exception as err:
+        raise click.UsageError(str(err)) from None
+    if speed <= 0:
+        raise click.BadParameter("--speed must be > 0")
+    agreements_path = settings.resolve_agreements()
+    registry = load_registry([str(agreements_path)])
+    _say(f"agreements {agreements_path}: {', '.join(registry.ids())}")
+
+    embedded = None
+    try:
+        if settings.embedded:
+            embedded = EmbeddedBroker().start()
+            broker_url, bootstrap = embedded.url, embedded.bootstrap
+            _say(f"no broker configured: started the embedded Tansu broker on {bootstrap} "
+                 f"(memory storage, pid {embedded.pid}); set --broker or ESCALATION_BROKER for a real cluster")
+        else:
+            broker_url, bootstrap = settings.faust_broker_url(), settings.bootstrap_servers()
+            _say(f"broker {settings.broker}")
+        report = _ensure(settings, bootstrap)
+        created = [t.name for t in report.topics if t.action == "created"]
+        _say(f"topics ok ({len(report.topics)}; created {len(created)}) prefix {settings.topic_prefix!r}")
+        app = build_app(settings, registry, broker_url=broker_url, manual_ticks=manual_ticks)
+        names = app.escalation.names
+
+        @app.on_partitions_assigned.connect
+        async def _ready(sender: Any, assigned: Any, **kwargs: Any) -> None:
+            _say(f"ready: {len(assigned)} partitions assigned")
+
+        if demo:
+            from escalation.live.demo import install_demo
+
+            install_demo(app, bootstrap, names, speed, settings.partitions)
+            _say(f"demo: feeding the example events to {names.tickets} (x{speed:g}); outputs follow")
+        _say(f"worker {settings.app_id} starting (ticks: {'manual' if manual_ticks else f'every {settings.tick_interval:g}s, grace {settings.tick_grace:g}s'})")
+        worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, stdout=sys.stderr)
+        worker.execute_from_commandline()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            _say("embedded broker stopped")
+
+
+@click.command("topics")
+@click.option("--broker", help="kafka://host:port[,...] (env ESCALATION_BROKER)")
+@click.option("--topic-prefix", help="topic prefix (env ESCALATION_TOPIC_PREFIX)")
+@click.option("--app-id", help="app id for internal topic names")
+@click.option("--partitions", type=int, help="partitions of created topics")
+@click.option("--check", is_flag=True, help="only check; exit 1 if a topic is missing or differs")
+def topics_command(broker, topic_prefix, app_id, partitions, check) -> None:
+    """Create (or with --check, check) the topics of topics/topics.yaml on a cluster."""
+    settings = _settings(broker=broker, topic_prefix=topic_prefix, app_id=app_id, partitions=partitions)
+    if settings.embedded:
+        raise click.UsageError("no broker configured: give --broker or ESCALATION_BROKER")
+    report = _ensure(settings, settings.bootstrap_servers(), create=not check)
+    for t in report.topics:
+        click.echo(f"{t.action:8} {t.name} ({t.partitions} partitions){' ' + '; '.join(t.notes) if t.notes else ''}")
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(run_command)
+    group.add_command(topics_command)

@@ -1,0 +1,62 @@
+"""Ticks: how wall-clock time enters the live engine (DESIGN.md §6). The only wall-clock read.
+
+Every ``tick_interval`` seconds each worker produces one tick per partition of ``<app_id>-ticks``
+that it currently owns (so N workers never tick a partition twice, and after a rebalance or a
+kill the new owner ticks), value ``{"tick": <now − tick_grace, RFC 3339 UTC>}``. The tickets agent
+consumes ticks in the same stream as ticket events; a tick at T fires every deadline due ≤ T.
+
+Tests run the engine with ``manual_ticks`` and move time with :func:`send_tick`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+__all__ = ["install_ticker", "tick_value", "send_tick", "wall_instant"]
+
+
+def wall_instant(grace: float) -> datetime:
+    """The instant a tick carries now: wall clock minus ``grace`` seconds (UTC)."""
+    return datetime.now(timezone.utc) - timedelta(seconds=grace)
+
+
+def tick_value(instant: datetime) -> bytes:
+    if instant.tzinfo is None:
+        raise ValueError("tick instants need an offset")
+    return orjson.dumps({"tick": instant.astimezone(timezone.utc).isoformat()})
+
+
+def install_ticker(app: Any, ticks_topic: Any, settings: Any) -> None:
+    """Add the ticker timer to ``app``; it ticks the partitions of ``ticks_topic`` this worker owns."""
+    name = ticks_topic.get_topic_name()
+    grace = settings.tick_grace
+
+    @app.timer(settings.tick_interval, name="escalation-ticker")
+    async def _tick() -> None:
+        try:
+            owned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == name)
+        except Exception:  # noqa: BLE001 - consumer not started / rebalancing: skip this beat
+            return
+        if not owned:
+            return
+        value = tick_value(wall_instant(grace))
+        for partition in owned:
+            await ticks_topic.send(key=None, value=value, partition=partition)
+
+
+async def send_tick(bootstrap: str, topic: str, instant: datetime, partitions: list[int] | int,
+                    **client_kwargs: Any) -> None:
+    """Produce a tick at ``instant`` to the given partition(s) (a count means all of 0..n-1)."""
+    from aiokafka import AIOKafkaProducer
+
+    parts = list(range(partitions)) if isinstance(partitions, int) else partitions
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **client_kwargs)
+    await producer.start()
+    try:
+        for p in parts:
+            await producer.send_and_wait(topic, tick_value(instant), partition=p)
+    finally:
+        await producer.stop()

@@ -1,0 +1,324 @@
+"""The live engine on the real broker: `escalation run` as a subprocess (never a mock).
+
+(a) live == replay for the example events with one manual tick at T;
+(b) a deadline fires with no further input (real ticker);
+(c) a malformed record goes to the dead-letter topic and the stream goes on;
+(d) kill -9 of the worker mid-stream and a restart: no deadline missed, only replay's output ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from escalation.live.ticker import send_tick
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+AGREEMENT = ROOT / "examples" / "agreements" / "acme-erp.yaml"
+EVENTS = ROOT / "examples" / "events" / "acme-erp.jsonl"
+PARTITIONS = 4
+T = "2026-03-03T12:00:00+00:00"
+
+
+class Worker:
+    """`escalation run --broker ...` in its own process group; stderr to a log file."""
+
+    def __init__(self, broker, ns, tmp: Path, *extra: str, agreements: Path = AGREEMENT, name: str = "worker"):
+        self.log_path = tmp / f"{name}.stderr"
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "escalation.cli", "run", "--broker", broker.url, "--app-id", ns.app_id,
+             "--topic-prefix", ns.prefix, "--agreements", str(agreements), "--partitions", str(PARTITIONS),
+             "--profile", "test", *extra],
+            stdout=subprocess.DEVNULL, stderr=self.log, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while b"escalation: ready" not in self.log_path.read_bytes():
+            assert self.proc.poll() is None, f"worker exited ({self.proc.returncode}), see {self.log_path}"
+            assert time.time() < deadline, f"worker not ready within {timeout}s, see {self.log_path}"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def topics(ns):
+    return {n: f"{ns.prefix}{n}" for n in ("tickets", "notifications", "remedies", "timeline", "deadletter")} | {
+        "ticks": f"{ns.app_id}-ticks"}
+
+
+async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await p.start()
+    try:
+        for key, value in records:
+            await p.send_and_wait(topic, value, key=key)
+    finally:
+        await p.stop()
+
+
+def produce(broker, topic: str, records) -> None:
+    asyncio.run(_produce(broker.bootstrap, topic, records))
+
+
+def event_records(lines) -> list[tuple[bytes | None, bytes]]:
+    out = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            key = json.loads(line).get("ticket")
+        except Exception:
+            key = None
+        out.append((key.encode() if isinstance(key, str) else None, line if isinstance(line, bytes) else line.encode()))
+    return out
+
+
+async def _collect(bootstrap: str, names: list[str], *, until, timeout: float, quiet: float) -> list[tuple[str, bytes | None, dict]]:
+    """Read ``names`` from the start until ``until(records)`` holds and nothing came for ``quiet`` s."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await c.start()
+    try:
+        tps = [TopicPartition(n, p) for n in names for p in range(PARTITIONS)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        got: list = []
+        deadline, last = time.time() + timeout, time.time()
+        while time.time() < deadline:
+            batches = await c.getmany(timeout_ms=200)
+            for tp, msgs in batches.items():
+                for m in msgs:
+                    got.append((tp.topic, m.key, json.loads(m.value)))
+                    last = time.time()
+            if until(got) and time.time() - last >= quiet:
+                break
+        return got
+    finally:
+        await c.stop()
+
+
+def collect(broker, names, *, until=lambda got: bool(got), timeout=30.0, quiet=1.0):
+    return asyncio.run(_collect(broker.bootstrap, names, until=until, timeout=timeout, quiet=quiet))
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> tuple[dict, dict]:
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await c.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        ends = await c.end_offsets(tps)
+        committed = {tp: (await c.committed(tp)) or 0 for tp in tps}
+        return committed, ends
+    finally:
+        await c.stop()
+
+
+def wait_consumed(broker, group: str, topic: str, timeout: float = 30.0) -> None:
+    """Until the worker's group committed every record of ``topic`` (so they were processed)."""
+    deadline = time.time() + timeout
+    while True:
+        committed, ends = asyncio.run(_committed(broker.bootstrap, group, topic))
+        if all(committed[tp] >= ends[tp] for tp in ends):
+            return
+        assert time.time() < deadline, f"worker did not consume {topic}: committed {committed}, ends {ends}"
+        time.sleep(0.5)
+
+
+def replay_outputs(events: Path, until: str, agreements: Path = AGREEMENT) -> list[dict]:
+    res = subprocess.run([sys.executable, "-m", "escalation.cli", "replay", "--agreements", str(agreements),
+                          "--events", str(events), "--until", until, "--dead-letter", os.devnull],
+                         capture_output=True, cwd=ROOT, check=True)
+    return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+
+
+def outputs_of(records) -> dict[str, dict]:
+    return {out["id"]: out for topic, _key, out in records if not topic.endswith("deadletter")}
+
+
+def test_live_equals_replay(broker, namespace, tmp_path):
+    names = topics(namespace)
+    expected = {o["id"]: o for o in replay_outputs(EVENTS, T)}
+    assert len(expected) > 10
+    w = Worker(broker, namespace, tmp_path, "--manual-ticks")
+    try:
+        w.wait_ready()
+        produce(broker, names["tickets"], event_records(EVENTS.read_bytes().splitlines()))
+        wait_consumed(broker, namespace.app_id, names["tickets"])
+        asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(T), PARTITIONS))
+        outs = [o for o in collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
+                                   until=lambda got: len(got) >= len(expected), timeout=40, quiet=2.0)]
+    finally:
+        w.stop()
+    live = outputs_of(outs)
+    missing, extra = sorted(set(expected) - set(live)), sorted(set(live) - set(expected))
+    assert not missing and not extra, (
+        f"live != replay: missing {[(expected[i]['type'], expected[i]['subject']) for i in missing]}, "
+        f"extra {[(live[i]['type'], live[i]['subject']) for i in extra]}; see {w.log_path}")
+    assert live == expected
+    for topic, key, out in outs:  # routing and keys (DESIGN.md §9)
+        from escalation.core.outputs import topic_for
+
+        assert topic == f"{namespace.prefix}{topic_for(out['type'])}"
+        want_key = out["data"]["agreement"] if out["type"] == "penalty.assessed" else out["subject"]
+        assert key == want_key.encode()
+    assert len(outs) == len(live), "an output was published twice"
+
+
+SHORT_AGREEMENT = AGREEMENT.read_text().replace(
+    "{clock: response,   priority: P1, within: 15m, calendar: always,   warn_at: [0.5, 0.8]}",
+    "{clock: response,   priority: P1, within: 10s, calendar: always,   warn_at: [0.5, 0.8]}")
+
+
+def _opened(ticket: str, at: datetime, priority: str = "P1", id_: str | None = None) -> tuple[bytes, bytes]:
+    ev = {"id": id_ or f"open-{ticket}", "type": "ticket.opened", "time": at.isoformat(), "ticket": ticket,
+          "agreement": "acme-erp", "service": "erp-prod", "priority": priority, "summary": "test"}
+    return ticket.encode(), json.dumps(ev).encode()
+
+
+def _acked(ticket: str, at: datetime) -> tuple[bytes, bytes]:
+    ev = {"id": f"ack-{ticket}", "type": "ticket.acknowledged", "time": at.isoformat(), "ticket": ticket}
+    return ticket.encode(), json.dumps(ev).encode()
+
+
+def test_deadline_fires_without_input(broker, namespace, tmp_path):
+    assert "within: 10s" in SHORT_AGREEMENT
+    agreement = tmp_path / "acme-erp.yaml"
+    agreement.write_text(SHORT_AGREEMENT)
+    names = topics(namespace)
+    w = Worker(broker, namespace, tmp_path, "--tick-interval", "0.5", "--tick-grace", "1", agreements=agreement)
+    try:
+        w.wait_ready()
+        now = datetime.now(timezone.utc)  # warm-up: the pipeline is flowing before we time anything
+        produce(broker, names["tickets"], [_opened("WARM-1", now), _acked("WARM-1", now + timedelta(seconds=1))])
+        collect(broker, [names["timeline"]], until=lambda got: any(o["subject"] == "WARM-1" for _, _, o in got),
+                timeout=20, quiet=0)
+        opened = datetime.now(timezone.utc)
+        produce(broker, names["tickets"], [_opened("INC-LIVE", opened)])
+        budget = 10 * 0.5 + 3.0
+        got = collect(broker, [names["notifications"]], timeout=budget + 5, quiet=0,
+                      until=lambda got: any(o["type"] == "sla.warning" and o["subject"] == "INC-LIVE" for _, _, o in got))
+        arrived = datetime.now(timezone.utc)
+    finally:
+        w.stop()
+    warnings = [o for _, _, o in got if o["type"] == "sla.warning" and o["subject"] == "INC-LIVE"]
+    assert warnings, f"no sla.warning for INC-LIVE within {budget + 5}s of opening; see {w.log_path}"
+    first = min(warnings, key=lambda o: o["time"])
+    assert first["data"]["fraction"] == 0.5
+    assert datetime.fromisoformat(first["time"]) == opened + timedelta(seconds=5)  # the instant it became true
+    assert (arrived - opened).total_seconds() <= budget, f"warning came {(arrived - opened).total_seconds():.1f}s after opening"
+
+
+def test_malformed_record_goes_to_deadletter(broker, namespace, tmp_path):
+    names = topics(namespace)
+    w = Worker(broker, namespace, tmp_path, "--manual-ticks")
+    try:
+        w.wait_ready()
+        now = datetime.now(timezone.utc)
+        produce(broker, names["tickets"], [
+            (b"INC-BAD", b"{not json"),
+            (b"INC-BAD", b"\xff\xfe binary"),
+            (b"INC-X", json.dumps({"id": "x1", "type": "ticket.acknowledged", "time": now.isoformat(), "ticket": "INC-X"}).encode()),
+            _opened("INC-OK", now),
+            _acked("INC-OK", now + timedelta(seconds=2)),
+        ])
+        dead = collect(broker, [names["deadletter"]], until=lambda got: len(got) >= 3, timeout=30, quiet=0.5)
+        met = collect(broker, [names["timeline"]], timeout=30, quiet=0,
+                      until=lambda got: any(o["type"] == "sla.met" and o["subject"] == "INC-OK" for _, _, o in got))
+    finally:
+        w.stop()
+    assert len(dead) == 3, f"want 3 dead letters, got {dead}; see {w.log_path}"
+    by_value = {rec["value"]: (key, rec) for _, key, rec in dead}
+    key, rec = by_value["{not json"]
+    assert key == b"INC-BAD" and rec["reason"] and rec["topic"] == names["tickets"] and rec["offset"] >= 0
+    assert "partition" in rec
+    binary = [rec for _, _, rec in dead if rec.get("value_encoding") == "base64"]
+    assert len(binary) == 1 and binary[0]["reason"]
+    unknown = [rec for _, _, rec in dead if "INC-X" in rec["value"]]
+    assert unknown and "unknown ticket" in unknown[0]["reason"]
+    assert any(o["type"] == "sla.met" and o["subject"] == "INC-OK" for _, _, o in met), "stream stopped after a bad record"
+
+
+def test_kill9_and_restart_misses_nothing(broker, namespace, tmp_path):
+    names = topics(namespace)
+    lines = EVENTS.read_bytes().splitlines()
+    expected = {o["id"]: o for o in replay_outputs(EVENTS, T)}
+    half = len(lines) // 2
+    w = Worker(broker, namespace, tmp_path, "--manual-ticks", name="w1")
+    try:
+        w.wait_ready()
+        produce(broker, names["tickets"], event_records(lines[:half]))
+        wait_consumed(broker, namespace.app_id, names["tickets"])
+        produce(broker, names["tickets"], event_records(lines[half:]))
+        time.sleep(0.3)  # mid-stream: some of the second half may be processed, uncommitted
+    finally:
+        w.kill()
+    w2 = Worker(broker, namespace, tmp_path, "--manual-ticks", name="w2")
+    try:
+        w2.wait_ready()
+        wait_consumed(broker, namespace.app_id, names["tickets"])
+        asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(T), PARTITIONS))
+        outs = collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
+                       until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=40, quiet=2.0)
+    finally:
+        w2.stop()
+    live = outputs_of(outs)
+    missing, extra = sorted(set(expected) - set(live)), sorted(set(live) - set(expected))
+    assert not missing, f"missed after kill -9: {[(expected[i]['type'], expected[i]['subject']) for i in missing]}"
+    assert not extra, f"outputs replay does not give: {[(live[i]['type'], live[i]['subject']) for i in extra]}"
+    assert live == expected
+
+
+def test_two_workers_and_a_rebalance_give_replays_outputs(broker, namespace, tmp_path):
+    names = topics(namespace)
+    lines = EVENTS.read_bytes().splitlines()
+    expected = {o["id"]: o for o in replay_outputs(EVENTS, T)}
+    half = len(lines) // 2
+    w1 = Worker(broker, namespace, tmp_path, "--manual-ticks", name="w1")
+    w2 = None
+    try:
+        w1.wait_ready()
+        produce(broker, names["tickets"], event_records(lines[:half]))
+        wait_consumed(broker, namespace.app_id, names["tickets"])
+        w2 = Worker(broker, namespace, tmp_path, "--manual-ticks", name="w2")  # rebalance: partitions move
+        w2.wait_ready()
+        produce(broker, names["tickets"], event_records(lines[half:]))
+        wait_consumed(broker, namespace.app_id, names["tickets"])
+        asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(T), PARTITIONS))
+        outs = collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
+                       until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=40, quiet=2.0)
+    finally:
+        if w2 is not None:
+            w2.stop()
+        w1.stop()
+    live = outputs_of(outs)
+    missing, extra = sorted(set(expected) - set(live)), sorted(set(live) - set(expected))
+    assert not missing, f"missed across a rebalance: {[(expected[i]['type'], expected[i]['subject']) for i in missing]}"
+    assert not extra, f"outputs replay does not give: {[(live[i]['type'], live[i]['subject']) for i in extra]}"
+    assert live == expected
