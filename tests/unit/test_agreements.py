@@ -117,3 +117,11 @@ def test_reference_agreement_satisfies_the_json_schema():
 
     data = json.loads(json.dumps(YAML(typ="safe").load(EXAMPLE_AGREEMENT.read_text()), default=str))
     jsonschema.validate(data, agreement_schema())
+
+
+def test_shipped_topic_schemas_are_current():
+    from escalation.live.schemas import topic_schemas
+
+    for name, schema in topic_schemas().items():
+        shipped = json.loads((SCHEMAS / "topics" / f"{name}.value.json").read_text())
+        assert shipped == json.loads(json.dumps(schema, sort_keys=True)), f"regenerate: python -m escalation.live.schemas ({name})"

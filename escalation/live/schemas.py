@@ -1,0 +1,73 @@
+"""JSON Schemas of topic values, generated from the event models (``topics/topics.yaml`` refers
+to them). ``python -m escalation.live.schemas`` rewrites ``schemas/topics/``; a unit test fails
+when the shipped files are stale."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from escalation.core.events import MetricObserved, TicketEvent
+from escalation.paths import SCHEMAS
+
+OUTPUT_TYPES = {
+    "notifications": ["sla.warning", "sla.breached", "escalation.triggered", "escalation.repeated", "slo.burn_rate"],
+    "remedies": ["penalty.assessed", "credit.issued"],
+    "timeline": ["sla.met", "slo.attainment", "slo.no_data", "report.published"],
+}
+
+
+def _cloudevent(types: list[str]) -> type[BaseModel]:
+    class CloudEvent(BaseModel):
+        """A CloudEvents 1.0 structured-mode event (DESIGN.md §4)."""
+
+        model_config = ConfigDict(extra="allow")
+        specversion: Literal["1.0"]
+        id: str
+        source: str
+        type: Literal[tuple(types)]  # type: ignore[valid-type]
+        subject: str
+        time: str
+        datacontenttype: Literal["application/json"]
+        data: dict[str, Any]
+
+    return CloudEvent
+
+
+class DeadLetter(BaseModel):
+    reason: str
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    original: str | None = None
+
+
+class Tick(BaseModel):
+    tick: str = Field(description="RFC 3339 instant: wall clock minus the grace")
+
+
+def topic_schemas() -> dict[str, dict]:
+    schemas = {
+        "tickets": TypeAdapter(Annotated[TicketEvent, Field(discriminator="type")]).json_schema(),
+        "metrics": MetricObserved.model_json_schema(),
+        "deadletter": DeadLetter.model_json_schema(),
+        "ticks": Tick.model_json_schema(),
+        "penalties": {"type": "object", "description": "a per-breach penalty owed before caps (internal)"},
+    }
+    for topic, types in OUTPUT_TYPES.items():
+        schemas[topic] = _cloudevent(types).model_json_schema()
+    return schemas
+
+
+def write() -> None:
+    folder = SCHEMAS / "topics"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, schema in topic_schemas().items():
+        (folder / f"{name}.value.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    write()
