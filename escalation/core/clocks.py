@@ -106,7 +106,7 @@ def recompute(clock: ClockState, cal: Calendar, t: datetime) -> None:
 # (calendar, instant, amount) with a UTC result, so the key holds the exact instant (``t - EPOCH``,
 # not ``t``: aware datetimes sharing a tzinfo compare by wall time). Bounded: cleared when full.
 _ADD_MEMO: dict = {}
-_ADD_MEMO_MAX = 1 << 14
+_ADD_MEMO_MAX = 1 << 12  # ~1 MB; a larger memo saves little more
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
