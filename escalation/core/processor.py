@@ -60,10 +60,14 @@ class Processor:
             self.metrics = MetricEngine(self.registry, self.metric_grace)
 
     def _apply_metric(self, event: MetricObserved) -> Applied:
-        outputs, duplicate = self.metrics.apply(event, self.now)
+        """Count the slice, advance to its end (closing a period it straddles, after counting
+        its share), then evaluate burn rates at the end: outputs stay in time order."""
+        pending, duplicate = self.metrics.apply(event, self.now)
         if duplicate:
             return Applied([], duplicate=True)
         late = self.now - event.time if self.now is not None and event.time < self.now else None
+        outputs = self.advance_to(event.time)
+        outputs += self.metrics.burn(pending, event)
         self.now = max(self.now or event.time, event.time)
         return Applied(outputs, late_by=late)
     # --- end SLOs ---

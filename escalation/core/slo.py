@@ -3,7 +3,8 @@
 Entry points (no I/O, no wall clock; time is the slice's own or the close instant):
 - ``late_reason(cslo, state, start_us)``        -> None, or why the slice is late
 - ``open_periods(cslo, state, s, e)``            -> periods newly opened for ``[s, e)``
-- ``observe(cslo, state, s, e, good, total)``    -> burn-rate outputs at the slice end
+- ``observe(cslo, state, s, e, good, total)``    -> counts the slice (no outputs)
+- ``burn_outputs(cslo, state, e)``               -> burn-rate outputs at the slice end
 - ``close_period(cslo, state, label, at, ledger)`` -> ``slo.attainment``/``slo.no_data`` + credits
 
 Counting rule (DESIGN.md §5 "Credits"): a slice ``[s, e)`` with ``good``/``total`` is spread
@@ -87,8 +88,8 @@ def _kept(cslo: CompiledSlo, period: Period, a: int, b: int) -> tuple[int, list[
     return counted, pieces
 
 
-def observe(cslo: CompiledSlo, st: SloState, s: int, e: int, good: float, total: float) -> list[dict]:
-    """Count slice ``[s, e)`` into its open periods and burn buckets; burn-rate outputs at ``e``."""
+def observe(cslo: CompiledSlo, st: SloState, s: int, e: int, good: float, total: float) -> None:
+    """Count slice ``[s, e)`` into its open periods and burn buckets (``burn_outputs`` evaluates)."""
     span, tz = e - s, cslo.compiled.tz
     for acc in st.periods.values():
         a, b = max(s, acc.start_us), min(e, acc.end_us)
@@ -106,6 +107,10 @@ def observe(cslo: CompiledSlo, st: SloState, s: int, e: int, good: float, total:
             for x, y in pieces:
                 g = (y - x) / span
                 br.add(cslo.burn, st.burn, x, y, good * g, total * g)
+
+
+def burn_outputs(cslo: CompiledSlo, st: SloState, e: int) -> list[dict]:
+    """Burn-rate rules that start firing or clear at ``e`` (a slice end)."""
     if st.burn is None or not cslo.burn.rules:
         return []
     return [burn_notice(cslo, st, t, to_dt(e)) for t in br.evaluate(cslo.burn, st.burn, e)]

@@ -2,7 +2,10 @@
 
 Pure (no I/O, no wall clock): time enters as the slices' own times and the instants the
 Processor advances to. The Processor calls:
-- ``apply(event, now)``      for ``metric.observed`` -> (outputs, duplicate?), or Rejected
+- ``apply(event, now)``      for ``metric.observed``: counts the slice -> (pending, duplicate?),
+  or Rejected; then ``burn(pending, event)`` -> burn-rate outputs at the slice end. Between the
+  two the Processor advances to the slice end, so a slice straddling a period end is counted
+  (split) before that period closes, and outputs stay in time order.
 - ``next_close()`` / ``close_at(instant, ledgers)`` from ``advance_to``, interleaved in time order
   with ticket deadlines (deadlines due at a close instant fire first)
 - ``record(output)`` / ``ticket_opened(...)`` so reports see the ticket side.
@@ -34,7 +37,7 @@ from .ledger import Ledger
 from .periods import by_label, following, to_dt, to_us
 from .registry import Registry
 from .report import ReportState, Reports
-from .slo import close_period, late_reason, new_state, observe, open_periods
+from .slo import burn_outputs, close_period, late_reason, new_state, observe, open_periods
 from .slo_compiled import CompiledSlo, SloBook
 from .slo_state import PeriodAcc, SloState, Stream
 
@@ -57,6 +60,7 @@ class MetricEngine:
     # -- input ----------------------------------------------------------------------------
 
     def apply(self, event: MetricObserved, now: datetime | None) -> tuple[list, bool]:
+        """Count the slice into every covering SLO; returns (SLOs to evaluate, duplicate?)."""
         s, e = to_us(event.start), to_us(event.end)
         covering = self.book.covering(event.service, event.sli, s)
         stream = self.streams.get((event.service, event.sli))
@@ -69,17 +73,23 @@ class MetricEngine:
                 raise Rejected(reason)
         # -- checks done: from here on the slice is applied in full --
         self.streams.setdefault((event.service, event.sli), Stream()).remember(event.id)
-        outputs: list = []
         for cslo in covering:
             st = self._state(cslo)
             for acc in open_periods(cslo, st, s, e):
                 self._push(acc.end_us, _SLO, cslo.compiled.id, cslo.index, cslo.id, acc.label)
-            outputs += observe(cslo, st, s, e, event.good, event.total)
+            observe(cslo, st, s, e, event.good, event.total)
         for agreement in sorted({c.compiled.id for c in covering}):
             self._touched(self.reports.touch(agreement, s)[0], agreement)
+        return covering, False
+
+    def burn(self, covering: list, event: MetricObserved) -> list:
+        """Burn-rate outputs at the slice end for the SLOs ``apply`` counted it into."""
+        e, outputs = to_us(event.end), []
+        for cslo in covering:
+            outputs += burn_outputs(cslo, self._state(cslo), e)
         for out in outputs:
             self.record(out)
-        return outputs, False
+        return outputs
 
     def _state(self, cslo: CompiledSlo) -> SloState:
         key = (cslo.compiled.id, cslo.id)

@@ -97,12 +97,15 @@ def test_until_exactly_at_the_period_end_closes_it():
     assert outputs == []
 
 
-def test_slice_across_the_boundary_after_the_close_is_late():
-    # Without grace, the clock passes 22:00Z before the slice ending 23:00Z is applied.
+def test_slice_across_the_boundary_is_split_in_replay():
+    # The slice 21:00-23:00Z straddles the Berlin month end (22:00Z) and is counted before March
+    # closes: half of it (5 good of 10) goes to March, so March has 15 good of 20 = 75 %.
     m = Metrics().slice("2026-03-31T20:00", "2026-03-31T21:00", 10, 10) \
-                 .slice("2026-03-31T21:00", "2026-03-31T23:00", 10, 10)
+                 .slice("2026-03-31T21:00", "2026-03-31T23:00", 10, 20)
     outputs, rejects, _ = run(m, MARCH_END)
-    assert len(rejects) == 1 and "period closed" in rejects[0]["reason"]
+    assert rejects == []
+    assert [(o["data"]["period"], o["data"]["attainment"]) for o in of(outputs, "slo.attainment")] == [("2026-03", 75.0)]
+    assert [o["time"] for o in of(outputs, "slo.attainment")] == ["2026-03-31T22:00:00+00:00"]
 
 
 def test_late_slice_after_close_is_rejected_and_changes_nothing():
