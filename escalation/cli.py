@@ -83,13 +83,17 @@ def replay(agreements, events, until, out, dead_letter, pretty) -> None:
             sink.close()
         if dead_letter:
             dead.close()
-    click.echo(f"replayed {stats.events} events ({stats.rejected} rejected, {stats.duplicates} duplicate, "
-               f"{stats.late} late) -> {sum(stats.outputs.values())} outputs", err=True)
+    # stderr carries the dead letters (JSONL) by default: keep it machine-readable unless a person watches
+    if dead_letter or sys.stderr.isatty():
+        click.echo(f"replayed {stats.events} events ({stats.rejected} rejected, {stats.duplicates} duplicate, "
+                   f"{stats.late} late) -> {sum(stats.outputs.values())} outputs", err=True)
 
 
 def _pretty(out: dict) -> str:
     data = out["data"]
-    return f"{out['time'][:19]}Z  {out['type']:<21} {out['subject']:<10} {data.get('summary', '')}"
+    summary = data.get("summary")
+    text = summary if isinstance(summary, str) else data.get("headline", "")
+    return f"{out['time'][:19]}Z  {out['type']:<21} {out['subject']:<10} {text}"
 
 
 @main.command()
