@@ -105,6 +105,17 @@ def demo(ctx, until) -> None:
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def machine(paths) -> None:
+    """Print each agreement revision's compiled state machine and thresholds as JSON."""
+    from .core.compiled import describe
+
+    registry = load_registry(paths)
+    described = [describe(c) for c in sorted(registry, key=lambda c: (c.id, c.revision))]
+    click.echo(orjson.dumps(described, option=orjson.OPT_INDENT_2).decode())
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of the agreement format."""
     from .agreement.schema import agreement_schema

@@ -159,3 +159,26 @@ def compile_agreement(agreement: Agreement) -> CompiledAgreement:
 
 
 ALWAYS = AlwaysCalendar("24x7")
+
+
+def describe(compiled: CompiledAgreement) -> dict:
+    """The compiled definition as plain data: the lifecycle machine and, per priority and clock,
+    the thresholds in firing order. Diffing two revisions' descriptions shows what a change does."""
+    from escalation.agreement.durations import iso_duration
+
+    from .lifecycle import lifecycle_for
+
+    thresholds: dict[str, dict[str, list]] = {}
+    for (clock, priority), rule in sorted(compiled.targets.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        thresholds.setdefault(priority, {})[clock] = [
+            {"at": iso_duration(t.offset), "kind": t.kind, "key": t.key, "clause": t.clause}
+            for t in rule.thresholds
+        ]
+    a = compiled.agreement
+    return {
+        "agreement": a.id, "revision": a.revision,
+        "lifecycle": lifecycle_for(compiled.source).describe(),
+        "clocks": {name: spec.model_dump() for name, spec in a.clocks.items()},
+        "policies": {"on_priority_change": a.on_priority_change, "on_reopen": a.on_reopen},
+        "thresholds": thresholds,
+    }

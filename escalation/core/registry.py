@@ -3,7 +3,8 @@
 Invariants: an incident opens under the highest revision of its agreement that is valid on the
 opening day (agreement time zone) and stays pinned to it; a later revision never changes a
 running incident. ``agreement`` on the event wins; otherwise ``customer`` + ``service`` must match
-exactly one agreement id.
+exactly one agreement id. :meth:`Registry.merge` adds revisions in place (live reload) and never
+drops or replaces a loaded one, so every pinned incident still finds its revision.
 """
 
 from __future__ import annotations
@@ -21,6 +22,21 @@ class Registry:
         self._revisions: dict[str, dict[int, CompiledAgreement]] = {}
         for agreement in agreements:
             self._revisions.setdefault(agreement.id, {})[agreement.revision] = compile_agreement(agreement)
+
+    def merge(self, agreements: Iterable[Agreement]) -> list[tuple[str, int]]:
+        """Add the revisions not loaded yet, in place; returns the ``(id, revision)`` pairs added.
+
+        A revision already loaded is kept as it is (never replaced or removed). All new revisions
+        are compiled before any is added, so a failing compile leaves the registry unchanged.
+        """
+        new = {}
+        for agreement in agreements:
+            key = (agreement.id, agreement.revision)
+            if agreement.revision not in self._revisions.get(agreement.id, {}) and key not in new:
+                new[key] = compile_agreement(agreement)
+        for (agreement_id, revision), compiled in new.items():
+            self._revisions.setdefault(agreement_id, {})[revision] = compiled
+        return sorted(new)
 
     def __iter__(self):
         for revisions in self._revisions.values():

@@ -125,3 +125,17 @@ def test_shipped_topic_schemas_are_current():
     for name, schema in topic_schemas().items():
         shipped = json.loads((SCHEMAS / "topics" / f"{name}.value.json").read_text())
         assert shipped == json.loads(json.dumps(schema, sort_keys=True)), f"regenerate: python -m escalation.live.schemas ({name})"
+
+
+def test_compiled_machine_is_inspectable_and_diffable():
+    from escalation.agreement.models import Agreement
+    from escalation.core.compiled import describe
+    from tests.helpers import agreement_dict
+
+    base = describe(compile_agreement(Agreement.model_validate(agreement_dict())))
+    assert base["lifecycle"]["states"] == ["open", "acknowledged", "resolved", "closed"]
+    assert [t["at"] for t in base["thresholds"]["P1"]["response"]] == ["PT7M30S", "PT12M", "PT15M", "PT15M"]
+    changed = agreement_dict(targets=[{"clock": "response", "priority": "P1", "within": "10m", "calendar": "always"}])
+    other = describe(compile_agreement(Agreement.model_validate(changed)))
+    assert other["thresholds"]["P1"]["response"][0] == {"at": "PT10M", "kind": "breach", "key": "breach", "clause": "targets[0]"}
+    assert other["lifecycle"] == base["lifecycle"]
