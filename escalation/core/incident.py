@@ -62,7 +62,6 @@ def open_incident(compiled: CompiledAgreement, event: TicketOpened) -> tuple[Inc
 
 def apply_event(compiled: CompiledAgreement, incident: Incident, event) -> list:
     """Apply one ticket event (not ``ticket.opened``); Rejected if it does not fit the lifecycle."""
-    _handoff[0] = None
     lifecycle = lifecycle_for(compiled.source).fire(incident.lifecycle, incident.acknowledged, event.type, incident.ticket)
     t = max(event.time, incident.last_time)
     incident.last_time = t
@@ -228,39 +227,33 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
     return best
 
 
-# The next pending item found by the last ``advance`` call, handed to the ``next_due`` call that
-# follows it (the processor reschedules an incident right after advancing it): this halves the
-# work of finding it. Single use, keyed by identity, and dropped by every entry point that
-# changes an incident, so it can only ever describe the incident's current state. One slot
-# holding one (incident, item) tuple, so it is read and replaced atomically.
-_handoff: list = [None]
-
-
 def next_due(compiled: CompiledAgreement, incident: Incident) -> datetime | None:
     if incident.lifecycle == "closed":
         return None
-    handed = _handoff[0]
-    if handed is not None and handed[0] is incident:
-        _handoff[0] = None
-        item = handed[1]
-    else:
-        item = _next_item(compiled, incident)
+    item = _next_item(compiled, incident)
     return None if item is None else item[0]
 
 
 def advance(compiled: CompiledAgreement, incident: Incident, until: datetime, inclusive: bool) -> list:
     """Fire, in time order, everything due before ``until`` (or at it, when ``inclusive``)."""
-    _handoff[0] = None
+    return advance_and_next(compiled, incident, until, inclusive)[0]
+
+
+def advance_and_next(compiled: CompiledAgreement, incident: Incident, until: datetime,
+                     inclusive: bool) -> tuple[list, datetime | None]:
+    """``advance``, plus the instant of the next pending item (what ``next_due`` would return),
+    found by the same scan that stopped the loop, so rescheduling costs nothing extra."""
     outputs: list = []
     if incident.lifecycle == "closed":
-        return outputs
+        return outputs, None
     while (item := _next_item(compiled, incident)) is not None:
         at = item[0]
         if at > until or (at == until and not inclusive):
             break
         outputs += _fire(compiled, incident, *item[3:], at)
-    _handoff[0] = (incident, item)
-    return outputs
+    if incident.lifecycle == "closed":
+        return outputs, None
+    return outputs, None if item is None else item[0]
 
 
 def _fire(compiled, incident, name, rule: TargetRule, thr: Threshold, repeat: int, due: datetime, at: datetime) -> list:

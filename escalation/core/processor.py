@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from escalation.agreement.durations import iso_duration
 
 from .events import MetricObserved, Rejected, TicketOpened
-from .incident import PenaltyDue, advance, apply_event, next_due, open_incident
+from .incident import PenaltyDue, advance_and_next, apply_event, next_due, open_incident
 from .ledger import Ledger, assess_penalty
 from .registry import Registry
 from .slo_engine import MetricEngine
@@ -121,12 +121,14 @@ class Processor:
             del self._scheduled[key]
             incident = self.incidents[key]
             compiled = self.registry.get(incident.agreement, incident.revision)
-            outputs += self._settle(advance(compiled, incident, due, inclusive=True))
-            self._schedule(compiled, incident)
+            fired, next_at = advance_and_next(compiled, incident, due, inclusive=True)
+            outputs += self._settle(fired)
+            self._schedule(compiled, incident, next_at)
         return outputs
 
-    def _schedule(self, compiled, incident: Incident) -> None:
-        due = next_due(compiled, incident)
+    def _schedule(self, compiled, incident: Incident, due: object = ...) -> None:
+        if due is ...:
+            due = next_due(compiled, incident)
         if due is None:
             self._scheduled.pop(incident.ticket, None)
         elif self._scheduled.get(incident.ticket) != due:
