@@ -1,11 +1,13 @@
 """Live engine throughput and deadline latency on the embedded broker (same broker, same run).
 
-    python bench/live_bench.py [--events 20000] [--deadlines 50]
+    python bench/live_bench.py [--events 68763] [--configs test,batched] [--deadlines 50] [--py-spy DIR]
 
 1. raw aiokafka consume -> produce loop (one consumer, one producer, JSON passthrough): msgs/s;
 2. one `escalation run` worker (manual ticks, subprocess) on the generated ticket file
-   (bench/out/tickets-10000-s42.jsonl with bench/out/agreements): events/s from first record
-   produced to every record committed by the worker's group;
+   (bench/out/tickets-10000-s42.jsonl with bench/out/agreements), per worker configuration
+   (``CONFIGS``): the events are produced first (one-record batches, so the log end offsets stay
+   right on Tansu), then the worker starts; events/s from "escalation: ready" to every record
+   committed by the worker's group (includes Faust's commit interval, so it slightly understates);
 3. deadline latency with the real ticker (interval 0.5 s, grace 1 s): K P1 tickets with a 10 s
    response target; latency = arrival of `sla.warning` on the topic - its `time` (the instant it
    became true). Includes the grace by design (p50 ~ grace + interval/2).
@@ -20,6 +22,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,20 +80,100 @@ async def raw_loop(bootstrap: str, n: int) -> float:
     return n / elapsed
 
 
-def engine_throughput(broker, tmp: Path, n: int) -> tuple[float, int]:
+class BenchWorker(lt.Worker):
+    """lt.Worker with extra environment and an optional command prefix (py-spy)."""
+
+    def __init__(self, broker, ns, tmp: Path, *extra: str, agreements: Path, name: str, env: dict | None = None,
+                 prefix: list[str] | None = None):
+        self.log_path = tmp / f"{name}.stderr"
+        self.log = open(self.log_path, "ab")
+        cmd = [sys.executable, "-m", "escalation.cli", "run", "--broker", broker.url, "--app-id", ns.app_id,
+               "--topic-prefix", ns.prefix, "--agreements", str(agreements), "--partitions", str(lt.PARTITIONS),
+               "--profile", "test", *extra]
+        self.proc = subprocess.Popen(
+            [*(prefix or []), *cmd], stdout=subprocess.DEVNULL, stderr=self.log, cwd=ROOT, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "ESCALATION_METRICS_PORT": "0", **(env or {})})
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all threads), from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+async def preproduce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Produce fast but in one-record batches (Tansu's ListOffsets miscounts multi-record batches, §7)."""
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1)
+    await p.start()
+    try:
+        futs = [await p.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*futs)
+    finally:
+        await p.stop()
+
+
+async def watch_commits(bootstrap: str, group: str, topic: str, total: int, timeout: float) -> list[tuple[float, int]]:
+    """(time, records committed by ``group`` on ``topic``) every 0.1 s until all ``total`` are committed."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await c.start()
+    samples: list[tuple[float, int]] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in range(lt.PARTITIONS)]
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            done = 0
+            for tp in tps:
+                done += (await c.committed(tp)) or 0
+            samples.append((time.perf_counter(), done))
+            if done >= total:
+                break
+            await asyncio.sleep(0.1)
+        return samples
+    finally:
+        await c.stop()
+
+
+def engine_throughput(broker, tmp: Path, n: int, *, label: str, env: dict | None = None,
+                      spy: str | None = None) -> dict:
+    """Pre-produce ``n`` ticket events, start one worker, time ready -> every record committed."""
     space = ns()
     asyncio.run(ensure_topics(broker.bootstrap, space.prefix, load_topics(), app_id=space.app_id, partitions=lt.PARTITIONS))
     lines = (ROOT / "bench/out/tickets-10000-s42.jsonl").read_bytes().splitlines()[:n]
-    w = lt.Worker(broker, space, tmp, "--manual-ticks", agreements=ROOT / "bench/out/agreements", name="bench")
+    topic = f"{space.prefix}tickets"
+    records = lt.event_records(lines)
+    asyncio.run(preproduce(broker.bootstrap, topic, records))
+    committed, ends = asyncio.run(lt._committed(broker.bootstrap, space.app_id, topic))
+    assert sum(ends.values()) == len(records), f"log end {sum(ends.values())} != {len(records)} produced"
+    w = BenchWorker(broker, space, tmp, "--manual-ticks", agreements=ROOT / "bench/out/agreements", name=label, env=env)
+    spy_proc = None
     try:
-        w.wait_ready()
-        t0 = time.perf_counter()
-        lt.produce(broker, f"{space.prefix}tickets", lt.event_records(lines))
-        lt.wait_consumed(broker, space.app_id, f"{space.prefix}tickets", timeout=600)
-        elapsed = time.perf_counter() - t0
+        w.wait_ready(60)
+        t_ready = time.perf_counter()
+        cpu0 = cpu_seconds(w.proc.pid)
+        if spy:  # attach for the first 15 s of processing (collapsed stacks, one line per stack)
+            spy_proc = subprocess.Popen(["py-spy", "record", "--pid", str(w.proc.pid), "--duration", "15", "--rate", "250",
+                                         "--format", "raw", "--output", spy], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        samples = asyncio.run(watch_commits(broker.bootstrap, space.app_id, topic, len(records), timeout=900))
+        cpu = cpu_seconds(w.proc.pid) - cpu0
+        if spy_proc is not None:
+            spy_proc.wait(60)
     finally:
+        if spy_proc is not None and spy_proc.poll() is None:
+            spy_proc.kill()
         w.stop()
-    return len(lines) / elapsed, len(lines)
+    t_end, done = samples[-1]
+    assert done >= len(records), f"{label}: only {done}/{len(records)} committed; see {w.log_path}"
+    moving = [s for s in samples if 0 < s[1] < len(records)]
+    first = moving[0] if moving else samples[0]
+    warnings = sum(1 for line in w.log_path.read_text(errors="replace").splitlines() if "buffer full" in line)
+    return {"label": label, "events": len(records), "rate": len(records) / (t_end - t_ready),
+            "commit_slope": (done - first[1]) / (t_end - first[0]) if t_end > first[0] else float("nan"),
+            "seconds": t_end - t_ready, "log": str(w.log_path), "buffer_full_warnings": warnings,
+            "cpu_us_per_event": cpu / len(records) * 1e6}
 
 
 def deadline_latency(broker, tmp: Path, k: int) -> list[float]:
@@ -128,11 +211,20 @@ def deadline_latency(broker, tmp: Path, k: int) -> list[float]:
     return sorted(arrivals.values())
 
 
+#: Worker configurations compared by --configs. "test" is what CI runs on the embedded broker
+#: (producer_max_batch_size=1: one record per produce batch, the Tansu workaround of DESIGN.md §7);
+#: "batched" is Faust's default producer batching (what a real Kafka cluster gets; on Tansu it is
+#: only safe without restarts, which this benchmark does not do).
+CONFIGS = {"test": {}, "batched": {"ESCALATION_PRODUCER_MAX_BATCH_SIZE": "16384"}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--events", type=int, default=68763, help="ticket events (max 68763: the 10k-ticket file)")
     ap.add_argument("--raw", type=int, default=20000)
-    ap.add_argument("--deadlines", type=int, default=50)
+    ap.add_argument("--configs", default="test,batched", help=f"worker configurations, from {','.join(CONFIGS)}")
+    ap.add_argument("--deadlines", type=int, default=50, help="0: skip the deadline latency part")
+    ap.add_argument("--py-spy", metavar="DIR", help="py-spy each worker for 15 s (collapsed stacks in DIR; py-spy must be installed)")
     a = ap.parse_args()
     env = os.environ.get("ESCALATION_TEST_BROKER", "").strip()
     embedded = None if env else EmbeddedBroker().start()
@@ -141,15 +233,23 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             raw = asyncio.run(raw_loop(broker.bootstrap, a.raw))
             print(f"raw aiokafka consume->produce: {raw:,.0f} msgs/s ({a.raw} records)", flush=True)
-            rate, n = engine_throughput(broker, Path(tmp), a.events)
-            print(f"escalation worker (tickets agent + tables + outputs): {rate:,.0f} events/s ({n} events)", flush=True)
-            lat = deadline_latency(broker, Path(tmp), a.deadlines)
-            if lat:
-                p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
-                print(f"deadline latency (tick interval 0.5 s, grace 1 s): p50 {p(0.5):.2f}s p99 {p(0.99):.2f}s "
-                      f"max {lat[-1]:.2f}s ({len(lat)}/{a.deadlines} warnings)", flush=True)
-            else:
-                print("deadline latency: no warnings arrived", flush=True)
+            for label in a.configs.split(","):
+                spy = str(Path(a.py_spy).resolve() / f"worker-{label}.folded.txt") if a.py_spy else None
+                r = engine_throughput(broker, Path(tmp), a.events, label=label, env=CONFIGS[label], spy=spy)
+                print(f"escalation worker [{label}] (tickets agent + tables + outputs): {r['rate']:,.0f} events/s "
+                      f"({r['events']} events in {r['seconds']:.1f}s from ready to all committed; "
+                      f"commit slope {r['commit_slope']:,.0f}/s; worker CPU {r['cpu_us_per_event']:.0f} us/event); "
+                      f"raw/worker = {raw / r['rate']:.1f}x"
+                      + (f"; {r['buffer_full_warnings']} 'producer buffer full' warnings" if r['buffer_full_warnings'] else "")
+                      + (f"; profile {spy}" if spy else ""), flush=True)
+            if a.deadlines:
+                lat = deadline_latency(broker, Path(tmp), a.deadlines)
+                if lat:
+                    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
+                    print(f"deadline latency (tick interval 0.5 s, grace 1 s, grace included): p50 {p(0.5):.2f}s "
+                          f"p99 {p(0.99):.2f}s max {lat[-1]:.2f}s ({len(lat)}/{a.deadlines} warnings)", flush=True)
+                else:
+                    print("deadline latency: no warnings arrived", flush=True)
     finally:
         if embedded is not None:
             embedded.stop()

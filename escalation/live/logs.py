@@ -5,15 +5,15 @@
 - ``json``: one JSON object per line, ``{"ts", "level", "logger", "msg", ...extra}`` where ``ts``
   is RFC 3339 UTC with milliseconds, ``extra`` are the fields given with ``extra={...}`` and
   ``exc`` holds a formatted traceback when there is one;
-- ``text``: lifecycle lines of the ``escalation`` loggers exactly as their message reads
-  (``escalation: ready: 4 partitions assigned``); other loggers (Faust, aiokafka) as
-  ``<ts> <LEVEL> <logger>: <msg>``;
+- ``text``: lifecycle lines (:data:`LIFECYCLE`, INFO and WARNING) exactly as their message reads
+  (``escalation: ready: 4 partitions assigned``); other loggers (Faust, aiokafka, the engine's
+  modules) as ``<ts> <LEVEL> <logger>: <msg>``;
 - ``auto`` (the default of ``--log-format``): text when stderr is a terminal, json otherwise.
 
 Lifecycle messages keep their human wording, ``escalation: ...`` prefix included, in both
 formats, so a script or test that greps ``escalation: ready`` works either way. They are logged
-at INFO through :data:`LIFECYCLE` and always shown (the ``escalation`` logger is at most INFO),
-while ``level`` (``--loglevel``) filters the libraries.
+at INFO through :data:`LIFECYCLE` (``escalation.run``) and always shown (that logger is at most
+INFO), while ``level`` (``--loglevel``) filters every other logger.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         msg = record.getMessage()
-        if not (record.name.startswith("escalation") and record.levelno == logging.INFO):
+        if not (record.name == LIFECYCLE.name and record.levelno in (logging.INFO, logging.WARNING)):
             msg = f"{_ts(record)} {record.levelname} {record.name}: {msg}"
         if record.exc_info:
             msg += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
@@ -94,7 +94,7 @@ def setup_logging(fmt: str = "auto", level: str | int = "WARNING", stream: IO | 
     if not isinstance(lvl, int):
         raise ValueError(f"unknown log level {level!r}")
     root.setLevel(lvl)
-    logging.getLogger("escalation").setLevel(min(lvl, logging.INFO))
+    LIFECYCLE.setLevel(min(lvl, logging.INFO))
     return used
 
 

@@ -71,10 +71,13 @@ def plan_reload(loaded: Iterable[Agreement], found: Iterable[Agreement]) -> Relo
 
 def reload_registry(registry: Registry, paths: Iterable[str | Path]) -> ReloadPlan:
     """Load ``paths``, plan against ``registry`` and merge when the plan is clean (steps 1-3)."""
+    paths = list(paths)
     try:
         found = load_agreements(paths)
     except AgreementError as err:
         return ReloadPlan(problems=tuple(str(p) for p in err.problems))
+    except OSError as err:  # unreadable file or directory
+        return ReloadPlan(problems=(f"{err.filename or paths}: {err.strerror or err}",))
     plan = plan_reload((c.agreement for c in registry), found)
     if plan.ok and plan.added:
         try:

@@ -2,26 +2,28 @@
 
 ``run``: settings from flags > ``ESCALATION_*`` env > settings file > defaults; with no broker it
 starts the embedded Tansu broker on 127.0.0.1 (free port) and says so; creates/checks the topics;
-runs one Faust worker in-process until SIGINT/SIGTERM, then stops the broker it started.
-Lifecycle lines go to stderr as ``escalation: ...``; ``escalation: ready`` is printed when the
-worker got its partitions (tests wait for it).
+runs one Faust worker in-process until SIGINT/SIGTERM (exit 0), then stops the broker it started.
+Lifecycle lines go to stderr as ``escalation: ...`` (:mod:`escalation.live.logs`: plain text on a
+terminal, JSON lines otherwise, ``--log-format``); ``escalation: ready`` is logged when the worker
+got its partitions (tests wait for it). ``/metrics`` and ``/health``
+(:mod:`escalation.live.observability`) are served on ``metrics_host:metrics_port`` from the start
+(``starting`` until ready); SIGHUP reloads the agreements in place (:mod:`escalation.live.reload`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from typing import Any
 
 import click
 
+from escalation.live.logs import say as _say
+from escalation.live.logs import warn as _warn
 from escalation.live.settings import load_settings
 
 __all__ = ["register"]
-
-
-def _say(msg: str) -> None:
-    click.echo(f"escalation: {msg}", err=True)
 
 
 def _settings(**flags: Any):
@@ -57,18 +59,31 @@ def _ensure(settings, bootstrap: str, *, create: bool = True):
 @click.option("--manual-ticks", is_flag=True, help="no ticker: time moves only by ticks produced externally (tests)")
 @click.option("--demo", is_flag=True, help="feed the bundled example events re-timed to now and print the outputs")
 @click.option("--speed", type=float, default=60.0, show_default=True, help="--demo time compression (event spacing / speed)")
-@click.option("--loglevel", default="WARNING", show_default=True)
+@click.option("--metrics-host", help="address of the /metrics and /health endpoint (default 127.0.0.1)")
+@click.option("--metrics-port", type=int, help="port of the /metrics and /health endpoint (default 9464; 0: free port)")
+@click.option("--log-format", type=click.Choice(["auto", "json", "text"]), default="auto", show_default=True,
+              help="stderr log lines: JSON objects or text; auto = text on a terminal, else json")
+@click.option("--loglevel", default="WARNING", show_default=True, help="level of library logs (Faust, Kafka client)")
 def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_interval, tick_grace, profile,
-                settings_file, manual_ticks, demo, speed, loglevel) -> None:
+                settings_file, manual_ticks, demo, speed, metrics_host, metrics_port, log_format, loglevel) -> None:
     """The live engine: one Kafka worker (embedded broker when none is configured)."""
     import faust
 
     from escalation.cli import load_registry
+    from escalation.live import observability as obs
     from escalation.live.app import build_app
     from escalation.live.broker import EmbeddedBroker
+    from escalation.live.logs import setup_logging
 
+    signal.signal(signal.SIGHUP, lambda *_: None)  # dropped until the worker's loop takes it (_reload);
+    # a handler, not SIG_IGN, so child processes (the embedded broker) keep the default disposition
+    try:
+        setup_logging(log_format, loglevel)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
     flags = dict(broker=broker, agreements=agreements, topic_prefix=topic_prefix, app_id=app_id, partitions=partitions,
-                 tick_interval=tick_interval, tick_grace=tick_grace, profile=profile)
+                 tick_interval=tick_interval, tick_grace=tick_grace, profile=profile, metrics_host=metrics_host,
+                 metrics_port=metrics_port)
     try:
         settings = load_settings(flags, settings_file=settings_file)
     except Exception as err:
@@ -77,10 +92,11 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
         raise click.BadParameter("--speed must be > 0")
     agreements_path = settings.resolve_agreements()
     registry = load_registry([str(agreements_path)])
-    _say(f"agreements {agreements_path}: {', '.join(registry.ids())}")
+    _say(f"agreements {agreements_path}: {', '.join(registry.ids())}", agreements=registry.ids())
 
-    embedded = None
+    embedded = http = worker = None
     try:
+        http = _start_http(settings)
         if settings.embedded:
             embedded = EmbeddedBroker().start()
             broker_url, bootstrap = embedded.url, embedded.bootstrap
@@ -97,7 +113,9 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
 
         @app.on_partitions_assigned.connect
         async def _ready(sender: Any, assigned: Any, **kwargs: Any) -> None:
-            _say(f"ready: {len(assigned)} partitions assigned")
+            obs.set_assigned(len(assigned))
+            obs.set_ready(True)
+            _say(f"ready: {len(assigned)} partitions assigned", partitions_assigned=len(assigned))
 
         if demo:
             from escalation.live.demo import install_demo
@@ -105,12 +123,53 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
             install_demo(app, bootstrap, names, speed, settings.partitions)
             _say(f"demo: feeding the example events to {names.tickets} (x{speed:g}); outputs follow")
         _say(f"worker {settings.app_id} starting (ticks: {'manual' if manual_ticks else f'every {settings.tick_interval:g}s, grace {settings.tick_grace:g}s'})")
-        worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, stdout=sys.stderr)
+        worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, stdout=sys.stderr,
+                              override_logging=False)  # logging is ours (setup_logging above)
+        worker.spinner = None  # no terminal escapes inside the log lines
+        worker.loop.add_signal_handler(signal.SIGHUP, _reload, registry, agreements_path)
         worker.execute_from_commandline()
     finally:
+        obs.stop_http(http)
+        if worker is not None:
+            _say(f"worker stopped (app {settings.app_id})")
         if embedded is not None:
             embedded.stop()
             _say("embedded broker stopped")
+
+
+def _start_http(settings):
+    """Serve /metrics and /health; a busy port is logged and the worker runs on without them."""
+    from escalation.live.observability import start_http
+
+    try:
+        server, port = start_http(settings.metrics_host, settings.metrics_port)
+    except OSError as err:
+        _warn(f"metrics endpoint not started on {settings.metrics_host}:{settings.metrics_port}: {err}")
+        return None
+    _say(f"metrics on http://{settings.metrics_host}:{port}/metrics, health on /health",
+         metrics_host=settings.metrics_host, metrics_port=port)
+    return server
+
+
+def _reload(registry, path) -> None:
+    """SIGHUP: merge new agreement revisions in place; on any problem log each one and keep the old set."""
+    from escalation.live.observability import reload_done
+    from escalation.live.reload import ReloadPlan, reload_registry
+
+    try:
+        plan = reload_registry(registry, [str(path)])
+    except Exception as err:  # noqa: BLE001 - a reload never stops the worker
+        plan = ReloadPlan(problems=(f"reload failed: {err!r}",))
+    reload_done(plan.ok)
+    if plan.ok:
+        _say(f"agreements reloaded from {path}: {plan.summary()}", reload="ok",
+             added=[f"{a.id} r{a.revision}" for a in plan.added])
+        return
+    n = len(plan.problems)
+    for problem in plan.problems:
+        _warn(f"reload: {problem}", reload="rejected")
+    _warn(f"agreements reload from {path} refused ({n} problem{'s' if n != 1 else ''}); the loaded agreements "
+          f"stay in force", reload="rejected")
 
 
 @click.command("topics")
