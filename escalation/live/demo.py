@@ -2,8 +2,10 @@
 
 Event i is stamped ``now + (t_i − t_0) / speed`` and produced when that instant arrives (never
 future-dated), so with the default ``--speed 60`` the three-hour example plays in about three
-minutes. Agreement targets are NOT compressed (a 15-minute response target is 15 real minutes), so
-the outputs differ from ``escalation replay`` of the original file; that is what a live demo is.
+minutes. The agreements' durations (targets, ``after_breach``, repeat intervals) are compressed by
+the same factor (``compress_registry``), so a 15-minute response target becomes 15 seconds and the
+warnings, breaches and escalations of the example show up live within seconds. Calendars are not
+compressed (business hours stay hours of the day).
 A printer consumes the output topics (and the dead-letter topic) and prints one line per record.
 """
 
@@ -17,9 +19,36 @@ from typing import Any
 
 import orjson
 
+from escalation.agreement.durations import BusinessDays, parse_duration
+from escalation.agreement.models import Agreement
+from escalation.core.registry import Registry
 from escalation.paths import EXAMPLE_EVENTS
 
-__all__ = ["install_demo", "retime"]
+__all__ = ["compress_registry", "install_demo", "retime"]
+
+
+def _compressed(text: str, speed: float) -> str:
+    value = parse_duration(text)
+    if isinstance(value, BusinessDays):
+        return f"{float(value.days) / speed:.6f}bd"
+    return f"{value.total_seconds() / speed:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def compress_registry(registry: Registry, speed: float) -> Registry:
+    """The same agreements with every duration divided by ``speed`` (demo only)."""
+    compressed = []
+    for c in registry:
+        data = c.agreement.model_dump(mode="json", exclude_none=True)
+        for target in data.get("targets", []):
+            target["within"] = _compressed(target["within"], speed)
+        for policy in data.get("escalation", []):
+            for level in policy["levels"]:
+                if "after_breach" in level["at"]:
+                    level["at"]["after_breach"] = _compressed(level["at"]["after_breach"], speed)
+                if "repeat" in level:
+                    level["repeat"]["every"] = _compressed(level["repeat"]["every"], speed)
+        compressed.append(Agreement.model_validate(data))
+    return Registry(compressed)
 
 
 def retime(lines: list[bytes], now: datetime, speed: float = 1.0) -> list[tuple[datetime, dict]]:

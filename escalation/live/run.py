@@ -93,6 +93,11 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
     agreements_path = settings.resolve_agreements()
     registry = load_registry([str(agreements_path)])
     _say(f"agreements {agreements_path}: {', '.join(registry.ids())}", agreements=registry.ids())
+    if demo:
+        from escalation.live.demo import compress_registry
+
+        registry = compress_registry(registry, speed)
+        _say(f"demo: agreement durations compressed x{speed:g} (15m response target -> {900 / speed:g}s)")
 
     embedded = http = worker = None
     try:

@@ -203,3 +203,15 @@ def test_registry_merge_keeps_existing_revision_objects():
     added = reg.merge([Agreement.model_validate(agreement_dict(revision=3, title="other")),
                        Agreement.model_validate(agreement_dict(revision=6))])
     assert added == [("acme-erp", 6)] and reg.get("acme-erp", 3) is before
+
+
+def test_demo_compresses_agreement_durations_by_the_speed():
+    from escalation.cli import load_registry
+    from escalation.live.demo import compress_registry
+    from escalation.paths import EXAMPLE_AGREEMENT
+
+    [compiled] = list(compress_registry(load_registry([EXAMPLE_AGREEMENT]), 60))
+    assert compiled.target("response", "P1").within.total_seconds() == 15
+    assert compiled.target("resolution", "P1").within.total_seconds() == 240
+    level4 = compiled.agreement.escalation[0].levels[3]
+    assert (level4.at.after_breach, level4.repeat.every) == ("120s", "30s")
