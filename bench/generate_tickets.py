@@ -162,7 +162,6 @@ class Workload:
         """All events of one ticket as (time, order within the ticket, event) in lifecycle order."""
         rng, compiled = self.rng, self.compiled[aid]
         _, customer, services, _ = AGREEMENTS[aid]
-        ticket = f"INC-{n:07d}"
         priority = rng.choices(PRIORITIES, PRIORITY_WEIGHTS)[0]
         service = services[0] if rng.random() < 0.7 else services[1]
         events: list[tuple[datetime, dict]] = []

@@ -13,10 +13,17 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from escalation.agreement.durations import BusinessDays, parse_duration
+from escalation.agreement.durations import BusinessDays, iso_duration, parse_duration
 from escalation.agreement.models import Agreement, CalendarSpec, Level, PerBreachPenalty
 
-from .calendar import AlwaysCalendar, Calendar, ComplementCalendar, WeeklyCalendar, parse_weekly_hours
+from .calendar import (
+    AlwaysCalendar,
+    Calendar,
+    ComplementCalendar,
+    WeeklyCalendar,
+    parse_weekly_hours,
+)
+from .lifecycle import lifecycle_for
 
 WARNING, BREACH, LEVEL = "warning", "breach", "level"
 _KIND_RANK = {WARNING: 0, BREACH: 1, LEVEL: 2}
@@ -35,6 +42,7 @@ class Threshold:
     level: Level | None = None
     after_breach: timedelta | None = None
     repeat_every: timedelta | None = None
+    services: tuple[str, ...] | None = None  # a level's policy applies only to these services
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +140,7 @@ def _thresholds(agreement: Agreement, clause: str, clock: str, priority: str, wi
             points.append(Threshold(
                 f"{LEVEL}:{policy.id}:{level.level}", LEVEL, offset, f"escalation[{p}].levels[{i}]", fraction=level.at.fraction,
                 policy=policy.id, level=level, after_breach=after, repeat_every=every,
+                services=None if policy.when.service is None else tuple(policy.when.service),
             ))
     points.sort(key=lambda t: (t.offset, _KIND_RANK[t.kind], t.key))
     return tuple(points)
@@ -164,10 +173,6 @@ ALWAYS = AlwaysCalendar("24x7")
 def describe(compiled: CompiledAgreement) -> dict:
     """The compiled definition as plain data: the lifecycle machine and, per priority and clock,
     the thresholds in firing order. Diffing two revisions' descriptions shows what a change does."""
-    from escalation.agreement.durations import iso_duration
-
-    from .lifecycle import lifecycle_for
-
     thresholds: dict[str, dict[str, list]] = {}
     for (clock, priority), rule in sorted(compiled.targets.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         thresholds.setdefault(priority, {})[clock] = [

@@ -120,11 +120,6 @@ TicketEvent = Union[
 ]
 Event = Union[TicketEvent, MetricObserved]
 _ADAPTER: TypeAdapter = TypeAdapter(Annotated[Event, Field(discriminator="type")])
-KNOWN_TYPES = (
-    "ticket.opened", "ticket.acknowledged", "ticket.updated", "ticket.status_changed",
-    "ticket.priority_changed", "ticket.assigned", "ticket.resolved", "ticket.reopened",
-    "ticket.closed", "ticket.cancelled", "metric.observed",
-)
 
 
 def decode_event(raw: bytes | str | dict) -> Event:
@@ -159,7 +154,3 @@ def _reason(err: ValidationError) -> str:
             parts.append(f"{where}{item['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
-
-def event_key(event: Event) -> str:
-    """The partition key: the ticket id, or the service for metric events."""
-    return event.service if isinstance(event, MetricObserved) else event.ticket

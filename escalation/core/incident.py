@@ -181,11 +181,8 @@ _HANDLERS = {
 
 # --- time -------------------------------------------------------------------------------------
 
-def _applies(incident: Incident, thr: Threshold, compiled: CompiledAgreement) -> bool:
-    if thr.kind != LEVEL:
-        return True
-    services = next(p.when.service for p in compiled.agreement.escalation if p.id == thr.policy)
-    return services is None or incident.service in services
+def _applies(incident: Incident, thr: Threshold) -> bool:
+    return thr.services is None or incident.service in thr.services
 
 
 def _next_item(compiled: CompiledAgreement, incident: Incident):
@@ -207,7 +204,7 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
         fired = clock.fired
         if status == RUNNING:
             for index, thr in enumerate(rule.thresholds):
-                if thr.key not in fired and (thr.kind != LEVEL or _applies(incident, thr, compiled)):
+                if thr.key not in fired and _applies(incident, thr):
                     due = ck.due_of(clock, rule.calendar, thr.offset)
                     at = last_time if last_time > due else due  # max(due, last_time), same object
                     if best is None or at < best_at:
@@ -216,7 +213,7 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
         if not fired:
             continue
         for index, thr in enumerate(rule.thresholds):
-            if thr.repeat_every is None or thr.key not in fired or not _applies(incident, thr, compiled):
+            if thr.repeat_every is None or thr.key not in fired or not _applies(incident, thr):
                 continue
             done = clock.repeats.get(thr.key, 0)
             if done < thr.level.repeat.times:

@@ -65,6 +65,7 @@ def assess_penalty(compiled: CompiledAgreement, ledger: Ledger, due) -> dict:
     """Turn a PenaltyDue into ``penalty.assessed``, reduced by the period's caps."""
     period = compiled.period_of(due.at)
     granted, capped, left = charge(compiled, ledger, period, due.amount)
+    limit = cap_limit(compiled)
     data = {
         "agreement": due.agreement, "revision": due.revision, "remedy": due.remedy, "ticket": due.ticket,
         "clock": due.clock, "cycle": due.cycle, "priority": due.priority, "period": period,
@@ -75,7 +76,7 @@ def assess_penalty(compiled: CompiledAgreement, ledger: Ledger, due) -> dict:
             "reason": f"per-breach remedy {due.remedy} for a {due.priority} {due.clock} breach",
             "clause": f"remedies[{_remedy_index(compiled, due.remedy)}]",
             "requested": str(money(due.amount)), "cap_left": None if left is None else str(left),
-            "cap_limit": None if cap_limit(compiled) is None else str(cap_limit(compiled)),
+            "cap_limit": None if limit is None else str(limit),
         },
     }
     return cloudevent(due.source, "penalty.assessed", due.ticket, due.at,

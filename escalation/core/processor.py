@@ -145,9 +145,6 @@ class Processor:
             self.metrics.record(outputs[i])  # period report figures
         return outputs
 
-    def open_incidents(self) -> int:
-        return sum(1 for i in self.incidents.values() if i.lifecycle != "closed")
-
     def snapshot(self) -> dict:
         """All state as JSON-ready data; ``restore`` of it continues exactly where this left off."""
         return {

@@ -13,7 +13,6 @@ import signal
 import time
 import urllib.request
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 

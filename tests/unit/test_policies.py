@@ -168,3 +168,12 @@ def test_reference_cap_is_thirty_percent_of_monthly_fees():
     outputs, _, _ = run(ev, until="2026-03-05T00:00:00Z")
     amounts = [o["data"]["amount"] for o in outputs if o["type"] == "penalty.assessed"]
     assert amounts[:23] == ["500.00"] * 23 and amounts[23:] == ["500.00", "0.00"]
+
+
+def test_policy_with_a_service_condition_applies_only_to_those_services():
+    ladder = [{"id": "test-only", "when": {"priority": ["P1"], "service": ["erp-test"]}, "levels": [
+        {"level": 1, "at": {"clock": "response", "fraction": 1.0}, "notify": ["l2-oncall"]}]}]
+    ev = Events().open(OPEN).open(OPEN, ticket="INC-2", service="erp-test")
+    outputs, _, _ = run(ev, until="2026-03-02T08:20:00Z", reg=registry(agreement_dict(escalation=ladder)))
+    assert [(o["subject"], o["time"]) for o in outputs if o["type"] == "escalation.triggered"] == [
+        ("INC-2", "2026-03-02T08:15:00+00:00")]
