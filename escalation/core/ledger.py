@@ -12,10 +12,11 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from .compiled import CompiledAgreement
-from .outputs import cloudevent
+from .outputs import cloudevent, output_id
 
 CENT = Decimal("0.01")
 
@@ -94,7 +95,41 @@ def percent_number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def assess_credit(cslo, ledger: Ledger, index: int, remedy, tier, acc, attainment: float, at) -> dict:
+@dataclass(frozen=True, slots=True)
+class CreditDue:
+    """A tiered credit owed for a closed SLO period, before the period caps (the desk assesses it).
+
+    ``remedy`` indexes the agreement's ``remedies``, ``tier`` that remedy's ``tiers``. Carried
+    between the SLO side (keyed by service) and the money side (keyed by agreement) in live mode.
+    """
+
+    agreement: str
+    revision: int
+    slo: str
+    remedy: int
+    tier: int
+    period: str
+    attainment: float
+    at: datetime
+
+    def to_dict(self) -> dict:
+        return {"agreement": self.agreement, "revision": self.revision, "slo": self.slo, "remedy": self.remedy,
+                "tier": self.tier, "period": self.period, "attainment": self.attainment, "at": self.at.isoformat()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CreditDue":
+        return cls(d["agreement"], d["revision"], d["slo"], d["remedy"], d["tier"], d["period"], d["attainment"],
+                   datetime.fromisoformat(d["at"]))
+
+
+def credit_output_id(cslo, due: CreditDue) -> str:
+    """The id :func:`assess_credit` gives the ``credit.issued`` of ``due``."""
+    compiled = cslo.compiled
+    remedy = compiled.agreement.remedies[due.remedy]
+    return output_id(compiled.source, "credit.issued", compiled.id, remedy.id, cslo.id, due.period)
+
+
+def assess_credit(cslo, ledger: Ledger, due: CreditDue) -> dict:
     """``credit.issued`` for one tiered-credit remedy of a closed period, reduced by the period's caps.
 
     Shares the per-agreement, per-period budget of ``charge`` with per-breach penalties: penalties
@@ -102,17 +137,19 @@ def assess_credit(cslo, ledger: Ledger, index: int, remedy, tier, acc, attainmen
     gets what the penalties left.
     """
     compiled = cslo.compiled
+    index, remedy = due.remedy, compiled.agreement.remedies[due.remedy]
+    tier_index, tier = due.tier, remedy.tiers[due.tier]
+    attainment, label = due.attainment, due.period
     basis = compiled.fee(remedy.basis)
     requested = money(basis * tier.credit_percent / 100)
-    granted, capped, left = charge(compiled, ledger, acc.label, requested)
+    granted, capped, left = charge(compiled, ledger, label, requested)
     currency, limit = compiled.agreement.currency, cap_limit(compiled)
-    tier_index = list(remedy.tiers).index(tier)
     data = {
         "agreement": compiled.id, "revision": compiled.revision, "remedy": remedy.id, "slo": cslo.id,
-        "service": cslo.slo.service, "period": acc.label, "attainment": attainment,
+        "service": cslo.slo.service, "period": label, "attainment": attainment,
         "credit_percent": percent_number(tier.credit_percent), "amount": str(granted), "currency": currency,
         "capped": capped,
-        "summary": f"{cslo.id} {acc.label} at {attainment:g}%: credit {granted} {currency}"
+        "summary": f"{cslo.id} {label} at {attainment:g}%: credit {granted} {currency}"
                    + (f" (capped from {requested})" if capped else ""),
         "explain": {
             "reason": f"attainment {attainment:g}% is below {tier.below:g}%: {tier.credit_percent}% of {remedy.basis}",
@@ -121,4 +158,9 @@ def assess_credit(cslo, ledger: Ledger, index: int, remedy, tier, acc, attainmen
             "cap_left": None if left is None else str(left), "cap_limit": None if limit is None else str(limit),
         },
     }
-    return cloudevent(compiled.source, "credit.issued", compiled.id, at, (remedy.id, cslo.id, acc.label), data)
+    return cloudevent(compiled.source, "credit.issued", compiled.id, due.at, (remedy.id, cslo.id, label), data)
+
+
+def penalty_output_id(due) -> str:
+    """The id :func:`assess_penalty` gives the ``penalty.assessed`` of a ``PenaltyDue``."""
+    return output_id(due.source, "penalty.assessed", due.ticket, due.ticket, due.clock, due.cycle, due.remedy)

@@ -10,6 +10,12 @@ Invariants:
   on every run. SLO and reporting period closes (``slo_engine``) are interleaved in that order.
 - ``apply`` either raises ``Rejected`` before changing any state, or applies the event fully.
 - A repeated input ``id`` is ignored (returns no outputs, ``duplicate`` is True).
+- Money and reports go through a :class:`~escalation.core.desk.Desk` with this processor as its
+  only source, marked at every instant it fires at, so ``penalty.assessed``/``credit.issued``
+  come out right after what caused them and ``report.published`` at its close instant. With
+  ``desk=None`` (the live engine's partitions) the ``PenaltyDue``/``CreditDue``/``PartialReport``
+  records are returned among the outputs instead, for a shared desk downstream.
+- ``touched`` collects the keys of the incidents changed since the caller last cleared it.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ from datetime import datetime, timedelta
 
 from escalation.agreement.durations import iso_duration
 
+from .desk import DESK_ITEMS, Desk
 from .events import MetricObserved, Rejected, TicketOpened
-from .incident import PenaltyDue, advance_and_next, apply_event, next_due, open_incident
-from .ledger import Ledger, assess_penalty
+from .incident import advance_and_next, apply_event, next_due, open_incident
 from .registry import Registry
 from .slo_engine import MetricEngine
 from .state import Incident
@@ -47,17 +53,20 @@ def _note_lateness(outputs: list, event, late) -> None:
 class Processor:
     registry: Registry
     incidents: dict[str, Incident] = field(default_factory=dict)
-    ledgers: dict[str, Ledger] = field(default_factory=dict)
     now: datetime | None = None
     _heap: list = field(default_factory=list)
     _scheduled: dict[str, datetime] = field(default_factory=dict)
     # --- SLOs, credits and period reports (slo_engine.py) ---
     metric_grace: timedelta = timedelta(0)      # a period closes at its end + this grace
     metrics: MetricEngine | None = None
+    desk: Desk | None = ...  # type: ignore[assignment]  # default: a desk of its own; None: pass records out
+    touched: set = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.metrics is None:
             self.metrics = MetricEngine(self.registry, self.metric_grace)
+        if self.desk is ...:
+            self.desk = Desk(self.registry, 1, self.metric_grace)
 
     def _apply_metric(self, event: MetricObserved) -> Applied:
         """Count the slice, advance to its end (closing a period it straddles, after counting
@@ -67,7 +76,7 @@ class Processor:
             return Applied([], duplicate=True)
         late = self.now - event.time if self.now is not None and event.time < self.now else None
         outputs = self.advance_to(event.time)
-        outputs += self.metrics.burn(pending, event)
+        outputs += self._settle(self.metrics.burn(pending, event), event.time, recorded=True)
         self.now = max(self.now or event.time, event.time)
         return Applied(outputs, late_by=late)
     # --- end SLOs ---
@@ -92,10 +101,11 @@ class Processor:
             compiled = self.registry.get(incident.agreement, incident.revision)
             outputs = apply_event(compiled, incident, event)
         self.now = max(self.now or event.time, event.time)
+        self.touched.add(event.ticket)
         self._schedule(compiled, incident)
         if late is not None:
             _note_lateness(outputs, event, late)
-        return Applied(self._settle(outputs), late_by=late)
+        return Applied(self._settle(outputs, event.time), late_by=late)
 
     def advance_to(self, until: datetime, inclusive: bool = False) -> list:
         """Fire every deadline and period close before ``until`` (or at it when ``inclusive``), in time order.
@@ -103,9 +113,18 @@ class Processor:
         Ticket deadlines due at a period close instant fire before the close.
         """
         outputs: list = []
-        while (close := self.metrics.next_close()) is not None and (close < until or (inclusive and close == until)):
+        while True:
+            slo_close = self.metrics.next_close()
+            desk_close = None if self.desk is None else self.desk.next_close()
+            close = min((c for c in (slo_close, desk_close) if c is not None), default=None)
+            if close is None or not (close < until or (inclusive and close == until)):
+                break
             outputs += self._advance_incidents(close, inclusive=True)
-            outputs += self.metrics.close_at(close, self.ledgers)
+            if slo_close == close:  # SLO and this side's report closes first, then the desk's
+                outputs += self._settle(self.metrics.close_at(close), close, recorded=True)
+            else:
+                self.desk.mark(0, close, inclusive=True)
+                outputs += self.desk.release()
         outputs += self._advance_incidents(until, inclusive)
         if self.now is None or until > self.now:
             self.now = until
@@ -122,7 +141,8 @@ class Processor:
             incident = self.incidents[key]
             compiled = self.registry.get(incident.agreement, incident.revision)
             fired, next_at = advance_and_next(compiled, incident, due, inclusive=True)
-            outputs += self._settle(fired)
+            self.touched.add(key)
+            outputs += self._settle(fired, due)
             self._schedule(compiled, incident, next_at)
         return outputs
 
@@ -135,32 +155,45 @@ class Processor:
             self._scheduled[incident.ticket] = due
             heapq.heappush(self._heap, (due, incident.ticket))
 
-    def _settle(self, outputs: list) -> list:
-        """Turn per-breach penalties into capped ``penalty.assessed`` outputs, in place."""
-        for i, out in enumerate(outputs):
-            if isinstance(out, PenaltyDue):
-                compiled = self.registry.get(out.agreement, out.revision)
-                ledger = self.ledgers.setdefault(out.agreement, Ledger())
-                outputs[i] = assess_penalty(compiled, ledger, out)
-            self.metrics.record(outputs[i])  # period report figures
-        return outputs
+    def _settle(self, outputs: list, at: datetime, recorded: bool = False) -> list:
+        """Feed the reports (unless the metric side already ``recorded`` them); hand desk records
+        (penalties, credits, report partials) to the desk, which books them at once (this
+        processor is its only source, now at ``at``)."""
+        kept, items, first = [], [], None
+        for out in outputs:
+            if isinstance(out, DESK_ITEMS):
+                items.append(out)
+                if first is None:
+                    first = len(kept)  # the desk's outputs go where its first record was
+            else:
+                kept.append(out)
+                if not recorded:
+                    self.metrics.record(out)  # period report figures
+        if not items:
+            return kept
+        if self.desk is None:
+            return kept + items
+        for item in items:
+            self.desk.submit(item)
+        self.desk.mark(0, at, inclusive=False)
+        kept[first:first] = self.desk.release()
+        return kept
 
     def snapshot(self) -> dict:
         """All state as JSON-ready data; ``restore`` of it continues exactly where this left off."""
         return {
             "now": None if self.now is None else self.now.isoformat(),
             "incidents": {k: i.to_dict() for k, i in self.incidents.items()},
-            "ledgers": {k: l.to_dict() for k, l in self.ledgers.items()},
-            "metrics": self.metrics.to_dict(),  # SLOs, credits and period reports
+            "metrics": self.metrics.to_dict(),  # SLOs and this side's report figures
+            "desk": None if self.desk is None else self.desk.to_dict(),  # money and reports
         }
 
     @classmethod
     def restore(cls, registry: Registry, snap: dict) -> "Processor":
-        engine = cls(registry, now=None if snap["now"] is None else datetime.fromisoformat(snap["now"]))
-        engine.ledgers = {k: Ledger.from_dict(v) for k, v in snap["ledgers"].items()}
-        if "metrics" in snap:  # SLOs, credits and period reports
-            engine.metrics = MetricEngine.from_dict(registry, snap["metrics"])
-            engine.metric_grace = engine.metrics.grace
+        metrics = MetricEngine.from_dict(registry, snap["metrics"])
+        desk = None if snap["desk"] is None else Desk.from_dict(registry, snap["desk"])
+        engine = cls(registry, now=None if snap["now"] is None else datetime.fromisoformat(snap["now"]),
+                     metric_grace=metrics.grace, metrics=metrics, desk=desk)
         for key, data in snap["incidents"].items():
             incident = engine.incidents[key] = Incident.from_dict(data)
             engine._schedule(registry.get(incident.agreement, incident.revision), incident)

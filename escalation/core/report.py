@@ -1,15 +1,16 @@
-"""Period reports: per agreement and reporting period, what happened and what it cost.
+"""Period reports, the partition side: what happened per agreement and reporting period.
 
 Figures are fed from the outputs as they are produced (``record``): tickets opened per priority,
-``sla.met``/``sla.breached`` per clock and priority, escalations, penalties, burn-rate alerts, SLO
-attainment and credits. When the period closes, ``report.published`` (subject: agreement id)
-carries them with the money totals and the cap, as the ledger has them.
+``sla.met``/``sla.breached`` per clock and priority, escalations, burn-rate alerts and SLO
+attainment. When the period closes here, its figures leave as a :class:`PartialReport`; the desk
+(``desk.py``, keyed by agreement) merges the partials of every source with the money it booked
+(penalties, credits, caps) and publishes ``report.published`` once every source has passed the
+close. Replay has one source; the live engine has one per input partition.
 
 Invariants:
-- A reporting period opens with the first activity of its agreement in it (a ticket opened, any
-  recorded output, a metric slice) and then every following period opens when the previous one
-  closes, until the agreement's validity ends: once reporting starts, every month has a report.
-- Figures for a period already published are dropped (corrections are made by replaying history).
+- A reporting period opens here with the first activity of its agreement in it (a ticket opened,
+  any recorded output, a metric slice), and closes at its end + grace; figures for a period
+  already closed here are dropped (corrections are made by replaying history).
 - The per-period record is a JSON-ready dict, so ``to_dict``/``from_dict`` are copies.
 - Only agreements with a ``reporting`` section are reported on.
 """
@@ -24,18 +25,36 @@ from decimal import Decimal
 from .compiled import CompiledAgreement
 from .ledger import Ledger, cap_limit, money
 from .outputs import cloudevent, utc
-from .periods import Period, by_label, following, period_at, to_dt, to_us
+from .periods import Period, by_label, period_at, to_dt, to_us
 from .registry import Registry
 from .slo_compiled import validity_us
 
-_BY_PERIOD_FIELD = ("penalty.assessed", "credit.issued", "slo.attainment", "slo.no_data")
+_BY_PERIOD_FIELD = ("slo.attainment", "slo.no_data")
 RECORDED = {"sla.met", "sla.breached", "escalation.triggered", "slo.burn_rate", *_BY_PERIOD_FIELD}
 
 
-def _fresh(p: Period) -> dict:
+def fresh_figures(p: Period) -> dict:
+    """Empty partition-side figures of period ``p``."""
     return {"start_us": p.start_us, "end_us": p.end_us, "opened": {}, "met": {}, "breached": {},
-            "escalations": 0, "penalties": {"count": 0, "amount": "0.00", "capped": 0},
-            "credits": [], "slos": [], "alerts": {}}
+            "escalations": 0, "slos": [], "alerts": {}}
+
+
+@dataclass(frozen=True, slots=True)
+class PartialReport:
+    """One source's figures of one agreement's reporting period, sent when the source closes it."""
+
+    agreement: str
+    period: str
+    at: datetime
+    figures: dict
+
+    def to_dict(self) -> dict:
+        return {"agreement": self.agreement, "period": self.period, "at": self.at.isoformat(),
+                "figures": self.figures}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PartialReport":
+        return cls(d["agreement"], d["period"], datetime.fromisoformat(d["at"]), d["figures"])
 
 
 @dataclass(slots=True)
@@ -51,20 +70,35 @@ class ReportState:
         return cls(copy.deepcopy(d["periods"]), d["closed_until_us"])
 
 
-class Reports:
-    """Report figures of every reporting agreement; ``touch``/``record`` return periods to schedule."""
+class Revisions:
+    """Which revision of an agreement governs an instant (for periods, zones and wording)."""
 
     def __init__(self, registry: Registry):
         self._revisions: dict[str, list[tuple[CompiledAgreement, tuple[int, int]]]] = {}
         for compiled in sorted(registry, key=lambda c: (c.id, -c.revision)):
             self._revisions.setdefault(compiled.id, []).append((compiled, validity_us(compiled)))
-        self.states: dict[str, ReportState] = {}
+
+    def __contains__(self, agreement: str) -> bool:
+        return agreement in self._revisions
 
     def compiled_at(self, agreement: str, at_us: int) -> CompiledAgreement | None:
         revisions = self._revisions.get(agreement)
         if not revisions:
             return None
         return next((c for c, (a, b) in revisions if a <= at_us < b), revisions[0][0])
+
+    def reported(self, agreement: str, at_us: int) -> CompiledAgreement | None:
+        """The governing revision at ``at_us`` if it has a ``reporting`` section, else None."""
+        compiled = self.compiled_at(agreement, at_us)
+        return compiled if compiled is not None and compiled.agreement.reporting is not None else None
+
+
+class Reports:
+    """Partition-side report figures of every reporting agreement; ``touch``/``record`` return periods to schedule."""
+
+    def __init__(self, registry: Registry):
+        self.revisions = Revisions(registry)
+        self.states: dict[str, ReportState] = {}
 
     def touch(self, agreement: str, at_us: int, label: str | None = None) -> tuple[Period | None, dict | None]:
         """The open figures of the period at ``at_us`` (or ``label``), opening it if needed.
@@ -76,8 +110,8 @@ class Reports:
             for fig in st.periods.values():
                 if fig["start_us"] <= at_us < fig["end_us"]:
                     return None, fig  # fast path: an open period
-        compiled = self.compiled_at(agreement, at_us)
-        if compiled is None or compiled.agreement.reporting is None:
+        compiled = self.revisions.reported(agreement, at_us)
+        if compiled is None:
             return None, None
         p = by_label(compiled.tz, label) if label else period_at(compiled.tz, at_us)
         st = self.states.setdefault(agreement, ReportState())
@@ -85,14 +119,14 @@ class Reports:
             return None, st.periods[p.label]
         if st.closed_until_us is not None and p.start_us < st.closed_until_us:
             return None, None
-        st.periods[p.label] = _fresh(p)
+        st.periods[p.label] = fresh_figures(p)
         return p, st.periods[p.label]
 
     def record(self, out: dict) -> Period | None:
         """Count one output into its period's figures; returns a newly opened period, if any."""
         kind, d = out["type"], out["data"]
         agreement = d.get("agreement") if isinstance(d, dict) else None
-        if kind not in RECORDED or agreement not in self._revisions:
+        if kind not in RECORDED or agreement not in self.revisions:
             return None
         at_us = to_us(datetime.fromisoformat(out["time"]))
         opened, fig = self.touch(agreement, at_us, d["period"] if kind in _BY_PERIOD_FIELD else None)
@@ -106,18 +140,12 @@ class Reports:
             fig["opened"][priority] = fig["opened"].get(priority, 0) + 1
         return opened
 
-    def close(self, agreement: str, label: str, at: datetime, ledger: Ledger) -> tuple[dict, Period | None]:
-        """``report.published`` for ``label`` and the next period to open (None past validity)."""
+    def close(self, agreement: str, label: str, at: datetime) -> PartialReport:
+        """Close ``label`` here: its figures, for the desk."""
         st = self.states[agreement]
         fig = st.periods.pop(label)
         st.closed_until_us = max(st.closed_until_us or fig["end_us"], fig["end_us"])
-        compiled = self.compiled_at(agreement, fig["start_us"])
-        out = report_notice(compiled, label, fig, at, ledger)
-        nxt = following(compiled.tz, by_label(compiled.tz, label))
-        if nxt.label in st.periods or nxt.start_us >= validity_us(compiled)[1]:
-            return out, None
-        st.periods[nxt.label] = _fresh(nxt)
-        return out, nxt
+        return PartialReport(agreement, label, at, fig)
 
 
 def _tally(fig: dict, kind: str, d: dict) -> None:
@@ -127,19 +155,43 @@ def _tally(fig: dict, kind: str, d: dict) -> None:
         bucket[key] = bucket.get(key, 0) + 1
     elif kind == "escalation.triggered":
         fig["escalations"] += 1
-    elif kind == "penalty.assessed":
-        pen = fig["penalties"]
-        pen["count"] += 1
-        pen["amount"] = str(money(Decimal(pen["amount"]) + Decimal(d["amount"])))
-        pen["capped"] += bool(d["capped"])
-    elif kind == "credit.issued":
-        fig["credits"].append({k: d[k] for k in ("remedy", "slo", "attainment", "credit_percent", "amount", "capped")})
     elif kind == "slo.attainment":
         fig["slos"].append({k: d[k] for k in ("slo", "service", "attainment", "objective", "met", "good", "total", "excluded")})
     elif kind == "slo.no_data":
         fig["slos"].append({"slo": d["slo"], "service": d["service"], "no_data": True, "objective": d["objective"]})
     elif kind == "slo.burn_rate" and d["state"] == "firing":
         fig["alerts"][d["severity"]] = fig["alerts"].get(d["severity"], 0) + 1
+
+
+# -- the desk side: merged figures and wording --------------------------------------------------
+
+def fresh_money() -> dict:
+    return {"penalties": {"count": 0, "amount": "0.00", "capped": 0}, "credits": []}
+
+
+def tally_money(money_fig: dict, kind: str, d: dict) -> None:
+    if kind == "penalty.assessed":
+        pen = money_fig["penalties"]
+        pen["count"] += 1
+        pen["amount"] = str(money(Decimal(pen["amount"]) + Decimal(d["amount"])))
+        pen["capped"] += bool(d["capped"])
+    elif kind == "credit.issued":
+        money_fig["credits"].append({k: d[k] for k in ("remedy", "slo", "attainment", "credit_percent", "amount", "capped")})
+
+
+def merge_figures(compiled: CompiledAgreement, start_us: int, end_us: int, parts: list[dict], money_fig: dict) -> dict:
+    """One period's figures from every source's partial plus the desk's money (SLOs in clause order)."""
+    fig = {"start_us": start_us, "end_us": end_us, "opened": {}, "met": {}, "breached": {}, "escalations": 0,
+           "slos": [], "alerts": {}, **copy.deepcopy(money_fig)}
+    for part in parts:
+        for name in ("opened", "met", "breached", "alerts"):
+            for k, v in part[name].items():
+                fig[name][k] = fig[name].get(k, 0) + v
+        fig["escalations"] += part["escalations"]
+        fig["slos"] += part["slos"]
+    order = {s.id: i for i, s in enumerate(compiled.agreement.slos)}
+    fig["slos"].sort(key=lambda e: (order.get(e["slo"], len(order)), e["slo"], e["service"]))
+    return fig
 
 
 def _clocks(compiled: CompiledAgreement, fig: dict) -> dict:

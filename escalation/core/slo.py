@@ -5,7 +5,7 @@ Entry points (no I/O, no wall clock; time is the slice's own or the close instan
 - ``open_periods(cslo, state, s, e)``            -> periods newly opened for ``[s, e)``
 - ``observe(cslo, state, s, e, good, total)``    -> counts the slice (no outputs)
 - ``burn_outputs(cslo, state, e)``               -> burn-rate outputs at the slice end
-- ``close_period(cslo, state, label, at, ledger)`` -> ``slo.attainment``/``slo.no_data`` + credits
+- ``close_period(cslo, state, label, at)`` -> ``slo.attainment``/``slo.no_data`` + ``CreditDue``s
 
 Counting rule (DESIGN.md §5 "Credits"): a slice ``[s, e)`` with ``good``/``total`` is spread
 evenly over its time. The part inside each period is clipped to the SLO's ``counted_time`` open
@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from . import burn_rate as br
-from .ledger import Ledger, assess_credit
+from .ledger import CreditDue
 from .maintenance import subtract
 from .periods import Period, by_label, following, period_at, to_dt, to_us
 from .slo_compiled import CompiledSlo
@@ -128,16 +128,18 @@ def tier_for(remedy, value: float):
     return min(eligible, key=lambda t: t.below) if eligible else None
 
 
-def close_period(cslo: CompiledSlo, st: SloState, label: str, at: datetime, ledger: Ledger) -> list[dict]:
-    """Close ``label``: ``slo.no_data``, or ``slo.attainment`` then one ``credit.issued`` per applying remedy."""
+def close_period(cslo: CompiledSlo, st: SloState, label: str, at: datetime) -> list:
+    """Close ``label``: ``slo.no_data``, or ``slo.attainment`` then one ``CreditDue`` per applying remedy
+    (the money side caps it into ``credit.issued``)."""
     acc = st.periods.pop(label)
     st.closed_until_us = max(st.closed_until_us or acc.end_us, acc.end_us)
     value = attainment(acc)
     if value is None:
         return [no_data_notice(cslo, acc, at)]
-    outputs = [attainment_notice(cslo, st, acc, value, at)]
+    outputs: list = [attainment_notice(cslo, st, acc, value, at)]
     for index, remedy in cslo.credits:
         tier = tier_for(remedy, value)
         if tier is not None:
-            outputs.append(assess_credit(cslo, ledger, index, remedy, tier, acc, value, at))
+            outputs.append(CreditDue(cslo.compiled.id, cslo.compiled.revision, cslo.id, index,
+                                     list(remedy.tiers).index(tier), label, value, at))
     return outputs

@@ -6,8 +6,9 @@ Processor advances to. The Processor calls:
   or Rejected; then ``burn(pending, event)`` -> burn-rate outputs at the slice end. Between the
   two the Processor advances to the slice end, so a slice straddling a period end is counted
   (split) before that period closes, and outputs stay in time order.
-- ``next_close()`` / ``close_at(instant, ledgers)`` from ``advance_to``, interleaved in time order
-  with ticket deadlines (deadlines due at a close instant fire first)
+- ``next_close()`` / ``close_at(instant)`` from ``advance_to``, interleaved in time order
+  with ticket deadlines (deadlines due at a close instant fire first); closes give
+  ``slo.attainment``/``slo.no_data``, ``CreditDue`` and ``PartialReport`` records for the desk
 - ``record(output)`` / ``ticket_opened(...)`` so reports see the ticket side.
 
 Invariants:
@@ -33,7 +34,6 @@ from datetime import datetime, timedelta
 
 from . import burn_rate as br
 from .events import MetricObserved, Rejected
-from .ledger import Ledger
 from .periods import by_label, following, to_dt, to_us
 from .registry import Registry
 from .report import ReportState, Reports
@@ -56,6 +56,9 @@ class MetricEngine:
         self.reports = Reports(self.registry)
         self._grace_us = self.grace // timedelta(microseconds=1)
         self._heap: list = []
+        # what changed since the caller last cleared them (the live engine writes these keys)
+        self.dirty: set[str] = set()          # services (streams and SLO states)
+        self.dirty_reports: set[str] = set()  # agreements (this side's report figures)
 
     # -- input ----------------------------------------------------------------------------
 
@@ -72,6 +75,7 @@ class MetricEngine:
             if reason is not None:
                 raise Rejected(reason)
         # -- checks done: from here on the slice is applied in full --
+        self.dirty.add(event.service)
         self.streams.setdefault((event.service, event.sli), Stream()).remember(event.id)
         for cslo in covering:
             st = self._state(cslo)
@@ -107,13 +111,14 @@ class MetricEngine:
         """Feed one output to the period reports."""
         if isinstance(out, dict):
             opened = self.reports.record(out)
-            if opened is not None:
-                self._touched(opened, out["data"]["agreement"])
+            self._touched(opened, out["data"].get("agreement") if isinstance(out["data"], dict) else None)
 
     def ticket_opened(self, agreement: str, at: datetime, priority: str) -> None:
         self._touched(self.reports.ticket_opened(agreement, to_us(at), priority), agreement)
 
-    def _touched(self, opened, agreement: str) -> None:
+    def _touched(self, opened, agreement: str | None) -> None:
+        if agreement in self.reports.states:
+            self.dirty_reports.add(agreement)
         if opened is not None:
             self._push(opened.end_us, _REPORT, agreement, 0, "", opened.label)
 
@@ -136,30 +141,29 @@ class MetricEngine:
             heapq.heappop(self._heap)
         return to_dt(self._heap[0][0]) if self._heap else None
 
-    def close_at(self, at: datetime, ledgers: dict[str, Ledger]) -> list:
-        """Close every period due exactly at ``at``: SLOs first, then reports."""
+    def close_at(self, at: datetime) -> list:
+        """Close every period due exactly at ``at``: SLOs first, then this side's report figures."""
         due, outputs = to_us(at), []
         while self._heap and self._heap[0][0] == due:
             entry = heapq.heappop(self._heap)
             if not self._live(entry):
                 continue
             _, rank, agreement, _, slo, label = entry
-            ledger = ledgers.setdefault(agreement, Ledger())
             if rank == _SLO:
-                outs = self._close_slo(agreement, slo, label, at, ledger)
+                outs = self._close_slo(agreement, slo, label, at)
             else:
-                report, nxt = self.reports.close(agreement, label, at, ledger)
-                outs = [report]
-                self._touched(nxt, agreement)
+                outs = [self.reports.close(agreement, label, at)]
+                self.dirty_reports.add(agreement)
             for out in outs:
                 self.record(out)
             outputs += outs
         return outputs
 
-    def _close_slo(self, agreement: str, slo: str, label: str, at: datetime, ledger: Ledger) -> list:
+    def _close_slo(self, agreement: str, slo: str, label: str, at: datetime) -> list:
         st = self.slos[(agreement, slo)]
+        self.dirty.add(st.service)
         cslo = self.book.get(agreement, slo, st.periods[label].revision)
-        outputs = close_period(cslo, st, label, at, ledger)
+        outputs = close_period(cslo, st, label, at)
         tz = cslo.compiled.tz
         nxt = following(tz, by_label(tz, label))
         if any(open_label > label for open_label in st.periods):
@@ -171,6 +175,36 @@ class MetricEngine:
         return outputs
 
     # -- state ----------------------------------------------------------------------------
+
+    def service_state(self, service: str) -> dict:
+        """One service's streams and SLO states (the live ``services`` table value)."""
+        entry: dict = {"streams": {}, "slos": {}}
+        for (svc, sli), stream in self.streams.items():
+            if svc == service:
+                entry["streams"][sli] = stream.to_dict()
+        for (agreement, slo), st in sorted(self.slos.items()):
+            if st.service == service:
+                entry["slos"].setdefault(agreement, {})[slo] = st.to_dict()
+        return entry
+
+    def load_service(self, service: str, entry: dict) -> None:
+        for sli, ids in entry["streams"].items():
+            self.streams[(service, sli)] = Stream.from_dict(ids)
+        for agreement, slos in entry["slos"].items():
+            for slo, st in slos.items():
+                self.slos[(agreement, slo)] = SloState.from_dict(st)
+
+    def report_state(self, agreement: str) -> dict | None:
+        st = self.reports.states.get(agreement)
+        return None if st is None else st.to_dict()
+
+    def load_report(self, agreement: str, data: dict) -> None:
+        self.reports.states[agreement] = ReportState.from_dict(data)
+
+    def reschedule(self) -> None:
+        """Rebuild the close schedule after ``load_service``/``load_report``."""
+        self._heap = []
+        self._reschedule()
 
     def to_dict(self) -> dict:
         services: dict = {}
@@ -186,13 +220,9 @@ class MetricEngine:
     def from_dict(cls, registry: Registry, d: dict) -> "MetricEngine":
         engine = cls(registry, timedelta(microseconds=d["grace_us"]))
         for service, entry in d["services"].items():
-            for sli, ids in entry["streams"].items():
-                engine.streams[(service, sli)] = Stream.from_dict(ids)
-            for agreement, slos in entry["slos"].items():
-                for slo, st in slos.items():
-                    engine.slos[(agreement, slo)] = SloState.from_dict(st)
+            engine.load_service(service, entry)
         for agreement, r in d["reports"].items():
-            engine.reports.states[agreement] = ReportState.from_dict(r)
+            engine.load_report(agreement, r)
         engine._reschedule()
         return engine
 
