@@ -64,8 +64,14 @@ def validate(paths) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="output JSONL (default stdout)")
 @click.option("--dead-letter", "dead_letter", type=click.Path(dir_okay=False), help="rejected lines (default stderr)")
 @click.option("--pretty", is_flag=True, help="one readable line per output instead of JSON")
-def replay(agreements, events, until, out, dead_letter, pretty) -> None:
+@click.option("--period-grace", type=float, default=0.0, show_default=True,
+              help="SLO and report periods close this many seconds after their end (the live engine's "
+                   "period_grace; give the same value to compare replay with live)")
+def replay(agreements, events, until, out, dead_letter, pretty, period_grace) -> None:
     """Run recorded events through the core with a simulated clock."""
+    from datetime import timedelta
+
+    from .core.processor import Processor
     from .replay import replay as run_replay
 
     registry = load_registry(agreements or [EXAMPLE_AGREEMENT])
@@ -79,7 +85,8 @@ def replay(agreements, events, until, out, dead_letter, pretty) -> None:
     emit = (lambda o: sink.write(_pretty(o).encode() + b"\n")) if pretty else (lambda o: sink.write(orjson.dumps(o) + b"\n"))
     try:
         with events_path.open("rb") as lines:
-            stats = run_replay(registry, lines, emit, lambda r: dead.write(orjson.dumps(r) + b"\n"), until_at)
+            stats = run_replay(registry, lines, emit, lambda r: dead.write(orjson.dumps(r) + b"\n"), until_at,
+                               Processor(registry, metric_grace=timedelta(seconds=period_grace)))
     finally:
         sink.flush()
         dead.flush()

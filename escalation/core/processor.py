@@ -61,6 +61,10 @@ class Processor:
     metrics: MetricEngine | None = None
     desk: Desk | None = ...  # type: ignore[assignment]  # default: a desk of its own; None: pass records out
     touched: set = field(default_factory=set)
+    # live pruning: a closed incident shrinks to a tombstone (its input ids and opening instant),
+    # enough to ignore repeats and refuse later events as replay does, without its clocks
+    forget_closed: bool = False
+    closed: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.metrics is None:
@@ -87,6 +91,13 @@ class Processor:
         incident = self.incidents.get(event.ticket)
         if incident is not None and event.id in incident.seen:
             return Applied([], duplicate=True)
+        tomb = self.closed.get(event.ticket) if incident is None else None
+        if tomb is not None:
+            if event.id in tomb["seen"]:
+                return Applied([], duplicate=True)
+            if isinstance(event, TicketOpened):
+                raise Rejected(f"ticket {event.ticket!r} is already open (opened at {tomb['opened_at']})")
+            raise Rejected(f"{event.type} does not apply to ticket {event.ticket!r} in state 'closed'")
         late = self.now - event.time if self.now is not None and event.time < self.now else None
         if isinstance(event, TicketOpened):
             if incident is not None:
@@ -103,6 +114,9 @@ class Processor:
         self.now = max(self.now or event.time, event.time)
         self.touched.add(event.ticket)
         self._schedule(compiled, incident)
+        if self.forget_closed and incident.lifecycle == "closed":
+            del self.incidents[event.ticket]
+            self.closed[event.ticket] = {"seen": list(incident.seen), "opened_at": incident.opened_at.isoformat()}
         if late is not None:
             _note_lateness(outputs, event, late)
         return Applied(self._settle(outputs, event.time), late_by=late)
@@ -179,11 +193,17 @@ class Processor:
         kept[first:first] = self.desk.release()
         return kept
 
+    def adopt(self, incident: Incident) -> None:
+        """Take over a saved incident (the live engine loading a partition) and schedule it."""
+        self.incidents[incident.ticket] = incident
+        self._schedule(self.registry.get(incident.agreement, incident.revision), incident)
+
     def snapshot(self) -> dict:
         """All state as JSON-ready data; ``restore`` of it continues exactly where this left off."""
         return {
             "now": None if self.now is None else self.now.isoformat(),
             "incidents": {k: i.to_dict() for k, i in self.incidents.items()},
+            "forget_closed": self.forget_closed, "closed": {k: dict(v) for k, v in self.closed.items()},
             "metrics": self.metrics.to_dict(),  # SLOs and this side's report figures
             "desk": None if self.desk is None else self.desk.to_dict(),  # money and reports
         }
@@ -194,6 +214,8 @@ class Processor:
         desk = None if snap["desk"] is None else Desk.from_dict(registry, snap["desk"])
         engine = cls(registry, now=None if snap["now"] is None else datetime.fromisoformat(snap["now"]),
                      metric_grace=metrics.grace, metrics=metrics, desk=desk)
+        engine.closed = {k: dict(v) for k, v in snap.get("closed", {}).items()}
+        engine.forget_closed = snap.get("forget_closed", False)
         for key, data in snap["incidents"].items():
             incident = engine.incidents[key] = Incident.from_dict(data)
             engine._schedule(registry.get(incident.agreement, incident.revision), incident)

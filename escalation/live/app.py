@@ -2,19 +2,24 @@
 
 ``build_app(settings, registry)`` is the only place the shell is wired. What runs:
 
-- **tickets agent** on ``<prefix>tickets`` + ``<app_id>-ticks`` as ONE stream, so a tick travels the
-  same ordered, committed path as the events of its partition. Per partition it keeps a due index
-  (heap of ``(due, ticket)``) rebuilt lazily from the ``incidents`` table after every rebalance, so
-  a tick costs O(deadlines due), not O(open incidents).
-- **remedies agent** on the internal ``<app_id>-penalties`` topic keyed by agreement id: it owns the
-  ``ledgers`` table (one :class:`~escalation.core.ledger.Ledger` per agreement) and turns the core's
-  ``PenaltyDue`` records into ``penalty.assessed`` with the period caps applied.
+- **inputs agent** on ``<prefix>tickets`` + ``<prefix>metrics`` + ``<app_id>-ticks`` as ONE stream
+  (co-partitioned), so a tick travels the same ordered, committed path as the events of its
+  partition. Per partition it runs one core ``Processor`` (``engine.Partitions``): incidents keyed
+  by ticket, SLO states keyed by service, this partition's report figures, and a due index (heap)
+  rebuilt from the tables after every rebalance, so a tick costs O(deadlines due), not O(open
+  incidents). Period closes of SLOs and reports are driven by the same ticks.
+- **desk agent** on the internal ``<app_id>-desk`` topic keyed by agreement id: per agreement the
+  cap ledger and the reports (``core.desk``). The inputs agent sends it penalties, credits and
+  report figures, and after every batch its partition clock (a *mark*) to every desk partition;
+  the desk books money in time order once every input partition's mark has passed it (so caps cut
+  as in replay) and publishes ``report.published`` once every input partition is past the close.
 - **ticker** (:mod:`escalation.live.ticker`) unless ``manual_ticks``.
 
 Time semantics (mirror of ``Processor`` / ``escalation replay``):
 
-- an event at time t first fires the partition's deadlines due strictly before t, then is applied
-  (an event at T comes before a deadline at exactly T);
+- an event at time t first fires the partition's deadlines and closes due strictly before t, then
+  is applied (an event at T comes before a deadline at exactly T); a metric slice does so at its
+  start and then counts up to its end, as replay does;
 - a tick at instant T fires every deadline due at or before T (``advance_to(T, inclusive=True)``);
   the ticker stamps ticks with wall clock − ``tick_grace``, so a deadline D fires once the wall
   clock passes D + grace (within one ``tick_interval``);
@@ -25,25 +30,23 @@ Time semantics (mirror of ``Processor`` / ``escalation replay``):
 
 Batches (throughput): both agents consume with ``stream.take_events(BATCH_MAX, within=BATCH_WITHIN)``.
 Records of a batch are processed one by one in arrival order (so per-partition order and the time
-rules above hold exactly as for one record at a time), but each incident / ledger is read from its
-table at most once (open incidents stay decoded in memory across batches) and written back at most
-once per batch, and the outputs are queued without awaiting each one: contract outputs and dead
-letters through :class:`OutputSender` (a batching aiokafka producer; Faust's own producer must
-send one record per batch on the embedded broker), penalty records with Faust's ``send_soon``.
-At the end of a batch the table values are written, then the outputs are sent, then every
-delivery future of the batch is awaited; only then does Faust ack the batch's offsets (and Faust
-flushes the changelog before it commits them). So a crash mid-batch loses nothing: the whole
-batch is consumed again and the deterministic ids absorb the repeats.
+rules above hold exactly as for one record at a time), state stays decoded in memory across
+batches and every changed key is written back once per batch, and the outputs are queued without
+awaiting each one, through :class:`OutputSender` (a batching aiokafka producer; Faust's own
+producer must send one record per batch on the embedded broker). At the end of a batch the
+outputs and internal records are sent and every delivery future is awaited, THEN the table values
+are written; Faust acks the batch's offsets after that and flushes the changelog before it commits
+them. So a crash anywhere loses nothing: state never runs ahead of the outputs it caused, the
+batch is consumed again, and the deterministic ids (and the desk's booked-id guard) absorb the
+repeats. Rebalances and agreement reloads only flag the in-memory state stale; it is reloaded
+from the tables at the start of the next batch, never between a batch's sends and its writes.
 Table writes made after the loop carry the partition they belong to by setting Faust's
 ``current_event`` to an event of that partition (Faust picks the changelog / store partition
 from it).
 
-Records: incident table value = ``{"p": partition, "incident": Incident.to_dict()}`` (the partition
-lets the index rebuild skip standby copies and other partitions); ledger table value =
-``{"ledger": Ledger.to_dict()}``; ``assessed`` table: output id -> ``penalty.assessed`` (makes a
-redelivered ``PenaltyDue`` re-emit the same output instead of charging the budget twice; one
-small record per penalty instead of a map rewritten whole on every penalty). A legacy ledger
-value with a ``"done"`` map is still honoured and migrated on its next write.
+Tables (values tagged with their partition ``p``, so a rebuild skips standby copies and other
+partitions): see :mod:`escalation.live.engine`. Closed incidents shrink to tombstones (their input
+ids), so state grows with open incidents, not with history.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,19 +65,17 @@ import faust
 import orjson
 from faust.streams import _current_event  # Faust's "current event" (table partition); pinned faust 0.15.3
 
-from escalation.core.events import Rejected, decode_event
-from escalation.core.incident import PenaltyDue
-from escalation.core.outputs import REMEDIES, topic_for
+from escalation.core.desk import DESK_ITEMS
+from escalation.core.events import MetricObserved, Rejected, decode_event
+from escalation.core.outputs import topic_for
 from escalation.core.registry import Registry
 from escalation.live import observability as obs
+from escalation.live.engine import (
+    DeskBook, Partitions, StateTables, deadletter_record, desk_record, mark_record, parse_tick,
+)
 from escalation.live.settings import LiveSettings
 
-__all__ = ["TopicNames", "TicketEngine", "LedgerBook", "build_app", "deadletter_record", "BATCH_MAX", "BATCH_WITHIN"]
-
-from escalation.live.engine import (  # noqa: F401 - re-exported for the runner, tests and benches
-    LedgerBook, TicketEngine, _penalty_from_dict, _penalty_to_dict, assess, deadletter_record, parse_tick,
-    penalty_output_id,
-)
+__all__ = ["TopicNames", "build_app", "BATCH_MAX", "BATCH_WITHIN"]
 
 log = logging.getLogger(__name__)
 
@@ -112,28 +114,28 @@ class TopicNames:
     timeline: str
     deadletter: str
     ticks: str
-    penalties: str
+    desk: str
 
     @classmethod
     def of(cls, settings: LiveSettings) -> "TopicNames":
         p, a = settings.topic_prefix, settings.app_id
         return cls(f"{p}tickets", f"{p}metrics", f"{p}notifications", f"{p}remedies", f"{p}timeline",
-                   f"{p}deadletter", f"{a}-ticks", f"{a}-penalties")
+                   f"{p}deadletter", f"{a}-ticks", f"{a}-desk")
 
     def outputs(self) -> list[str]:
         return [self.notifications, self.remedies, self.timeline]
 
 
 class OutputSender:
-    """Contract outputs and dead letters through one plain aiokafka producer with normal batching.
+    """Outputs, dead letters and desk records through one plain aiokafka producer with normal batching.
 
-    Faust's producer carries the changelogs and the internal penalties topic; with the embedded
-    broker it must send one record per batch (DESIGN.md §7, ``producer_max_batch_size=1``), which
-    would cap every output partition at one record per round trip. The contract topics are never
-    read back through ListOffsets by the engine, so they can be batched. Records keep their order
+    Faust's producer carries the changelogs; with the embedded broker it must send one record per
+    batch (DESIGN.md §7, ``producer_max_batch_size=1``), which would cap every partition at one
+    record per round trip. Only table recovery depends on ListOffsets of a changelog, so every
+    other topic can be batched. Records keep their order
     per partition (one producer, sent in order; key -> partition by aiokafka's default
     partitioner, as Faust's producer does). Callers await the returned delivery futures before
-    their batch is acked (at least once). Not used with ``exactly_once`` (outputs must then be
+    their batch's state is written and acked (at least once). Not used with ``exactly_once`` (outputs must then be
     part of Faust's transactions).
     """
 
@@ -154,11 +156,11 @@ class OutputSender:
                 self._producer = producer
         return self._producer
 
-    async def send_all(self, records: list[tuple[str, bytes | None, bytes]]) -> list:
-        """Queue ``(topic, key, value)`` records in order; the delivery futures."""
+    async def send_all(self, records: list[tuple[str, bytes | None, bytes, int | None]]) -> list:
+        """Queue ``(topic, key, value, partition or None)`` records in order; the delivery futures."""
         producer = self._producer or await self._start()
         send = producer.send
-        return [await send(topic, value, key=key) for topic, key, value in records]
+        return [await send(topic, value, key=key, partition=partition) for topic, key, value, partition in records]
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
@@ -181,7 +183,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
 
     ``broker_url``: the embedded broker's url (required when ``settings.broker`` is None).
     ``manual_ticks``: no ticker; time moves only by ticks produced with :func:`ticker.send_tick`.
-    The app carries ``app.escalation`` (names, engine, topics) for the runner and the tests.
+    The app carries ``app.escalation`` (names, state, topics) for the runner and the tests.
     """
     kw = settings.faust_app_kwargs(broker_url)
     if datadir is not None:
@@ -191,15 +193,16 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     P = settings.partitions
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=P)
 
-    inputs = app.topic(names.tickets, names.ticks, **raw)
+    inputs = app.topic(names.tickets, names.metrics, names.ticks, **raw)
     out_topics = {n: app.topic(getattr(names, n), **raw) for n in ("notifications", "remedies", "timeline")}
     deadletter = app.topic(names.deadletter, **raw)
-    penalties = app.topic(names.penalties, internal=True, **raw)
-    incidents = app.Table("incidents", partitions=P)
-    ledgers = app.Table("ledgers", partitions=P)
-    assessed = app.Table("assessed", partitions=P)
-    engine = TicketEngine(registry, incidents)
-    book = LedgerBook(registry, ledgers, assessed)
+    desk_topic = app.topic(names.desk, internal=True, **raw)
+    tables = StateTables(*(app.Table(name, partitions=P) for name in ("incidents", "services", "figures", "clocks")))
+    desks, marks = app.Table("desks", partitions=P), app.Table("marks", partitions=P)
+    grace = timedelta(seconds=settings.period_grace)
+    parts = Partitions(registry, tables, grace)
+    book = DeskBook(registry, P, desks, marks, grace)
+    stale = {"inputs": False, "desk": False}  # reload from the tables at the next batch (rebalance, reload)
     sender = None
     if settings.processing_guarantee != "exactly_once":
         bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
@@ -210,32 +213,37 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             await sender.stop()
 
     class Batch:
-        """What one batch sends, in order: outputs and dead letters through ``sender`` (else
-        Faust's ``send_soon``), penalty records with ``send_soon``; all awaited together."""
+        """What one batch sends, in order, through ``sender`` (else Faust's ``send_soon``); all
+        awaited together by :meth:`done`."""
 
         def __init__(self) -> None:
             self.futures: list = []
-            self.records: list[tuple[str, bytes | None, bytes]] = []
+            self.records: list[tuple[str, bytes | None, bytes, int | None]] = []
             self.types: Counter = Counter()
             self.dead = 0
 
-        def _send(self, topic: Any, key: bytes | None, value: bytes) -> None:
+        def _send(self, topic: Any, key: bytes | None, value: bytes, partition: int | None = None) -> None:
             if sender is None:
-                self.futures.append(topic.send_soon(key=key, value=value))
+                self.futures.append(topic.send_soon(key=key, value=value, partition=partition))
             else:
-                self.records.append((topic.get_topic_name(), key, value))
+                self.records.append((topic.get_topic_name(), key, value, partition))
 
-        def publish(self, outputs: list) -> None:
+        def publish(self, outputs: list, src: int) -> None:
             for out in outputs:
-                if isinstance(out, PenaltyDue):
-                    self.futures.append(penalties.send_soon(key=out.agreement.encode(),
-                                                            value=orjson.dumps(_penalty_to_dict(out))))
+                if isinstance(out, DESK_ITEMS):
+                    self._send(desk_topic, out.agreement.encode(), desk_record(out, src))
                 else:
-                    self.output(out_topics[topic_for(out["type"])], out["subject"], out)
+                    self.output(out["subject"], out)
 
-        def output(self, topic: Any, key: str, out: dict) -> None:
-            self._send(topic, key.encode(), orjson.dumps(out))
+        def output(self, key: str, out: dict) -> None:
+            self._send(out_topics[topic_for(out["type"])], key.encode(), orjson.dumps(out))
             self.types[out["type"]] += 1
+
+        def marks(self, moved: dict) -> None:
+            for src, (at, inclusive) in sorted(moved.items()):
+                value = mark_record(src, at, inclusive)
+                for q in range(P):
+                    self._send(desk_topic, None, value, q)
 
         def reject(self, reason: str, event: Any) -> None:
             m = event.message
@@ -253,11 +261,10 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             if self.dead:
                 obs.dead_letter(self.dead)
 
-    def tickets_batch(events: list) -> Batch:
-        """Process one batch in order; returns what to send (table writes are done here)."""
+    def inputs_batch(events: list) -> tuple[Batch, list, dict]:
+        """Process one batch in order: (what to send, table writes, last event per partition)."""
         batch = Batch()
         last: dict[int, Any] = {}
-        engine.begin()
         try:
             for event in events:
                 m = event.message
@@ -269,93 +276,104 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                     except Exception as err:  # noqa: BLE001 - any bad tick is dead-lettered
                         batch.reject(f"bad tick: {err}", event)
                         continue
-                    batch.publish(engine.advance(p, instant, inclusive=True))
+                    batch.publish(parts.tick(p, instant), p)
                     continue
                 try:
                     decoded = decode_event(event.value if event.value is not None else b"")
                 except Rejected as err:
                     batch.reject(err.reason, event)
                     continue
-                batch.publish(engine.advance(p, decoded.time, inclusive=False))
-                try:
-                    outputs = engine.apply(p, decoded)
-                except Rejected as err:
-                    batch.reject(err.reason, event)
+                is_metric = isinstance(decoded, MetricObserved)
+                if is_metric != (m.topic == names.metrics):
+                    batch.reject(f"{decoded.type} events belong on the {'metrics' if is_metric else 'tickets'} "
+                                 f"topic, not on {m.topic}", event)
                     continue
-                batch.publish(outputs)
-            writes = engine.end()
+                outputs, reason = parts.event(p, decoded)
+                batch.publish(outputs, p)
+                if reason is not None:
+                    batch.reject(reason, event)
+            writes, moved = parts.end()
         except BaseException:
-            engine.discard()
+            parts.discard()
             raise
-        for p, key, value in writes:  # queued in Faust's buffer before this batch's penalty records
-            write_as(last[p], incidents, key, value)
-        return batch
+        batch.marks(moved)  # after this batch's desk records: the desk sees them first
+        return batch, writes, last
 
     def report_lag(events: list) -> None:
-        tail: dict[int, int] = {}
+        tail: dict[tuple[str, int], int] = {}
         for event in events:
-            if event.message.topic == names.tickets:
-                tail[event.message.partition] = event.message.offset
-        for p, offset in tail.items():
+            if event.message.topic != names.ticks:
+                tail[(event.message.topic, event.message.partition)] = event.message.offset
+        for (topic, p), offset in tail.items():
             try:
-                hw = app.consumer.highwater(faust.types.TP(names.tickets, p))
+                hw = app.consumer.highwater(faust.types.TP(topic, p))
             except Exception:  # noqa: BLE001 - metrics only
                 continue
-            if hw is not None:
+            if hw is not None and topic == names.tickets:
                 obs.lag(p, max(0, hw - offset - 1))
 
-    @app.agent(inputs, name="tickets")
-    async def tickets_agent(stream: Any) -> None:
+    @app.agent(inputs, name="inputs")
+    async def inputs_agent(stream: Any) -> None:
         # Faust pauses delivery (and logs "producer buffer full") while more than max_messages
         # records wait in its producer buffer; one batch legitimately queues up to BATCH_MAX
         # changelog writes at once
-        app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 2 * BATCH_MAX)
+        app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 4 * BATCH_MAX)
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            engine.fired.clear()
-            batch = tickets_batch(events)
-            fired = list(engine.fired)
-            await batch.done()  # outputs on the broker before the batch is acked
+            if stale["inputs"]:
+                parts.discard()
+                stale["inputs"] = False
+            parts.fired.clear()
+            batch, writes, last = inputs_batch(events)
+            fired = list(parts.fired)
+            await batch.done()  # outputs and desk records on the broker before the state moves on
+            for table, p, key, value in writes:
+                write_as(last[p], table, key, value)
             now = time.time()
             for due in fired:
                 obs.deadline_latency(now - due.timestamp())
-            obs.events_in(sum(1 for e in events if e.message.topic == names.tickets))
-            open_, due_index = engine.sizes()
+            obs.events_in(sum(1 for e in events if e.message.topic != names.ticks))
+            open_, due_index = parts.sizes()
             obs.set_open_incidents(open_)
             obs.set_due_index(due_index)
             report_lag(events)
 
-    @app.agent(penalties, name="remedies")
-    async def remedies_agent(stream: Any) -> None:
+    @app.agent(desk_topic, name="desk")
+    async def desk_agent(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            if stale["desk"]:
+                book.discard()
+                stale["desk"] = False
             batch = Batch()
             last: dict[int, Any] = {}
-            book.begin()
             try:
                 for event in events:
-                    p = event.message.partition
-                    last[p] = event
+                    q = event.message.partition
+                    last[q] = event
                     try:
-                        due = _penalty_from_dict(orjson.loads(event.value))
-                        out = book.assess(due, p)
-                    except (Rejected, ValueError, KeyError) as err:
-                        batch.reject(getattr(err, "reason", None) or f"bad penalty record: {err!r}", event)
-                        continue
-                    batch.output(out_topics[REMEDIES], due.agreement, out)
+                        book.take(q, event.value)
+                    except (Rejected, ValueError, KeyError, TypeError) as err:
+                        batch.reject(getattr(err, "reason", None) or f"bad desk record: {err!r}", event)
+                for out in book.release():
+                    batch.output(out["data"]["agreement"], out)
                 writes = book.end()
             except BaseException:
                 book.discard()
                 raise
-            for table, p, key, value in writes:
-                write_as(last[p], table, key, value)
             await batch.done()
+            for table, q, key, value in writes:
+                write_as(last[q], table, key, value)
+
+    def invalidate(*args: Any, **kwargs: Any) -> None:
+        """Reload the in-memory state from the tables at the next batch (rebalance, agreement reload)."""
+        stale["inputs"] = stale["desk"] = True
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        engine.reset_index()
+        invalidate()
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        engine.reset_index()
+        invalidate()
         shorten_fetch_wait(app)
 
     if not manual_ticks:
@@ -363,18 +381,21 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
 
         install_ticker(app, app.topic(names.ticks, **raw), settings)
 
-    app.escalation = _Wiring(names, engine, inputs, out_topics, deadletter, penalties, incidents, ledgers, assessed)  # type: ignore[attr-defined]
+    app.escalation = _Wiring(names, parts, book, inputs, out_topics, deadletter, desk_topic, tables, desks, marks,  # type: ignore[attr-defined]
+                             invalidate)
     return app
 
 
 @dataclass
 class _Wiring:
     names: TopicNames
-    engine: TicketEngine
+    partitions: Partitions
+    desk: DeskBook
     inputs: Any
     outputs: dict
     deadletter: Any
-    penalties: Any
-    incidents: Any
-    ledgers: Any
-    assessed: Any
+    desk_topic: Any
+    tables: StateTables
+    desks: Any
+    marks: Any
+    invalidate: Any

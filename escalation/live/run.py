@@ -54,6 +54,7 @@ def _ensure(settings, bootstrap: str, *, create: bool = True):
 @click.option("--partitions", type=int, help="partitions of created topics")
 @click.option("--tick-interval", type=float, help="seconds between ticks")
 @click.option("--tick-grace", type=float, help="ticks lag the wall clock by this many seconds")
+@click.option("--period-grace", type=float, help="SLO and report periods close this many seconds after their end (default 300)")
 @click.option("--profile", type=click.Choice(["auto", "production", "test"]), help="client tuning profile")
 @click.option("--settings", "settings_file", type=click.Path(exists=True, dir_okay=False), help="settings file (TOML/YAML)")
 @click.option("--manual-ticks", is_flag=True, help="no ticker: time moves only by ticks produced externally (tests)")
@@ -64,7 +65,7 @@ def _ensure(settings, bootstrap: str, *, create: bool = True):
 @click.option("--log-format", type=click.Choice(["auto", "json", "text"]), default="auto", show_default=True,
               help="stderr log lines: JSON objects or text; auto = text on a terminal, else json")
 @click.option("--loglevel", default="WARNING", show_default=True, help="level of library logs (Faust, Kafka client)")
-def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_interval, tick_grace, profile,
+def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_interval, tick_grace, period_grace, profile,
                 settings_file, manual_ticks, demo, speed, metrics_host, metrics_port, log_format, loglevel) -> None:
     """The live engine: one Kafka worker (embedded broker when none is configured)."""
     import faust
@@ -82,7 +83,7 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
     flags = dict(broker=broker, agreements=agreements, topic_prefix=topic_prefix, app_id=app_id, partitions=partitions,
-                 tick_interval=tick_interval, tick_grace=tick_grace, profile=profile, metrics_host=metrics_host,
+                 tick_interval=tick_interval, tick_grace=tick_grace, period_grace=period_grace, profile=profile, metrics_host=metrics_host,
                  metrics_port=metrics_port)
     try:
         settings = load_settings(flags, settings_file=settings_file)
@@ -131,7 +132,7 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
         worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, stdout=sys.stderr,
                               override_logging=False)  # logging is ours (setup_logging above)
         worker.spinner = None  # no terminal escapes inside the log lines
-        worker.loop.add_signal_handler(signal.SIGHUP, _reload, registry, agreements_path)
+        worker.loop.add_signal_handler(signal.SIGHUP, _reload, registry, agreements_path, app.escalation.invalidate)
         worker.execute_from_commandline()
     finally:
         obs.stop_http(http)
@@ -156,8 +157,10 @@ def _start_http(settings):
     return server
 
 
-def _reload(registry, path) -> None:
-    """SIGHUP: merge new agreement revisions in place; on any problem log each one and keep the old set."""
+def _reload(registry, path, invalidate=None) -> None:
+    """SIGHUP: merge new agreement revisions in place (the engine's per-partition state is then
+    reloaded at its next batch, with the new revisions); on any problem log each one and keep the
+    old set."""
     from escalation.live.observability import reload_done
     from escalation.live.reload import ReloadPlan, reload_registry
 
@@ -166,6 +169,8 @@ def _reload(registry, path) -> None:
     except Exception as err:  # noqa: BLE001 - a reload never stops the worker
         plan = ReloadPlan(problems=(f"reload failed: {err!r}",))
     reload_done(plan.ok)
+    if plan.ok and plan.added and invalidate is not None:
+        invalidate()
     if plan.ok:
         _say(f"agreements reloaded from {path}: {plan.summary()}", reload="ok",
              added=[f"{a.id} r{a.revision}" for a in plan.added])

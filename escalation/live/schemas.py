@@ -55,7 +55,11 @@ def topic_schemas() -> dict[str, dict]:
         "metrics": MetricObserved.model_json_schema(),
         "deadletter": DeadLetter.model_json_schema(),
         "ticks": Tick.model_json_schema(),
-        "penalties": {"type": "object", "description": "a per-breach penalty owed before caps (internal)"},
+        "desk": {"type": "object", "description": "internal: a penalty or credit owed before caps, a partition's "
+                                                  "report figures, or a partition's clock mark",
+                 "required": ["kind", "src"],
+                 "properties": {"kind": {"enum": ["penalty", "credit", "partial", "mark"]},
+                                "src": {"type": "integer", "minimum": 0}}},
     }
     for topic, types in OUTPUT_TYPES.items():
         schemas[topic] = _cloudevent(types).model_json_schema()

@@ -97,6 +97,8 @@ class LiveSettings(BaseSettings):
     replication_factor: int = Field(1, ge=1, description="replication factor of created topics")
     tick_interval: float = Field(1.0, gt=0, description="seconds between ticks per partition")
     tick_grace: float = Field(1.0, ge=0, description="ticks lag the wall clock by this many seconds")
+    period_grace: float = Field(300.0, ge=0, description="SLO and report periods close this many seconds after "
+                                "their end, so late metric slices still count (replay: --period-grace)")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
 
