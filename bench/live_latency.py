@@ -3,7 +3,7 @@
     python bench/live_latency.py [--incidents 100000] [--spread 120] [--tick-interval 0.5] [--tick-grace 1]
                                  [--config test|batched] [--index-sizes 10000,50000,100000] [--skip-live] [--skip-index]
 
-1. **Per-tick cost** (in process, no broker): a :class:`~escalation.live.app.TicketEngine` over a
+1. **Per-tick cost** (in process, no broker): a :class:`~escalation.live.engine.Partitions` over a
    plain dict holds N open P1 incidents of 4 partitions; ticks one second apart are applied to
    every partition while the deadlines come due. Prints, per N, the cost of a tick that fires
    nothing and the cost per fired deadline, next to what one full scan of the N incidents (what
@@ -75,17 +75,15 @@ def tick_cost(n: int, agreement: Path, spread: float = 120.0, partitions: int = 
     from escalation.cli import load_registry
     from escalation.core.events import decode_event
     from escalation.core.incident import next_due
-    from escalation.core.state import Incident
-    from escalation.live.app import TicketEngine
+    from escalation.live.engine import Partitions, StateTables
 
     registry = load_registry([str(agreement)])
-    table: dict = {}
-    engine = TicketEngine(registry, table)
+    parts = Partitions(registry, StateTables({}, {}, {}, {}))
     base = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
     t0 = time.perf_counter()
     for i in range(n):
         _key, value = opened(f"T-{i}", base + timedelta(seconds=spread * i / n))
-        engine.apply(i % partitions, decode_event(value))
+        parts.event(i % partitions, decode_event(value))
     load_s = time.perf_counter() - t0
     gc.collect()
     first_due = base + timedelta(seconds=WITHIN)
@@ -94,21 +92,22 @@ def tick_cost(n: int, agreement: Path, spread: float = 120.0, partitions: int = 
     while t <= first_due + timedelta(seconds=spread + 2):
         for p in range(partitions):
             s = time.perf_counter()
-            fired = len(engine.advance(p, t, inclusive=True))
+            fired = len(parts.tick(p, t))
             d = time.perf_counter() - s
             if fired:
                 busy.append(d)
                 busy_s += d
-                fired_total += len(engine.fired)
+                fired_total += len(parts.fired)
             else:
                 idle.append(d)
-            engine.fired.clear()
+            parts.fired.clear()
         t += timedelta(seconds=1)
     compiled = registry.get("acme-erp", 3)
+    incidents = [i for p in range(partitions) for i in parts.processor(p).incidents.values()][: min(n, 20000)]
     s = time.perf_counter()
-    for value in list(table.values())[: min(n, 20000)]:
-        next_due(compiled, Incident.from_dict(value["incident"]))
-    scan_s = (time.perf_counter() - s) * n / min(n, 20000)
+    for incident in incidents:
+        next_due(compiled, incident)
+    scan_s = (time.perf_counter() - s) * n / max(1, len(incidents))
     return {"n": n, "load_s": load_s, "idle_tick_us": statistics.median(idle) * 1e6 if idle else float("nan"),
             "per_deadline_us": busy_s / fired_total * 1e6 if fired_total else float("nan"),
             "deadlines": fired_total, "scan_ms": scan_s * 1e3}

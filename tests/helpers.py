@@ -66,3 +66,24 @@ def brief(outputs: list[dict]) -> list[tuple]:
         }.get(o["type"], lambda: ())()
         rows.append((o["time"], o["type"], *detail))
     return rows
+
+
+def generated_workload(directory, tickets: int = 400, seed: int = 7):
+    """A synthetic ticket workload (``bench/generate_tickets.py``) whose money binds: every priority
+    owes a per-breach resolution penalty and the monthly cap is 2 % of the fee, so penalties of one
+    period compete for the budget (the order they are booked in decides which is capped).
+    Returns (events file, agreements directory)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from escalation.paths import ROOT
+
+    out = Path(directory) / "gen" / "tickets.jsonl"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate_tickets.py"), "--tickets", str(tickets),
+                    "--seed", str(seed), "--out", str(out)], check=True, cwd=ROOT, capture_output=True)
+    for path in (out.parent / "agreements").glob("*.yaml"):
+        text = path.read_text().replace("priority: [P1]", "priority: [P1, P2, P3, P4]").replace("percent: 30", "percent: 2")
+        assert "priority: [P1, P2, P3, P4]" in text and "percent: 2" in text, path
+        path.write_text(text)
+    return out, out.parent / "agreements"

@@ -50,7 +50,7 @@ def test_ensure_topics_creates_then_accepts_all_catalogue_topics(broker, namespa
     names = {t.name: t for t in report.topics}
     assert set(names) == {f"{namespace.prefix}{n}" for n in
                           ("tickets", "metrics", "notifications", "remedies", "timeline", "deadletter")} | {
-        f"{namespace.app_id}-ticks", f"{namespace.app_id}-penalties"}
+        f"{namespace.app_id}-ticks", f"{namespace.app_id}-desk"}
     assert {t.action for t in report.topics} == {"created"}
     assert {t.partitions for t in report.topics} == {4}
 

@@ -1,6 +1,8 @@
 """The live engine on the real broker: `escalation run` as a subprocess (never a mock).
 
-(a) live == replay for the example events with one manual tick at T;
+(a) live == replay for the example events with one manual tick at T; for tickets and metrics
+    together through month ends (SLO attainment, credits, capped penalties, reports); and for a
+    generated workload of a few hundred tickets over three agreements whose caps bind;
 (b) a deadline fires with no further input (real ticker);
 (c) a malformed record goes to the dead-letter topic and the stream goes on;
 (d) kill -9 of the worker mid-stream and a restart: no deadline missed, only replay's output ids.
@@ -70,7 +72,7 @@ class Worker:
 
 
 def topics(ns):
-    return {n: f"{ns.prefix}{n}" for n in ("tickets", "notifications", "remedies", "timeline", "deadletter")} | {
+    return {n: f"{ns.prefix}{n}" for n in ("tickets", "metrics", "notifications", "remedies", "timeline", "deadletter")} | {
         "ticks": f"{ns.app_id}-ticks"}
 
 
@@ -94,7 +96,8 @@ def event_records(lines) -> list[tuple[bytes | None, bytes]]:
         if not line.strip():
             continue
         try:
-            key = json.loads(line).get("ticket")
+            data = json.loads(line)
+            key = data.get("ticket") or data.get("service")
         except Exception:
             key = None
         out.append((key.encode() if isinstance(key, str) else None, line if isinstance(line, bytes) else line.encode()))
@@ -151,9 +154,13 @@ def wait_consumed(broker, group: str, topic: str, timeout: float = 30.0) -> None
         time.sleep(0.5)
 
 
+PERIOD_GRACE = "300"  # the live default (settings.period_grace); replay must close periods alike
+
+
 def replay_outputs(events: Path, until: str, agreements: Path = AGREEMENT) -> list[dict]:
     res = subprocess.run([sys.executable, "-m", "escalation.cli", "replay", "--agreements", str(agreements),
-                          "--events", str(events), "--until", until, "--dead-letter", os.devnull],
+                          "--events", str(events), "--until", until, "--dead-letter", os.devnull,
+                          "--period-grace", PERIOD_GRACE],
                          capture_output=True, cwd=ROOT, check=True)
     return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
 
@@ -186,9 +193,76 @@ def test_live_equals_replay(broker, namespace, tmp_path):
         from escalation.core.outputs import topic_for
 
         assert topic == f"{namespace.prefix}{topic_for(out['type'])}"
-        want_key = out["data"]["agreement"] if out["type"] == "penalty.assessed" else out["subject"]
+        want_key = out["data"]["agreement"] if out["type"] in AGREEMENT_KEYED else out["subject"]
         assert key == want_key.encode()
     assert len(outs) == len(live), "an output was published twice"
+
+
+AGREEMENT_KEYED = {"penalty.assessed", "credit.issued", "report.published"}
+
+
+def _live_vs_replay(broker, namespace, tmp_path, events: Path, until: str, agreements: Path,
+                    timeout: float = 60) -> None:
+    """Feed ``events`` (tickets and metrics to their topics), tick every partition at ``until``,
+    and compare every output on the three output topics with replay's, id for id and dict for dict."""
+    names = topics(namespace)
+    expected = {o["id"]: o for o in replay_outputs(events, until, agreements)}
+    records = event_records(events.read_bytes().splitlines())
+    metrics = [r for r in records if b'"metric.observed"' in r[1]]
+    tickets = [r for r in records if b'"metric.observed"' not in r[1]]
+    w = Worker(broker, namespace, tmp_path, "--manual-ticks", agreements=agreements)
+    try:
+        w.wait_ready()
+        produce(broker, names["tickets"], tickets)
+        produce(broker, names["metrics"], metrics)
+        wait_consumed(broker, namespace.app_id, names["tickets"], timeout=timeout)
+        wait_consumed(broker, namespace.app_id, names["metrics"], timeout=timeout)
+        asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(until), PARTITIONS))
+        outs = collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
+                       until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=timeout, quiet=2.0)
+    finally:
+        w.stop()
+    live = outputs_of(outs)
+    missing, extra = sorted(set(expected) - set(live)), sorted(set(live) - set(expected))
+    assert not missing and not extra, (
+        f"live != replay: missing {[(expected[i]['type'], expected[i]['subject']) for i in missing][:20]}, "
+        f"extra {[(live[i]['type'], live[i]['subject']) for i in extra][:20]}; see {w.log_path}")
+    differ = [i for i in expected if live[i] != expected[i]]
+    assert not differ, f"contents differ: {[(expected[i]['type'], expected[i]['subject']) for i in differ][:20]}"
+    assert len(outs) == len(live), "an output was published twice"
+    for topic, key, out in outs:
+        want_key = out["data"]["agreement"] if out["type"] in AGREEMENT_KEYED else out["subject"]
+        assert key == want_key.encode()
+
+
+def test_live_equals_replay_for_tickets_and_metrics_across_month_ends(broker, namespace, tmp_path):
+    events = tmp_path / "combined.jsonl"
+    lines = [ln for f in (EVENTS, EVENTS.with_name("acme-erp-metrics.jsonl"))
+             for ln in f.read_bytes().splitlines() if ln.strip()]
+
+    def start(line: bytes) -> float:
+        try:
+            d = json.loads(line)
+            t = datetime.fromisoformat(d.get("start") or d["time"])
+            return t.timestamp() if t.tzinfo else 0.0
+        except Exception:
+            return 0.0
+
+    events.write_bytes(b"\n".join(sorted(lines, key=start)) + b"\n")
+    types = {o["type"] for o in replay_outputs(events, "2026-05-01T00:00:00+02:00")}
+    assert {"credit.issued", "report.published", "slo.attainment", "slo.burn_rate", "penalty.assessed"} <= types
+    _live_vs_replay(broker, namespace, tmp_path, events, "2026-05-01T00:00:00+02:00", AGREEMENT)
+
+
+def test_live_equals_replay_on_a_generated_workload(broker, namespace, tmp_path):
+    from tests.helpers import generated_workload
+
+    events, agreements = generated_workload(tmp_path, tickets=400, seed=7)
+    until = "2026-06-01T00:00:00+02:00"  # after every partition's last event
+    expected = replay_outputs(events, until, agreements)
+    capped = [o for o in expected if o["type"] == "penalty.assessed" and o["data"]["capped"]]
+    assert len(capped) >= 5 and any(o["type"] == "report.published" for o in expected), "the workload must bind a cap"
+    _live_vs_replay(broker, namespace, tmp_path, events, until, agreements, timeout=90)
 
 
 SHORT_AGREEMENT = AGREEMENT.read_text().replace(

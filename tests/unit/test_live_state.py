@@ -176,3 +176,19 @@ def test_any_history_split_and_interleaved_equals_replay(lines, partitions, seed
     assert sorted(o["id"] for o in got) == sorted(o["id"] for o in want)
     by_id = {o["id"]: o for o in want}
     assert all(o == by_id[o["id"]] for o in got)
+
+
+@pytest.mark.parametrize("partitions,seed", [(4, 11), (3, 12)])
+def test_a_generated_workload_with_binding_caps_gives_replays_money(tmp_path, partitions, seed):
+    """Penalties from different partitions compete for one cap: the desk must book them in replay's order."""
+    from tests.helpers import generated_workload
+
+    events, agreements = generated_workload(tmp_path, tickets=300, seed=seed)
+    registry = load_registry([str(agreements)])
+    lines = [ln for ln in events.read_bytes().splitlines() if ln.strip()]
+    until = datetime.fromisoformat("2026-06-01T00:00:00+02:00")  # after the last event of every partition
+    want = {o["id"]: o for o in _replay(registry, lines, until)}
+    assert sum(1 for o in want.values() if o["type"] == "penalty.assessed" and o["data"]["capped"]) >= 5
+    got = _live(registry, lines, partitions, seed, reload_every_batch=False, until=until)
+    assert sorted(o["id"] for o in got) == sorted(want)
+    assert [o for o in got if o != want[o["id"]]] == []
