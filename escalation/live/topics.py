@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from escalation.paths import TOPICS_FILE
+
 __all__ = [
     "DEFAULT_TOPICS_FILE",
     "EnsureReport",
@@ -45,7 +47,7 @@ __all__ = [
     "parse_retention",
 ]
 
-DEFAULT_TOPICS_FILE = Path(__file__).resolve().parents[2] / "topics" / "topics.yaml"
+DEFAULT_TOPICS_FILE = TOPICS_FILE
 
 _SHORT = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}

@@ -72,3 +72,23 @@ def test_dockerfile_runs_as_non_root():
     text = (DEPLOY / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in text and "pip install ." in text
     assert "\nUSER 10001" in text and 'ENTRYPOINT ["escalation", "run"' in text
+
+
+def test_the_wheel_carries_every_bundled_data_file(tmp_path):
+    """A wheel-only install (the container image) finds topics/, schemas/ and examples/ under
+    escalation/bundled/ (escalation.paths falls back to it outside a checkout)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from escalation.paths import ROOT
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("escalation-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    data = [p for d in ("topics", "schemas", "examples") for p in (ROOT / d).rglob("*") if p.is_file()]
+    assert data
+    missing = [str(p.relative_to(ROOT)) for p in data
+               if f"escalation/bundled/{p.relative_to(ROOT).as_posix()}" not in names]
+    assert not missing, f"not in the wheel: {missing}"
