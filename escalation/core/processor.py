@@ -15,7 +15,8 @@ Invariants:
   come out right after what caused them and ``report.published`` at its close instant. With
   ``desk=None`` (the live engine's partitions) the ``PenaltyDue``/``CreditDue``/``PartialReport``
   records are returned among the outputs instead, for a shared desk downstream.
-- ``touched`` collects the keys of the incidents changed since the caller last cleared it.
+- With ``track_touched``, ``touched`` collects the keys of the incidents changed since the caller
+  last cleared it (the live engine writes those back; replay does not track).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Processor:
     metric_grace: timedelta = timedelta(0)      # a period closes at its end + this grace
     metrics: MetricEngine | None = None
     desk: Desk | None = ...  # type: ignore[assignment]  # default: a desk of its own; None: pass records out
+    track_touched: bool = False
     touched: set = field(default_factory=set)
     # live pruning: a closed incident shrinks to a tombstone (its input ids and opening instant),
     # enough to ignore repeats and refuse later events as replay does, without its clocks
@@ -112,7 +114,8 @@ class Processor:
             compiled = self.registry.get(incident.agreement, incident.revision)
             outputs = apply_event(compiled, incident, event)
         self.now = max(self.now or event.time, event.time)
-        self.touched.add(event.ticket)
+        if self.track_touched:
+            self.touched.add(event.ticket)
         self._schedule(compiled, incident)
         if self.forget_closed and incident.lifecycle == "closed":
             del self.incidents[event.ticket]
@@ -155,7 +158,8 @@ class Processor:
             incident = self.incidents[key]
             compiled = self.registry.get(incident.agreement, incident.revision)
             fired, next_at = advance_and_next(compiled, incident, due, inclusive=True)
-            self.touched.add(key)
+            if self.track_touched:
+                self.touched.add(key)
             outputs += self._settle(fired, due)
             self._schedule(compiled, incident, next_at)
         return outputs
@@ -192,6 +196,10 @@ class Processor:
         self.desk.mark(0, at, inclusive=False)
         kept[first:first] = self.desk.release()
         return kept
+
+    def due_count(self) -> int:
+        """How many incidents have a deadline scheduled (the due index's size)."""
+        return len(self._scheduled)
 
     def adopt(self, incident: Incident) -> None:
         """Take over a saved incident (the live engine loading a partition) and schedule it."""

@@ -188,7 +188,9 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     kw = settings.faust_app_kwargs(broker_url)
     if datadir is not None:
         kw["datadir"] = str(datadir)
-    app = faust.App(settings.app_id, key_serializer="json", value_serializer="json", **kw)  # tables: JSON; topics: raw
+    # table keys: JSON strings; values: raw bytes everywhere (tables hold engine.pack bytes; the
+    # changelog recovery decodes with these app-level defaults, not with a table's schema)
+    app = faust.App(settings.app_id, key_serializer="json", value_serializer="raw", **kw)
     names = TopicNames.of(settings)
     P = settings.partitions
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=P)
@@ -197,8 +199,11 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     out_topics = {n: app.topic(getattr(names, n), **raw) for n in ("notifications", "remedies", "timeline")}
     deadletter = app.topic(names.deadletter, **raw)
     desk_topic = app.topic(names.desk, internal=True, **raw)
-    tables = StateTables(*(app.Table(name, partitions=P) for name in ("incidents", "services", "figures", "clocks")))
-    desks, marks = app.Table("desks", partitions=P), app.Table("marks", partitions=P)
+    def table(name: str) -> Any:  # values are partition-prefixed JSON bytes (engine.pack)
+        return app.Table(name, partitions=P, key_type=str, value_type=bytes)
+
+    tables = StateTables(*(table(name) for name in ("incidents", "services", "figures", "clocks")))
+    desks, marks = table("desks"), table("marks")
     grace = timedelta(seconds=settings.period_grace)
     parts = Partitions(registry, tables, grace)
     book = DeskBook(registry, P, desks, marks, grace)
@@ -375,6 +380,10 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         invalidate()
         shorten_fetch_wait(app)
+
+    from escalation.live.gcpolicy import install as install_gc_policy
+
+    install_gc_policy(app, settings.gc_interval)
 
     if not manual_ticks:
         from escalation.live.ticker import install_ticker

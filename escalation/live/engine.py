@@ -12,6 +12,10 @@
   (agreement -> desk state) and ``marks`` (``<q>`` -> every source's mark at desk partition q).
 - helpers: dead-letter records and ticks.
 
+Table values are bytes: ``b"<p>\n"`` + the JSON of the value (orjson). The partition prefix lets a
+rebuild skip other partitions without decoding them, and a bytes value is one object for the
+garbage collector instead of a tree of dicts (the tables hold every open incident).
+
 Batches: between :meth:`Partitions.begin` and :meth:`Partitions.end` state changes stay in memory;
 ``end`` returns the table writes (one per changed key per batch). ``discard`` forgets the
 in-memory state so the next record reloads it from the tables (a failed batch, a rebalance).
@@ -60,6 +64,24 @@ def parse_tick(value: bytes) -> datetime:
     return instant
 
 
+def pack(p: int, data: Any) -> bytes:
+    """A table value: partition prefix, then JSON."""
+    return b"%d\n%b" % (p, orjson.dumps(data))
+
+
+def unpack(raw: bytes) -> tuple[int, Any]:
+    head, _, body = raw.partition(b"\n")
+    return int(head), orjson.loads(body)
+
+
+def _of(table: Any, p: int):
+    """(key, value) of ``table``'s entries that belong to partition ``p`` (others are not decoded)."""
+    prefix = b"%d\n" % p
+    for key, raw in list(table.items()):
+        if raw and raw.startswith(prefix):
+            yield key, orjson.loads(raw[len(prefix):])
+
+
 def desk_record(item, src: int) -> bytes:
     """An internal desk-topic record: a penalty, credit or report partial from input partition ``src``."""
     return orjson.dumps({**item_to_dict(item), "src": src})
@@ -96,25 +118,23 @@ class Partitions:
         return proc
 
     def _load(self, p: int) -> Processor:
-        proc = Processor(self.registry, metric_grace=self.grace, desk=None, forget_closed=True)
+        proc = Processor(self.registry, metric_grace=self.grace, desk=None, forget_closed=True, track_touched=True)
         t = self.tables
-        clock = t.clocks.get(str(p))
-        if clock:
+        raw = t.clocks.get(str(p))
+        if raw:
+            clock = unpack(raw)[1]
             proc.now = datetime.fromisoformat(clock["now"]) if clock["now"] else None
             if clock.get("mark"):
                 self._marks[p] = self._sent[p] = (datetime.fromisoformat(clock["mark"][0]), clock["mark"][1])
-        for key, value in list(t.incidents.items()):
-            if value and value.get("p") == p:
-                if "incident" in value:
-                    proc.adopt(Incident.from_dict(value["incident"]))
-                else:
-                    proc.closed[key] = value["closed"]
-        for service, value in list(t.services.items()):
-            if value and value.get("p") == p:
-                proc.metrics.load_service(service, value["state"])
-        for key, value in list(t.figures.items()):
-            if value and value.get("p") == p:
-                proc.metrics.load_report(key.rsplit("#", 1)[0], value["state"])
+        for key, value in _of(t.incidents, p):
+            if "incident" in value:
+                proc.adopt(Incident.from_dict(value["incident"]))
+            else:
+                proc.closed[key] = value["closed"]
+        for service, value in _of(t.services, p):
+            proc.metrics.load_service(service, value)
+        for key, value in _of(t.figures, p):
+            proc.metrics.load_report(key.rsplit("#", 1)[0], value)
         proc.metrics.reschedule()
         proc.touched.clear()
         proc.metrics.dirty.clear()
@@ -166,15 +186,15 @@ class Partitions:
         for p, proc in self._procs.items():
             for key in sorted(proc.touched):
                 if key in proc.incidents:
-                    writes.append((t.incidents, p, key, {"p": p, "incident": proc.incidents[key].to_dict()}))
+                    writes.append((t.incidents, p, key, pack(p, {"incident": proc.incidents[key].to_dict()})))
                 elif key in proc.closed:
-                    writes.append((t.incidents, p, key, {"p": p, "closed": proc.closed[key]}))
+                    writes.append((t.incidents, p, key, pack(p, {"closed": proc.closed[key]})))
             for service in sorted(proc.metrics.dirty):
-                writes.append((t.services, p, service, {"p": p, "state": proc.metrics.service_state(service)}))
+                writes.append((t.services, p, service, pack(p, proc.metrics.service_state(service))))
             for agreement in sorted(proc.metrics.dirty_reports):
                 state = proc.metrics.report_state(agreement)
                 if state is not None:
-                    writes.append((t.figures, p, f"{agreement}#{p}", {"p": p, "state": state}))
+                    writes.append((t.figures, p, f"{agreement}#{p}", pack(p, state)))
             proc.touched.clear()
             proc.metrics.dirty.clear()
             proc.metrics.dirty_reports.clear()
@@ -182,14 +202,14 @@ class Partitions:
         for p, (at, inclusive) in moved.items():
             proc = self._procs.get(p)
             now = proc.now.isoformat() if proc is not None and proc.now is not None else None
-            writes.append((t.clocks, p, str(p), {"p": p, "now": now, "mark": [at.isoformat(), inclusive]}))
+            writes.append((t.clocks, p, str(p), pack(p, {"now": now, "mark": [at.isoformat(), inclusive]})))
             self._sent[p] = (at, inclusive)
         return writes, moved
 
     def sizes(self) -> tuple[int, int]:
         """(open incidents, due-index entries) over the loaded partitions."""
         return (sum(len(p.incidents) for p in self._procs.values()),
-                sum(len(p._scheduled) for p in self._procs.values()))
+                sum(p.due_count() for p in self._procs.values()))
 
 
 class DeskBook:
@@ -205,12 +225,11 @@ class DeskBook:
         desk = self._desks.get(q)
         if desk is None:
             desk = self._desks[q] = Desk(self.registry, self.sources, self.grace)
-            for agreement, value in list(self.desks.items()):
-                if value and value.get("p") == q:
-                    desk.load(agreement, value["state"])
+            for agreement, value in _of(self.desks, q):
+                desk.load(agreement, value)
             saved = self.marks.get(str(q))
             if saved:
-                desk.load_marks(saved["marks"])
+                desk.load_marks(unpack(saved)[1])
             desk.dirty.clear()
         return desk
 
@@ -241,9 +260,9 @@ class DeskBook:
         for q in sorted(self._touched):
             desk = self._desks[q]
             for agreement in sorted(desk.dirty):
-                writes.append((self.desks, q, agreement, {"p": q, "state": desk.state_of(agreement)}))
+                writes.append((self.desks, q, agreement, pack(q, desk.state_of(agreement))))
             desk.dirty.clear()
-            writes.append((self.marks, q, str(q), {"p": q, "marks": desk.marks_dict()}))
+            writes.append((self.marks, q, str(q), pack(q, desk.marks_dict())))
         self._touched.clear()
         return writes
 

@@ -99,6 +99,8 @@ class LiveSettings(BaseSettings):
     tick_grace: float = Field(1.0, ge=0, description="ticks lag the wall clock by this many seconds")
     period_grace: float = Field(300.0, ge=0, description="SLO and report periods close this many seconds after "
                                 "their end, so late metric slices still count (replay: --period-grace)")
+    gc_interval: float = Field(300.0, ge=0, description="seconds between garbage-collector maintenance runs "
+                               "(no automatic full collections in between); 0: Python's defaults")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
 
