@@ -91,7 +91,7 @@ class BenchWorker(lt.Worker):
                "--topic-prefix", ns.prefix, "--agreements", str(agreements), "--partitions", str(lt.PARTITIONS),
                "--profile", "test", *extra]
         self.proc = subprocess.Popen(
-            [*(prefix or []), *cmd], stdout=subprocess.DEVNULL, stderr=self.log, cwd=ROOT, start_new_session=True,
+            [*(prefix or []), *cmd], stdout=subprocess.DEVNULL, stderr=self.log, cwd=tmp, start_new_session=True,
             env={**os.environ, "PYTHONPATH": str(ROOT), "ESCALATION_METRICS_PORT": "0", **(env or {})})
 
 

@@ -50,7 +50,7 @@ sys.modules["_live_bench"] = lb  # its dataclasses need their module registered
 _spec.loader.exec_module(lb)  # BenchWorker, preproduce, watch_commits, ns; lb.lt: the live test helpers
 lt = lb.lt
 
-WITHIN = 600  # s: P1 response target of the bench agreement
+WITHIN = 1800  # s: P1 response target of the bench agreement (lead + spread must fit in it)
 
 
 def bench_agreement() -> str:

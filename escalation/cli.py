@@ -65,8 +65,8 @@ def validate(paths) -> None:
 @click.option("--dead-letter", "dead_letter", type=click.Path(dir_okay=False), help="rejected lines (default stderr)")
 @click.option("--pretty", is_flag=True, help="one readable line per output instead of JSON")
 @click.option("--period-grace", type=float, default=0.0, show_default=True,
-              help="SLO and report periods close this many seconds after their end (the live engine's "
-                   "period_grace; give the same value to compare replay with live)")
+              help="SLO and report periods close this many seconds after their end, so slices that come "
+                   "late in the file still count (their outputs keep the period's end as their time)")
 def replay(agreements, events, until, out, dead_letter, pretty, period_grace) -> None:
     """Run recorded events through the core with a simulated clock."""
     from datetime import timedelta

@@ -12,8 +12,8 @@ they produce for an agreement, and tell the desk how far their clock has got (``
   earlier copy from the same source (so a redelivered partial never counts twice).
 - A reporting period closes at its end + grace once every source has passed that instant (a mark
   after it, or at it from an inclusive advance), after the money due at or before it. It then
-  publishes ``report.published`` with the merged figures and the ledger's cap, and opens the
-  next period (every month has a report once reporting started, until the agreement's validity
+  publishes ``report.published`` (its ``time`` is the period's end) with the merged figures and
+  the ledger's cap, and opens the next period (every month has a report once reporting started, until the agreement's validity
   ends).
 
 Invariants:
@@ -124,7 +124,7 @@ class Desk:
     def submit(self, item, src: int = 0) -> None:
         """Take one ``PenaltyDue``, ``CreditDue`` or ``PartialReport`` from source ``src``."""
         if isinstance(item, PartialReport):
-            period = self._open(item.agreement, item.period, to_us(item.at))
+            period = self._open(item.agreement, item.period, to_us(item.start))
             if period is not None:
                 period["parts"][str(src)] = item.figures
             return
@@ -182,7 +182,7 @@ class Desk:
                 outputs.append(self._book(money[2], money[4]))
             else:
                 heapq.heappop(self._closes)
-                outputs.append(self._close(close[1], close[2], close[0]))
+                outputs.append(self._close(close[1], close[2]))
 
     def _book(self, agreement: str, out_id: str) -> dict:
         st = self._state(agreement)
@@ -202,14 +202,15 @@ class Desk:
             tally_money(period["money"], out["type"], out["data"])
         return out
 
-    def _close(self, agreement: str, label: str, close_us: int) -> dict:
+    def _close(self, agreement: str, label: str) -> dict:
         st = self._state(agreement)
         period = st.periods.pop(label)
         st.closed_until_us = max(st.closed_until_us or period["end_us"], period["end_us"])
         compiled = self.revisions.compiled_at(agreement, period["start_us"])
         parts = [period["parts"][k] for k in sorted(period["parts"], key=int)]
         fig = merge_figures(compiled, period["start_us"], period["end_us"], parts, period["money"])
-        out = report_notice(compiled, label, fig, to_dt(close_us), st.ledger)
+        # its time is the period's end (when the period was over), not the close after the grace
+        out = report_notice(compiled, label, fig, to_dt(period["end_us"]), st.ledger)
         nxt = following(compiled.tz, by_label(compiled.tz, label))
         if nxt.label not in st.periods and nxt.start_us < validity_us(compiled)[1]:
             self._add_period(agreement, st, nxt.label, nxt.start_us, nxt.end_us)

@@ -45,16 +45,16 @@ class PartialReport:
 
     agreement: str
     period: str
-    at: datetime
+    start: datetime  # the period's start (which agreement revision governs it)
     figures: dict
 
     def to_dict(self) -> dict:
-        return {"agreement": self.agreement, "period": self.period, "at": self.at.isoformat(),
+        return {"agreement": self.agreement, "period": self.period, "start": self.start.isoformat(),
                 "figures": self.figures}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PartialReport":
-        return cls(d["agreement"], d["period"], datetime.fromisoformat(d["at"]), d["figures"])
+        return cls(d["agreement"], d["period"], datetime.fromisoformat(d["start"]), d["figures"])
 
 
 @dataclass(slots=True)
@@ -140,12 +140,12 @@ class Reports:
             fig["opened"][priority] = fig["opened"].get(priority, 0) + 1
         return opened
 
-    def close(self, agreement: str, label: str, at: datetime) -> PartialReport:
+    def close(self, agreement: str, label: str) -> PartialReport:
         """Close ``label`` here: its figures, for the desk."""
         st = self.states[agreement]
         fig = st.periods.pop(label)
         st.closed_until_us = max(st.closed_until_us or fig["end_us"], fig["end_us"])
-        return PartialReport(agreement, label, at, fig)
+        return PartialReport(agreement, label, to_dt(fig["start_us"]), fig)
 
 
 def _tally(fig: dict, kind: str, d: dict) -> None:

@@ -5,7 +5,7 @@ Entry points (no I/O, no wall clock; time is the slice's own or the close instan
 - ``open_periods(cslo, state, s, e)``            -> periods newly opened for ``[s, e)``
 - ``observe(cslo, state, s, e, good, total)``    -> counts the slice (no outputs)
 - ``burn_outputs(cslo, state, e)``               -> burn-rate outputs at the slice end
-- ``close_period(cslo, state, label, at)`` -> ``slo.attainment``/``slo.no_data`` + ``CreditDue``s
+- ``close_period(cslo, state, label)`` -> ``slo.attainment``/``slo.no_data`` + ``CreditDue``s
 
 Counting rule (DESIGN.md §5 "Credits"): a slice ``[s, e)`` with ``good``/``total`` is spread
 evenly over its time. The part inside each period is clipped to the SLO's ``counted_time`` open
@@ -128,10 +128,12 @@ def tier_for(remedy, value: float):
     return min(eligible, key=lambda t: t.below) if eligible else None
 
 
-def close_period(cslo: CompiledSlo, st: SloState, label: str, at: datetime) -> list:
+def close_period(cslo: CompiledSlo, st: SloState, label: str) -> list:
     """Close ``label``: ``slo.no_data``, or ``slo.attainment`` then one ``CreditDue`` per applying remedy
-    (the money side caps it into ``credit.issued``)."""
+    (the money side caps it into ``credit.issued``). Their ``time`` is the period's end, the instant
+    the period was over (DESIGN.md §4), whatever grace delayed the close."""
     acc = st.periods.pop(label)
+    at = to_dt(acc.end_us)
     st.closed_until_us = max(st.closed_until_us or acc.end_us, acc.end_us)
     value = attainment(acc)
     if value is None:

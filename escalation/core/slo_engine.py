@@ -17,7 +17,8 @@ Invariants:
 - A period ``[start, end)`` closes at ``end + grace`` (grace 0 by default), when the clock passes
   it (or reaches it, for an inclusive advance). The grace lets a slice that straddles ``end``
   arrive before the close; with grace 0, such a slice arriving after the clock passed ``end`` is
-  late. Outputs of a close carry the close instant as ``time``.
+  late. Outputs of a close carry the period's ``end`` as ``time`` (the instant the period was
+  over), so the grace changes when they are emitted, never what they say.
 - At one close instant: SLO closes (by agreement id, then SLO order) before report closes, so a
   report includes the credits of its period; credits see the penalties booked during the period.
 - Once an SLO has data, every following period closes too (``slo.no_data`` when empty) until
@@ -150,20 +151,20 @@ class MetricEngine:
                 continue
             _, rank, agreement, _, slo, label = entry
             if rank == _SLO:
-                outs = self._close_slo(agreement, slo, label, at)
+                outs = self._close_slo(agreement, slo, label)
             else:
-                outs = [self.reports.close(agreement, label, at)]
+                outs = [self.reports.close(agreement, label)]
                 self.dirty_reports.add(agreement)
             for out in outs:
                 self.record(out)
             outputs += outs
         return outputs
 
-    def _close_slo(self, agreement: str, slo: str, label: str, at: datetime) -> list:
+    def _close_slo(self, agreement: str, slo: str, label: str) -> list:
         st = self.slos[(agreement, slo)]
         self.dirty.add(st.service)
         cslo = self.book.get(agreement, slo, st.periods[label].revision)
-        outputs = close_period(cslo, st, label, at)
+        outputs = close_period(cslo, st, label)
         tz = cslo.compiled.tz
         nxt = following(tz, by_label(tz, label))
         if any(open_label > label for open_label in st.periods):

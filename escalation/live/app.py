@@ -367,6 +367,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             await batch.done()
             for table, q, key, value in writes:
                 write_as(last[q], table, key, value)
+            obs.set_desk_pending(book.pending())
 
     def invalidate(*args: Any, **kwargs: Any) -> None:
         """Reload the in-memory state from the tables at the next batch (rebalance, agreement reload)."""

@@ -270,6 +270,10 @@ class DeskBook:
         self._desks.clear()
         self._touched.clear()
 
+    def pending(self) -> int:
+        """Money records waiting for the marks, over the loaded desk partitions."""
+        return sum(len(st.pending) for desk in self._desks.values() for st in desk.states.values())
+
 
 def is_metric(event) -> bool:
     return isinstance(event, MetricObserved)

@@ -26,13 +26,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 __all__ = [
     "REGISTRY", "events_in", "outputs_out", "dead_letter", "set_open_incidents", "set_due_index",
-    "deadline_latency", "lag", "reload_done", "set_ready", "set_assigned", "health", "metrics_text",
+    "deadline_latency", "set_desk_pending", "lag", "reload_done", "set_ready", "set_assigned", "health", "metrics_text",
     "start_http", "stop_http",
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-_EVENTS_IN = Counter("escalation_events_in", "Input records consumed (ticket events).", registry=REGISTRY)
+_EVENTS_IN = Counter("escalation_events_in", "Input records consumed (ticket and metric events).", registry=REGISTRY)
 _OUTPUTS_OUT = Counter("escalation_outputs_out", "Outputs published, by output type.", ["type"], registry=REGISTRY)
 _DEAD_LETTERS = Counter("escalation_dead_letters", "Records sent to the dead-letter topic.", registry=REGISTRY)
 _OPEN_INCIDENTS = Gauge("escalation_open_incidents", "Incidents held by this worker.", registry=REGISTRY)
@@ -40,6 +40,8 @@ _DUE_INDEX = Gauge("escalation_due_index", "Scheduled deadlines in this worker's
 _DEADLINE_LATENCY = Histogram(
     "escalation_deadline_latency_seconds", "Wall-clock delay between a deadline's instant and its output.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0), registry=REGISTRY)
+_DESK_PENDING = Gauge("escalation_desk_pending", "Penalties and credits at this worker's desk waiting for every "
+                      "input partition's clock to pass them.", registry=REGISTRY)
 _LAG = Gauge("escalation_consumer_lag", "Records behind the log end, by input partition.", ["partition"],
              registry=REGISTRY)
 _RELOADS = Counter("escalation_agreement_reloads", "Agreement reloads, by result (ok, rejected).", ["result"],
@@ -70,6 +72,10 @@ def set_open_incidents(n: int) -> None:
 
 def set_due_index(n: int) -> None:
     _DUE_INDEX.set(n)
+
+
+def set_desk_pending(n: int) -> None:
+    _DESK_PENDING.set(n)
 
 
 def deadline_latency(seconds: float) -> None:

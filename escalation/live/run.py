@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import tempfile
 from typing import Any
 
 import click
@@ -100,7 +101,7 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
         registry = compress_registry(registry, speed)
         _say(f"demo: agreement durations compressed x{speed:g} (15m response target -> {900 / speed:g}s)")
 
-    embedded = http = worker = None
+    embedded = http = worker = scratch = None
     try:
         http = _start_http(settings)
         if settings.embedded:
@@ -114,7 +115,12 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
         report = _ensure(settings, bootstrap)
         created = [t.name for t in report.topics if t.action == "created"]
         _say(f"topics ok ({len(report.topics)}; created {len(created)}) prefix {settings.topic_prefix!r}")
-        app = build_app(settings, registry, broker_url=broker_url, manual_ticks=manual_ticks)
+        datadir = None
+        if settings.embedded and settings.store.startswith("memory"):
+            # the embedded broker keeps nothing past this run: neither does Faust's data directory
+            scratch = tempfile.TemporaryDirectory(prefix="escalation-")
+            datadir = scratch.name
+        app = build_app(settings, registry, broker_url=broker_url, manual_ticks=manual_ticks, datadir=datadir)
         names = app.escalation.names
 
         @app.on_partitions_assigned.connect
@@ -136,6 +142,8 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
         worker.execute_from_commandline()
     finally:
         obs.stop_http(http)
+        if scratch is not None:
+            scratch.cleanup()
         if worker is not None:
             _say(f"worker stopped (app {settings.app_id})")
         if embedded is not None:

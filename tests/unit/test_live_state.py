@@ -29,7 +29,7 @@ from tests.unit.test_properties import REG, UNTIL as P_UNTIL, histories
 
 AGREEMENTS = ROOT / "examples" / "agreements"
 METRICS = EXAMPLE_EVENTS.with_name("acme-erp-metrics.jsonl")
-UNTIL = datetime.fromisoformat("2026-05-01T00:00:00+02:00")
+UNTIL = datetime.fromisoformat("2026-05-01T00:10:00+02:00")  # past April's end + the live grace
 GRACE = timedelta(minutes=5)
 
 
@@ -52,8 +52,9 @@ def _part(key: str, n: int) -> int:
 
 
 def _replay(registry, lines, until: datetime = UNTIL) -> list[dict]:
+    """Replay with its default grace of 0: the live side's grace must not change any output."""
     outs: list[dict] = []
-    replay(registry, lines, outs.append, lambda r: None, until, Processor(registry, metric_grace=GRACE))
+    replay(registry, lines, outs.append, lambda r: None, until, Processor(registry))
     return outs
 
 
@@ -186,7 +187,7 @@ def test_a_generated_workload_with_binding_caps_gives_replays_money(tmp_path, pa
     events, agreements = generated_workload(tmp_path, tickets=300, seed=seed)
     registry = load_registry([str(agreements)])
     lines = [ln for ln in events.read_bytes().splitlines() if ln.strip()]
-    until = datetime.fromisoformat("2026-06-01T00:00:00+02:00")  # after the last event of every partition
+    until = datetime.fromisoformat("2026-06-01T00:10:00+02:00")  # after every partition's last event and May's close
     want = {o["id"]: o for o in _replay(registry, lines, until)}
     assert sum(1 for o in want.values() if o["type"] == "penalty.assessed" and o["data"]["capped"]) >= 5
     got = _live(registry, lines, partitions, seed, reload_every_batch=False, until=until)

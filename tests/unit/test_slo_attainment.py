@@ -81,12 +81,15 @@ def test_slice_across_a_local_month_boundary_is_split(start, end, first, second)
     assert got == [first, second]
 
 
-def test_close_time_is_the_local_month_end_plus_grace():
+def test_close_happens_at_month_end_plus_grace_and_outputs_carry_the_month_end():
     m = Metrics().slice("2026-03-10T00:00", "2026-03-10T01:00", 10, 10)
-    outputs, _, _ = run(m, "2026-04-01T00:00", grace=timedelta(minutes=30))
-    # March (CEST end 22:00Z) closes at 22:30Z; April not yet.
+    # March (CEST end 22:00Z) closes at 22:30Z: not yet at 22:29Z; April not at all.
+    outputs, _, _ = run(m, "2026-03-31T22:29", grace=timedelta(minutes=30))
+    assert outputs == []
+    outputs, _, _ = run(m, "2026-03-31T22:30", grace=timedelta(minutes=30))
+    # the time is the instant the period was over (DESIGN.md §4), not the close after the grace
     assert [(o["type"], o["time"]) for o in outputs] == [
-        ("slo.attainment", "2026-03-31T22:30:00+00:00"), ("report.published", "2026-03-31T22:30:00+00:00")]
+        ("slo.attainment", "2026-03-31T22:00:00+00:00"), ("report.published", "2026-03-31T22:00:00+00:00")]
 
 
 def test_until_exactly_at_the_period_end_closes_it():
