@@ -78,7 +78,7 @@ def tick_cost(n: int, agreement: Path, spread: float = 120.0, partitions: int = 
     from escalation.live.engine import Partitions, StateTables
 
     registry = load_registry([str(agreement)])
-    parts = Partitions(registry, StateTables({}, {}, {}, {}))
+    parts = Partitions(registry, StateTables({}, {}, {}, {}), partitions)
     base = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
     t0 = time.perf_counter()
     for i in range(n):
@@ -101,6 +101,7 @@ def tick_cost(n: int, agreement: Path, spread: float = 120.0, partitions: int = 
             else:
                 idle.append(d)
             parts.fired.clear()
+            parts.outbox.clear()
         t += timedelta(seconds=1)
     compiled = registry.get("acme-erp", 3)
     incidents = [i for p in range(partitions) for i in parts.processor(p).incidents.values()][: min(n, 20000)]

@@ -65,7 +65,6 @@ import faust
 import orjson
 from faust.streams import _current_event  # Faust's "current event" (table partition); pinned faust 0.15.3
 
-from escalation.core.desk import DESK_ITEMS
 from escalation.core.events import MetricObserved, Rejected, decode_event
 from escalation.core.outputs import topic_for
 from escalation.core.registry import Registry
@@ -205,8 +204,8 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     tables = StateTables(*(table(name) for name in ("incidents", "services", "figures", "clocks")))
     desks, marks = table("desks"), table("marks")
     grace = timedelta(seconds=settings.period_grace)
-    parts = Partitions(registry, tables, grace)
-    book = DeskBook(registry, P, desks, marks, grace)
+    parts = Partitions(registry, tables, P, grace)
+    book = DeskBook(registry, parts.sources, desks, marks, grace)
     stale = {"inputs": False, "desk": False}  # reload from the tables at the next batch (rebalance, reload)
     sender = None
     if settings.processing_guarantee != "exactly_once":
@@ -233,12 +232,13 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             else:
                 self.records.append((topic.get_topic_name(), key, value, partition))
 
-        def publish(self, outputs: list, src: int) -> None:
+        def publish(self, outputs: list) -> None:
+            """Contract outputs, then the desk records the engine put in its outbox."""
             for out in outputs:
-                if isinstance(out, DESK_ITEMS):
-                    self._send(desk_topic, out.agreement.encode(), desk_record(out, src))
-                else:
-                    self.output(out["subject"], out)
+                self.output(out["subject"], out)
+            for src, item in parts.outbox:
+                self._send(desk_topic, item.agreement.encode(), desk_record(item, src))
+            parts.outbox.clear()
 
         def output(self, key: str, out: dict) -> None:
             self._send(out_topics[topic_for(out["type"])], key.encode(), orjson.dumps(out))
@@ -270,6 +270,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         """Process one batch in order: (what to send, table writes, last event per partition)."""
         batch = Batch()
         last: dict[int, Any] = {}
+        parts.outbox.clear()
         try:
             for event in events:
                 m = event.message
@@ -281,7 +282,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                     except Exception as err:  # noqa: BLE001 - any bad tick is dead-lettered
                         batch.reject(f"bad tick: {err}", event)
                         continue
-                    batch.publish(parts.tick(p, instant), p)
+                    batch.publish(parts.tick(p, instant))
                     continue
                 try:
                     decoded = decode_event(event.value if event.value is not None else b"")
@@ -294,7 +295,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                                  f"topic, not on {m.topic}", event)
                     continue
                 outputs, reason = parts.event(p, decoded)
-                batch.publish(outputs, p)
+                batch.publish(outputs)
                 if reason is not None:
                     batch.reject(reason, event)
             writes, moved = parts.end()
@@ -328,9 +329,12 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                 parts.discard()
                 stale["inputs"] = False
             parts.fired.clear()
+            log.debug("inputs batch: %d records", len(events))
             batch, writes, last = inputs_batch(events)
             fired = list(parts.fired)
+            log.debug("inputs batch: sending %d records, %d futures", len(batch.records), len(batch.futures))
             await batch.done()  # outputs and desk records on the broker before the state moves on
+            log.debug("inputs batch: sent; %d table writes", len(writes))
             for table, p, key, value in writes:
                 write_as(last[p], table, key, value)
             now = time.time()
@@ -364,7 +368,9 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             except BaseException:
                 book.discard()
                 raise
+            log.debug("desk batch: %d records, sending %d", len(events), len(batch.records))
             await batch.done()
+            log.debug("desk batch: sent; %d table writes", len(writes))
             for table, q, key, value in writes:
                 write_as(last[q], table, key, value)
             obs.set_desk_pending(book.pending())

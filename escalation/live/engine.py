@@ -1,14 +1,15 @@
 """The live engine's state machinery apart from the Faust wiring (see ``app.py``). No Kafka here.
 
-- :class:`Partitions`: one core :class:`~escalation.core.processor.Processor` per input partition
-  (tickets, metrics and ticks of partition p form one stream), with ``desk=None``: penalties,
-  credits and report figures come out as records for the desk. Its state lives in four tables,
-  each value tagged with its partition ``p`` (a rebuild after a rebalance reads only its own):
-  ``incidents`` (ticket -> incident, or a tombstone once closed), ``services`` (service -> SLO
-  streams and states), ``figures`` (``<agreement>#<p>`` -> this partition's report figures) and
-  ``clocks`` (``<p>`` -> the partition clock and its mark).
+- :class:`Partitions`: two core :class:`~escalation.core.processor.Processor` per input partition
+  (tickets, metrics and ticks of partition p form one stream; tickets and metrics keep separate
+  clocks, see the class), with ``desk=None``: penalties, credits and report figures come out as
+  records for the desk. Their state lives in four tables, each value tagged with its partition
+  ``p`` (a rebuild after a rebalance reads only its own): ``incidents`` (ticket -> incident, or a
+  tombstone once closed), ``services`` (service -> SLO streams and states), ``figures``
+  (``<agreement>#<source>`` -> that processor's report figures) and ``clocks`` (``<source>`` ->
+  its clock and mark).
 - :class:`DeskBook`: one :class:`~escalation.core.desk.Desk` per partition of the internal desk
-  topic (keyed by agreement), whose sources are the input partitions; tables ``desks``
+  topic (keyed by agreement), whose sources are the input processors (2 per partition); tables ``desks``
   (agreement -> desk state) and ``marks`` (``<q>`` -> every source's mark at desk partition q).
 - helpers: dead-letter records and ticks.
 
@@ -101,40 +102,73 @@ class StateTables:
 
 
 class Partitions:
-    """The input side: per-partition Processors over :class:`StateTables` (see the module docstring)."""
+    """The input side: two core Processors per input partition over :class:`StateTables`.
 
-    def __init__(self, registry: Registry, tables: StateTables, grace: timedelta = timedelta(0)) -> None:
-        self.registry, self.tables, self.grace = registry, tables, grace
-        self._procs: dict[int, Processor] = {}
+    Partition p has a ticket processor (source ``p``: incidents; its clock moves with ticket
+    events and ticks) and a metric processor (source ``P + p``: SLO states; its clock moves with
+    metric events and ticks). Tickets and metrics are separate topics, and Kafka orders records
+    per topic partition only: with one clock per partition a metric slice consumed before an
+    older ticket event would push the ticket's deadlines ahead of its events. Each processor's
+    clock follows one ordered topic partition plus the ticks; both report figures and marks to
+    the desk as separate sources (the desk has ``2 P`` sources). Replay has one clock for all,
+    and for time-ordered input the outputs are the same.
+    """
+
+    def __init__(self, registry: Registry, tables: StateTables, partitions: int, grace: timedelta = timedelta(0)) -> None:
+        self.registry, self.tables, self.partitions, self.grace = registry, tables, partitions, grace
+        self._procs: dict[int, Processor] = {}   # source -> processor
         self._marks: dict[int, tuple[datetime, bool]] = {}
         self._sent: dict[int, tuple[datetime, bool]] = {}   # marks as last written / sent
         self.fired: list[datetime] = []  # due instants of deadline outputs fired by ticks
+        # desk records (penalties, credits, report figures) with their source, for the caller to
+        # send and clear; tick/event return only the contract outputs
+        self.outbox: list[tuple[int, Any]] = []
+
+    def _split(self, src: int, outputs: list) -> list:
+        kept = []
+        for out in outputs:
+            if isinstance(out, DESK_ITEMS):
+                self.outbox.append((src, out))
+            else:
+                kept.append(out)
+        return kept
+
+    @property
+    def sources(self) -> int:
+        return 2 * self.partitions
+
+    def source(self, p: int, metric: bool) -> int:
+        return self.partitions + p if metric else p
 
     # -- state
-    def processor(self, p: int) -> Processor:
-        proc = self._procs.get(p)
+    def processor(self, src: int) -> Processor:
+        proc = self._procs.get(src)
         if proc is None:
-            proc = self._procs[p] = self._load(p)
+            proc = self._procs[src] = self._load(src)
         return proc
 
-    def _load(self, p: int) -> Processor:
+    def _load(self, src: int) -> Processor:
         proc = Processor(self.registry, metric_grace=self.grace, desk=None, forget_closed=True, track_touched=True)
-        t = self.tables
-        raw = t.clocks.get(str(p))
+        t, p, metric = self.tables, src % self.partitions, src >= self.partitions
+        raw = t.clocks.get(str(src))
         if raw:
             clock = unpack(raw)[1]
             proc.now = datetime.fromisoformat(clock["now"]) if clock["now"] else None
             if clock.get("mark"):
-                self._marks[p] = self._sent[p] = (datetime.fromisoformat(clock["mark"][0]), clock["mark"][1])
-        for key, value in _of(t.incidents, p):
-            if "incident" in value:
-                proc.adopt(Incident.from_dict(value["incident"]))
-            else:
-                proc.closed[key] = value["closed"]
-        for service, value in _of(t.services, p):
-            proc.metrics.load_service(service, value)
+                self._marks[src] = self._sent[src] = (datetime.fromisoformat(clock["mark"][0]), clock["mark"][1])
+        if not metric:
+            for key, value in _of(t.incidents, p):
+                if "incident" in value:
+                    proc.adopt(Incident.from_dict(value["incident"]))
+                else:
+                    proc.closed[key] = value["closed"]
+        else:
+            for service, value in _of(t.services, p):
+                proc.metrics.load_service(service, value)
+        suffix = f"#{src}"
         for key, value in _of(t.figures, p):
-            proc.metrics.load_report(key.rsplit("#", 1)[0], value)
+            if key.endswith(suffix):
+                proc.metrics.load_report(key[: -len(suffix)], value)
         proc.metrics.reschedule()
         proc.touched.clear()
         proc.metrics.dirty.clear()
@@ -146,44 +180,50 @@ class Partitions:
         self._procs.clear()
         self._marks.clear()
         self._sent.clear()
+        self.outbox.clear()
 
-    def _mark(self, p: int, at: datetime, inclusive: bool) -> None:
-        old = self._marks.get(p)
+    def _mark(self, src: int, at: datetime, inclusive: bool) -> None:
+        old = self._marks.get(src)
         if old is None or (at, inclusive) > old:
-            self._marks[p] = (at, inclusive)
+            self._marks[src] = (at, inclusive)
 
     # -- input
     def tick(self, p: int, instant: datetime) -> list:
         """Fire partition ``p``'s deadlines and period closes due at or before ``instant``."""
-        outputs = self.processor(p).advance_to(instant, inclusive=True)
-        self._mark(p, instant, True)
+        outputs: list = []
+        for src in (self.source(p, False), self.source(p, True)):
+            outputs += self._split(src, self.processor(src).advance_to(instant, inclusive=True))
+            self._mark(src, instant, True)
         for out in outputs:
             if isinstance(out, dict) and out["type"] in DEADLINE_TYPES:
                 self.fired.append(datetime.fromisoformat(out["time"]))
         return outputs
 
     def event(self, p: int, event) -> tuple[list, str | None]:
-        """Apply one decoded input event as replay does: (outputs, rejection reason or None).
+        """Apply one decoded input event as replay does: (outputs, rejection reason or None); desk
+        records go to :attr:`outbox`.
 
         A rejected event still moves time: deadlines due before it have fired (their outputs are
         returned)."""
-        proc = self.processor(p)
+        src = self.source(p, isinstance(event, MetricObserved))
+        proc = self.processor(src)
         start = getattr(event, "start", event.time)
-        outputs = proc.advance_to(start)
-        self._mark(p, start, False)
+        outputs = self._split(src, proc.advance_to(start))
+        self._mark(src, start, False)
         try:
             applied = proc.apply(event)
         except Rejected as err:
             return outputs, err.reason
-        self._mark(p, event.time, False)
-        return outputs + applied.outputs, None
+        self._mark(src, event.time, False)
+        return outputs + self._split(src, applied.outputs), None
 
     # -- batches
     def end(self) -> tuple[list[tuple[Any, int, str, Any]], dict[int, tuple[datetime, bool]]]:
-        """(table writes ``(table, p, key, value)``, marks that moved ``{p: (instant, inclusive)}``)."""
+        """(table writes ``(table, p, key, value)``, marks that moved ``{source: (instant, inclusive)}``)."""
         writes: list = []
         t = self.tables
-        for p, proc in self._procs.items():
+        for src, proc in self._procs.items():
+            p = src % self.partitions
             for key in sorted(proc.touched):
                 if key in proc.incidents:
                     writes.append((t.incidents, p, key, pack(p, {"incident": proc.incidents[key].to_dict()})))
@@ -194,16 +234,17 @@ class Partitions:
             for agreement in sorted(proc.metrics.dirty_reports):
                 state = proc.metrics.report_state(agreement)
                 if state is not None:
-                    writes.append((t.figures, p, f"{agreement}#{p}", pack(p, state)))
+                    writes.append((t.figures, p, f"{agreement}#{src}", pack(p, state)))
             proc.touched.clear()
             proc.metrics.dirty.clear()
             proc.metrics.dirty_reports.clear()
-        moved = {p: m for p, m in self._marks.items() if self._sent.get(p) != m}
-        for p, (at, inclusive) in moved.items():
-            proc = self._procs.get(p)
+        moved = {src: m for src, m in self._marks.items() if self._sent.get(src) != m}
+        for src, (at, inclusive) in moved.items():
+            proc = self._procs.get(src)
             now = proc.now.isoformat() if proc is not None and proc.now is not None else None
-            writes.append((t.clocks, p, str(p), pack(p, {"now": now, "mark": [at.isoformat(), inclusive]})))
-            self._sent[p] = (at, inclusive)
+            p = src % self.partitions
+            writes.append((t.clocks, p, str(src), pack(p, {"now": now, "mark": [at.isoformat(), inclusive]})))
+            self._sent[src] = (at, inclusive)
         return writes, moved
 
     def sizes(self) -> tuple[int, int]:
@@ -274,6 +315,3 @@ class DeskBook:
         """Money records waiting for the marks, over the loaded desk partitions."""
         return sum(len(st.pending) for desk in self._desks.values() for st in desk.states.values())
 
-
-def is_metric(event) -> bool:
-    return isinstance(event, MetricObserved)

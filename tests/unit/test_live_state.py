@@ -61,33 +61,37 @@ def _replay(registry, lines, until: datetime = UNTIL) -> list[dict]:
 def _live(registry, lines, partitions: int, seed: int, reload_every_batch: bool, until: datetime = UNTIL) -> list[dict]:
     rnd = random.Random(seed)
     tables = StateTables({}, {}, {}, {})
-    parts = Partitions(registry, tables, GRACE)
-    book = DeskBook(registry, partitions, {}, {}, GRACE)
-    inputs: dict[int, list] = {p: [] for p in range(partitions)}
+    parts = Partitions(registry, tables, partitions, GRACE)
+    book = DeskBook(registry, parts.sources, {}, {}, GRACE)
+    # one queue per topic partition: tickets and metrics of partition p are ordered each, but
+    # consumed in any interleaving (Kafka orders per topic partition only); the closing tick
+    # comes once both are drained (as the tests produce it after everything was consumed)
+    inputs: dict[tuple[int, str], list] = {(p, t): [] for p in range(partitions) for t in ("tickets", "metrics", "ticks")}
     for line in lines:
         try:
             ev = decode_event(line)
         except Rejected:
             continue  # dead letters: not outputs
-        key = getattr(ev, "ticket", None) or ev.service
-        inputs[_part(key, partitions)].append(("event", ev))
+        ticket = getattr(ev, "ticket", None)
+        inputs[(_part(ticket or ev.service, partitions), "tickets" if ticket else "metrics")].append(("event", ev))
     for p in range(partitions):
-        inputs[p].append(("tick", until))
+        inputs[(p, "ticks")].append(("tick", until))
     desk_queues: dict[int, list[bytes]] = {q: [] for q in range(partitions)}
     outputs: list[dict] = []
 
-    def input_batch(p: int, n: int) -> None:
-        batch, inputs[p][:n] = inputs[p][:n], []
+    def input_batch(key: tuple[int, str], n: int) -> None:
+        p = key[0]
+        batch, inputs[key][:n] = inputs[key][:n], []
         for kind, x in batch:
             if kind == "tick":
                 outs = parts.tick(p, x)
             else:
                 outs, _reason = parts.event(p, x)
-            for out in outs:
-                if isinstance(out, DESK_ITEMS):
-                    desk_queues[_part(out.agreement, partitions)].append(desk_record(out, p))
-                else:
-                    outputs.append(out)
+            assert not any(isinstance(o, DESK_ITEMS) for o in outs)
+            outputs.extend(outs)
+            for src, item in parts.outbox:
+                desk_queues[_part(item.agreement, partitions)].append(desk_record(item, src))
+            parts.outbox.clear()
         writes, moved = parts.end()
         for table, _p, key, value in writes:
             table[key] = value  # partition-prefixed JSON bytes
@@ -108,7 +112,9 @@ def _live(registry, lines, partitions: int, seed: int, reload_every_batch: bool,
             book.discard()
 
     while any(inputs.values()) or any(desk_queues.values()):
-        ready = [("in", p) for p, q in inputs.items() if q] + [("desk", q) for q, d in desk_queues.items() if d]
+        ready = [("in", k) for k, q in inputs.items()
+                 if q and (k[1] != "ticks" or not (inputs[(k[0], "tickets")] or inputs[(k[0], "metrics")]))]
+        ready += [("desk", q) for q, d in desk_queues.items() if d]
         side, k = rnd.choice(ready)
         n = rnd.randint(1, 50)
         (input_batch if side == "in" else desk_batch)(k, n)
@@ -141,17 +147,16 @@ def test_the_desk_waits_for_every_partition_before_booking_money(expected):
     lines, _ = expected
     registry = load_registry([str(AGREEMENTS)])
     book = DeskBook(registry, 2, {}, {}, GRACE)
-    parts = Partitions(registry, StateTables({}, {}, {}, {}), GRACE)
-    items = []
+    parts = Partitions(registry, StateTables({}, {}, {}, {}), 1, GRACE)
     for line in lines:
         try:
             ev = decode_event(line)
         except Rejected:
             continue
         if getattr(ev, "ticket", None):
-            outs, _ = parts.event(0, ev)
-            items += [o for o in outs if isinstance(o, DESK_ITEMS)]
-    items += [o for o in parts.tick(0, UNTIL) if isinstance(o, DESK_ITEMS)]
+            parts.event(0, ev)
+    parts.tick(0, UNTIL)
+    items = [item for src, item in parts.outbox if src == 0]
     assert items, "the example has penalties"
     for item in items:
         book.take(0, desk_record(item, 0))
