@@ -22,7 +22,6 @@ period closes, and credits, exactly once.
 
 from __future__ import annotations
 
-from datetime import datetime
 
 from . import burn_rate as br
 from .ledger import CreditDue

@@ -198,6 +198,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     out_topics = {n: app.topic(getattr(names, n), **raw) for n in ("notifications", "remedies", "timeline")}
     deadletter = app.topic(names.deadletter, **raw)
     desk_topic = app.topic(names.desk, internal=True, **raw)
+
     def table(name: str) -> Any:  # values are partition-prefixed JSON bytes (engine.pack)
         return app.Table(name, partitions=P, key_type=str, value_type=bytes)
 
@@ -306,16 +307,17 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         return batch, writes, last
 
     def report_lag(events: list) -> None:
-        tail: dict[tuple[str, int], int] = {}
+        """``escalation_consumer_lag`` of the tickets partitions this batch read from."""
+        tail: dict[int, int] = {}
         for event in events:
-            if event.message.topic != names.ticks:
-                tail[(event.message.topic, event.message.partition)] = event.message.offset
-        for (topic, p), offset in tail.items():
+            if event.message.topic == names.tickets:
+                tail[event.message.partition] = event.message.offset
+        for p, offset in tail.items():
             try:
-                hw = app.consumer.highwater(faust.types.TP(topic, p))
+                hw = app.consumer.highwater(faust.types.TP(names.tickets, p))
             except Exception:  # noqa: BLE001 - metrics only
                 continue
-            if hw is not None and topic == names.tickets:
+            if hw is not None:
                 obs.lag(p, max(0, hw - offset - 1))
 
     @app.agent(inputs, name="inputs")
