@@ -1,6 +1,7 @@
 """The desk: money and reports per agreement (caps shared by penalties and credits, period reports).
 
-Pure (no I/O, no wall clock). Sources (replay: one; live: one per input partition) submit what
+Pure (no I/O, no wall clock). Sources (replay: one; live: two per input partition, its ticket and
+its metric processor) submit what
 they produce for an agreement, and tell the desk how far their clock has got (``mark``):
 
 - ``PenaltyDue`` (a breach's per-breach remedy) and ``CreditDue`` (a closed SLO period below
@@ -13,14 +14,16 @@ they produce for an agreement, and tell the desk how far their clock has got (``
 - A reporting period closes at its end + grace once every source has passed that instant (a mark
   after it, or at it from an inclusive advance), after the money due at or before it. It then
   publishes ``report.published`` (its ``time`` is the period's end) with the merged figures and
-  the ledger's cap, and opens the next period (every month has a report once reporting started, until the agreement's validity
-  ends).
+  the ledger's cap, and opens the next period (every month has a report once reporting started,
+  until the agreement's validity ends).
 
 Invariants:
 - Every money output is booked once: a repeated ``PenaltyDue``/``CreditDue`` (same output id,
   pending or booked in one of the agreement's two latest money periods) is ignored.
 - ``release`` emits outputs in the order above; for one source that advances in time order
   (replay) that is time order.
+- A penalty or credit seen again after its money period dropped out of the two latest is booked
+  again; redeliveries come within seconds, so two periods of memory are plenty.
 - ``state_of``/``load`` carry one agreement's state (the live engine's table value keyed by
   agreement) and ``marks``; queues are rebuilt from them.
 """
