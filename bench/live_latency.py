@@ -169,12 +169,25 @@ def live(broker, tmp: Path, n: int, spread: float, interval: float, grace: float
         slack = (first_due - datetime.now(timezone.utc)).total_seconds()
         until = first_due.timestamp() + spread + 30
         arrival, stamped = asyncio.run(observe(broker.bootstrap, f"{space.prefix}notifications", n, until))
+        peak_rss = peak_rss_mib(w.proc.pid)
     finally:
         w.stop()
     arrival.sort()
     thirds = [sorted(x for _, x in arrival[i * len(arrival) // 3:(i + 1) * len(arrival) // 3]) for i in range(3)]
     return {"n": n, "produced_s": produced_s, "ingest_s": ingest_s, "slack_s": slack,
-            "arrival": sorted(x for _, x in arrival), "thirds": thirds, "stamped": stamped, "log": str(w.log_path)}
+            "arrival": sorted(x for _, x in arrival), "thirds": thirds, "stamped": stamped, "log": str(w.log_path),
+            "peak_rss_mib": peak_rss}
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The worker's peak resident memory (VmHWM, Linux), MiB; nan when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 def main() -> None:
@@ -212,7 +225,8 @@ def main() -> None:
                 print(f"live [{a.config}], {n} incidents, deadlines over {a.spread:g}s ({n / a.spread:,.0f}/s) "
                       f"(tick interval {a.tick_interval:g}s, grace {a.tick_grace:g}s): "
                       f"produced in {r['produced_s']:.1f}s, ingested in {r['ingest_s']:.1f}s "
-                      f"({n / r['ingest_s']:,.0f} openings/s), first deadline {r['slack_s']:.0f}s after ingestion",
+                      f"({n / r['ingest_s']:,.0f} openings/s), first deadline {r['slack_s']:.0f}s after ingestion; "
+                      f"worker peak RSS {r['peak_rss_mib']:,.0f} MiB",
                       flush=True)
                 for name, lat in (("arrival at the reader", r["arrival"]), ("record timestamp", r["stamped"])):
                     if not lat:

@@ -87,3 +87,21 @@ def generated_workload(directory, tickets: int = 400, seed: int = 7):
         assert "priority: [P1, P2, P3, P4]" in text and "percent: 2" in text, path
         path.write_text(text)
     return out, out.parent / "agreements"
+
+
+def _start(line: bytes) -> float:
+    """Sort key of an event line: a metric slice's start or an event's time (bad lines first)."""
+    try:
+        d = orjson.loads(line)
+        t = datetime.fromisoformat(d.get("start") or d["time"])
+        return t.timestamp() if t.tzinfo else 0.0
+    except Exception:  # noqa: BLE001 - malformed example lines sort first
+        return 0.0
+
+
+def example_tickets_and_metrics() -> list[bytes]:
+    """The bundled ticket and metric examples merged into one time-ordered list of lines."""
+    from escalation.paths import EXAMPLE_EVENTS
+
+    files = (EXAMPLE_EVENTS, EXAMPLE_EVENTS.with_name("acme-erp-metrics.jsonl"))
+    return sorted((ln for f in files for ln in f.read_bytes().splitlines() if ln.strip()), key=_start)

@@ -271,7 +271,6 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         """Process one batch in order: (what to send, table writes, last event per partition)."""
         batch = Batch()
         last: dict[int, Any] = {}
-        parts.outbox.clear()
         try:
             for event in events:
                 m = event.message

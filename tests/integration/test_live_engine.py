@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from escalation.core.outputs import topic_for
 from escalation.live.ticker import send_tick
 
 pytestmark = pytest.mark.integration
@@ -202,35 +203,24 @@ def outputs_of(records) -> dict[str, dict]:
 
 
 def test_live_equals_replay(broker, namespace, tmp_path):
-    names = topics(namespace)
-    expected = {o["id"]: o for o in replay_outputs(EVENTS, T)}
-    assert len(expected) > 10
-    w = Worker(broker, namespace, tmp_path, "--manual-ticks")
-    try:
-        w.wait_ready()
-        produce(broker, names["tickets"], event_records(EVENTS.read_bytes().splitlines()))
-        wait_consumed(broker, namespace.app_id, names["tickets"])
-        asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(T), PARTITIONS))
-        outs = [o for o in collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
-                                   until=lambda got: len(got) >= len(expected), timeout=40, quiet=2.0)]
-    finally:
-        w.stop()
-    live = outputs_of(outs)
-    missing, extra = sorted(set(expected) - set(live)), sorted(set(live) - set(expected))
-    assert not missing and not extra, (
-        f"live != replay: missing {[(expected[i]['type'], expected[i]['subject']) for i in missing]}, "
-        f"extra {[(live[i]['type'], live[i]['subject']) for i in extra]}; see {w.log_path}")
-    assert live == expected
-    for topic, key, out in outs:  # routing and keys (DESIGN.md §9)
-        from escalation.core.outputs import topic_for
-
-        assert topic == f"{namespace.prefix}{topic_for(out['type'])}"
-        want_key = out["data"]["agreement"] if out["type"] in AGREEMENT_KEYED else out["subject"]
-        assert key == want_key.encode()
-    assert len(outs) == len(live), "an output was published twice"
+    assert len(replay_outputs(EVENTS, T)) > 10
+    _live_vs_replay(broker, namespace, tmp_path, EVENTS, T, AGREEMENT, timeout=40)
 
 
 AGREEMENT_KEYED = {"penalty.assessed", "credit.issued", "report.published"}
+
+
+def assert_same_outputs(expected: dict[str, dict], records, context: str) -> dict[str, dict]:
+    """Live outputs (``records`` read from the output topics) equal replay's ``expected``: the same
+    ids and the same contents (repeats of an id are allowed here). Returns them by id."""
+    live = outputs_of(records)
+    missing, extra = sorted(set(expected) - set(live)), sorted(set(live) - set(expected))
+    assert not missing and not extra, (
+        f"live != replay ({context}): missing {[(expected[i]['type'], expected[i]['subject']) for i in missing][:20]}, "
+        f"extra {[(live[i]['type'], live[i]['subject']) for i in extra][:20]}")
+    differ = [i for i in expected if live[i] != expected[i]]
+    assert not differ, f"contents differ ({context}): {[(expected[i]['type'], expected[i]['subject']) for i in differ][:20]}"
+    return live
 
 
 def _live_vs_replay(broker, namespace, tmp_path, events: Path, until: str, agreements: Path,
@@ -254,33 +244,19 @@ def _live_vs_replay(broker, namespace, tmp_path, events: Path, until: str, agree
                        until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=timeout, quiet=2.0)
     finally:
         w.stop()
-    live = outputs_of(outs)
-    missing, extra = sorted(set(expected) - set(live)), sorted(set(live) - set(expected))
-    assert not missing and not extra, (
-        f"live != replay: missing {[(expected[i]['type'], expected[i]['subject']) for i in missing][:20]}, "
-        f"extra {[(live[i]['type'], live[i]['subject']) for i in extra][:20]}; see {w.log_path}")
-    differ = [i for i in expected if live[i] != expected[i]]
-    assert not differ, f"contents differ: {[(expected[i]['type'], expected[i]['subject']) for i in differ][:20]}"
+    live = assert_same_outputs(expected, outs, f"see {w.log_path}")
     assert len(outs) == len(live), "an output was published twice"
-    for topic, key, out in outs:
+    for topic, key, out in outs:  # routing and keys (DESIGN.md §9)
+        assert topic == f"{namespace.prefix}{topic_for(out['type'])}"
         want_key = out["data"]["agreement"] if out["type"] in AGREEMENT_KEYED else out["subject"]
         assert key == want_key.encode()
 
 
 def test_live_equals_replay_for_tickets_and_metrics_across_month_ends(broker, namespace, tmp_path):
+    from tests.helpers import example_tickets_and_metrics
+
     events = tmp_path / "combined.jsonl"
-    lines = [ln for f in (EVENTS, EVENTS.with_name("acme-erp-metrics.jsonl"))
-             for ln in f.read_bytes().splitlines() if ln.strip()]
-
-    def start(line: bytes) -> float:
-        try:
-            d = json.loads(line)
-            t = datetime.fromisoformat(d.get("start") or d["time"])
-            return t.timestamp() if t.tzinfo else 0.0
-        except Exception:
-            return 0.0
-
-    events.write_bytes(b"\n".join(sorted(lines, key=start)) + b"\n")
+    events.write_bytes(b"\n".join(example_tickets_and_metrics()) + b"\n")
     types = {o["type"] for o in replay_outputs(events, "2026-05-01T00:10:00+02:00")}
     assert {"credit.issued", "report.published", "slo.attainment", "slo.burn_rate", "penalty.assessed"} <= types
     _live_vs_replay(broker, namespace, tmp_path, events, "2026-05-01T00:10:00+02:00", AGREEMENT)
@@ -402,11 +378,7 @@ def test_kill9_and_restart_misses_nothing(broker, namespace, tmp_path, store):
                        until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=60, quiet=2.0)
     finally:
         w2.stop()
-    live = outputs_of(outs)
-    missing, extra = sorted(set(expected) - set(live)), sorted(set(live) - set(expected))
-    assert not missing, f"missed after kill -9: {[(expected[i]['type'], expected[i]['subject']) for i in missing]}"
-    assert not extra, f"outputs replay does not give: {[(live[i]['type'], live[i]['subject']) for i in extra]}"
-    assert live == expected
+    assert_same_outputs(expected, outs, f"after kill -9; see {w2.log_path}")
 
 
 def test_two_workers_and_a_rebalance_give_replays_outputs(broker, namespace, tmp_path):
@@ -431,8 +403,4 @@ def test_two_workers_and_a_rebalance_give_replays_outputs(broker, namespace, tmp
         if w2 is not None:
             w2.stop()
         w1.stop()
-    live = outputs_of(outs)
-    missing, extra = sorted(set(expected) - set(live)), sorted(set(live) - set(expected))
-    assert not missing, f"missed across a rebalance: {[(expected[i]['type'], expected[i]['subject']) for i in missing]}"
-    assert not extra, f"outputs replay does not give: {[(live[i]['type'], live[i]['subject']) for i in extra]}"
-    assert live == expected
+    assert_same_outputs(expected, outs, f"across a rebalance; see {w1.log_path}, {w2.log_path if w2 else ''}")

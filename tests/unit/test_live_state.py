@@ -13,7 +13,6 @@ import random
 import zlib
 from datetime import datetime, timedelta
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,28 +22,14 @@ from escalation.core.desk import DESK_ITEMS
 from escalation.core.events import Rejected, decode_event
 from escalation.core.processor import Processor
 from escalation.live.engine import DeskBook, Partitions, StateTables, desk_record, mark_record
-from escalation.paths import EXAMPLE_EVENTS, ROOT
+from escalation.paths import ROOT
 from escalation.replay import replay
+from tests.helpers import example_tickets_and_metrics
 from tests.unit.test_properties import REG, UNTIL as P_UNTIL, histories
 
 AGREEMENTS = ROOT / "examples" / "agreements"
-METRICS = EXAMPLE_EVENTS.with_name("acme-erp-metrics.jsonl")
 UNTIL = datetime.fromisoformat("2026-05-01T00:10:00+02:00")  # past April's end + the live grace
 GRACE = timedelta(minutes=5)
-
-
-def _time(line: bytes) -> float:
-    try:
-        d = orjson.loads(line)
-        t = datetime.fromisoformat(d.get("start") or d["time"])
-        return t.timestamp() if t.tzinfo else 0.0
-    except Exception:  # noqa: BLE001 - bad lines sort first
-        return 0.0
-
-
-def _lines() -> list[bytes]:
-    lines = [ln for f in (EXAMPLE_EVENTS, METRICS) for ln in f.read_bytes().splitlines() if ln.strip()]
-    return sorted(lines, key=_time)
 
 
 def _part(key: str, n: int) -> int:
@@ -124,7 +109,7 @@ def _live(registry, lines, partitions: int, seed: int, reload_every_batch: bool,
 @pytest.fixture(scope="module")
 def expected():
     registry = load_registry([str(AGREEMENTS)])
-    lines = _lines()
+    lines = example_tickets_and_metrics()
     outs = _replay(registry, lines)
     assert {o["type"] for o in outs} >= {"penalty.assessed", "credit.issued", "report.published", "slo.attainment",
                                          "slo.burn_rate", "sla.breached"}
