@@ -69,52 +69,31 @@ same ids (the engine ignores repeated ids).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from .servicenow_mapping import (
-    BOOLEAN_COLUMNS,
-    LOGICAL_COLUMNS,
-    REQUIRED_COLUMNS,
-    MappingError,
-    ServiceNowMapping,
-    load_mapping,
-    slug,
-)
+from .servicenow_csv import FIELD_LIMIT, RECORD_LIMIT, Problem, RecordReader, ServiceNowImportError, field_limit, open_source
+from .servicenow_mapping import BOOLEAN_COLUMNS, MappingError, ServiceNowMapping, load_mapping, slug
+from .servicenow_rows import RowParser
+from .servicenow_rows import Snapshot as _Snapshot
 
 __all__ = [
+    "FIELD_LIMIT",
     "ImportResult",
     "ImportStats",
     "MappingError",
     "Problem",
+    "RECORD_LIMIT",
     "ServiceNowImportError",
     "ServiceNowMapping",
     "import_incident_log",
     "load_mapping",
 ]
-
-
-class ServiceNowImportError(ValueError):
-    """The input cannot be imported at all (no header, required columns missing, bad zone)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A CSV line that was not used (a problem) or was used with a repair (a warning)."""
-
-    line: int
-    reason: str
-    kind: str = field(default="", compare=False)   # reason without values, for statistics
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
 
 
 @dataclass(slots=True)
@@ -154,160 +133,6 @@ class ImportResult:
     problems: list[Problem]          # rows not used, by line
     warnings: list[Problem]          # rows used with a repair, by line
     stats: ImportStats
-
-
-# --------------------------------------------------------------------------------------------
-# Reading rows
-
-
-@dataclass(slots=True)
-class _Snapshot:
-    line: int
-    number: str
-    mod: int
-    updated: datetime
-    opened: datetime
-    state: str
-    kind: str                         # open | resolved | closed | cancelled
-    priority: str                     # mapped (P1..)
-    raw_priority: str
-    reopen_count: int | None
-    assignee: str | None
-    group: str | None
-    resolved_at: datetime | None
-    closed_at: datetime | None
-    values: dict[str, str | None]     # logical column -> value (None when missing)
-
-    def tracked(self) -> tuple:
-        return (self.state, self.priority, self.reopen_count, self.assignee, self.group)
-
-
-class _Reader:
-    """Parses rows into snapshots; collects row problems and warnings."""
-
-    def __init__(self, mapping: ServiceNowMapping, tz: tzinfo, header: list[str]):
-        self.m = mapping
-        self.tz = tz
-        self.missing = frozenset(mapping.missing_values)
-        self.kinds = mapping.states.kind_of()
-        self.width = len(header)
-        positions = {name.strip(): i for i, name in enumerate(header)}
-        self.index: dict[str, int] = {}
-        for col in LOGICAL_COLUMNS:
-            pos = positions.get(mapping.header_name(col))
-            if pos is not None:
-                self.index[col] = pos
-        absent = [f"{c} (header {mapping.header_name(c)!r})" if mapping.header_name(c) != c else c
-                  for c in REQUIRED_COLUMNS if c not in self.index]
-        if absent:
-            raise ServiceNowImportError(f"required column(s) missing from the header: {', '.join(absent)}")
-        self._times: dict[str, datetime | None] = {}
-        # Only the columns events copy are kept per snapshot (memory: ~140k rows in the full log).
-        kept = {"category", "subcategory", "made_sla", *mapping.attributes, *mapping.final_attributes}
-        kept.update(src.column for src in (mapping.service, mapping.customer) if src.column is not None)
-        self.kept = tuple(col for col in LOGICAL_COLUMNS if col in kept and col in self.index)
-
-    def value(self, record: list[str], col: str) -> str | None:
-        pos = self.index.get(col)
-        if pos is None:
-            return None
-        text = record[pos].strip()
-        return None if text in self.missing else text
-
-    def time(self, text: str) -> datetime | None:
-        try:
-            return self._times[text]
-        except KeyError:
-            pass
-        try:
-            parsed = datetime.strptime(text, self.m.timestamp_format).replace(tzinfo=self.tz)
-        except ValueError:
-            parsed = None
-        self._times[text] = parsed
-        return parsed
-
-    def parse(self, line: int, record: list[str], warnings: list[Problem]) -> _Snapshot | list[tuple[str, str]]:
-        """A snapshot, or the reason(s) why the row cannot be used."""
-        if len(record) != self.width:
-            return [("wrong number of fields", f"expected {self.width} fields, got {len(record)}")]
-        reasons: list[tuple[str, str]] = []
-        v = {col: self.value(record, col) for col in self.index}
-
-        number = v.get("number")
-        if number is None:
-            reasons.append(("missing number", "missing number"))
-
-        mod_text = v.get("sys_mod_count")
-        mod = -1
-        if mod_text is None:
-            reasons.append(("missing sys_mod_count", "missing sys_mod_count"))
-        else:
-            try:
-                mod = int(mod_text)
-            except ValueError:
-                reasons.append(("sys_mod_count is not an integer", f"sys_mod_count is not an integer: {mod_text!r}"))
-
-        times: dict[str, datetime | None] = {}
-        for col in ("sys_updated_at", "opened_at"):
-            text = v.get(col)
-            if text is None:
-                reasons.append((f"missing {col}", f"missing {col}"))
-                continue
-            times[col] = self.time(text)
-            if times[col] is None:
-                reasons.append((f"unparseable {col}",
-                                f"unparseable {col} {text!r} (expected {self.m.timestamp_format})"))
-
-        state = v.get("incident_state")
-        kind = self.kinds.get(state) if state is not None else None
-        if state is None:
-            reasons.append(("missing incident_state", "missing incident_state"))
-        elif kind is None:
-            reasons.append(("unknown incident_state", f"unknown incident_state {state!r}"))
-
-        raw_priority = v.get("priority")
-        priority = self.m.priorities.get(raw_priority) if raw_priority is not None else None
-        if raw_priority is None:
-            reasons.append(("missing priority", "missing priority"))
-        elif priority is None:
-            reasons.append(("unknown priority", f"unknown priority {raw_priority!r}"))
-
-        if reasons:
-            return reasons
-
-        reopen_count = None
-        text = v.get("reopen_count")
-        if text is not None:
-            try:
-                reopen_count = int(text)
-            except ValueError:
-                warnings.append(Problem(line, f"{number}: reopen_count {text!r} is not an integer; ignored"))
-        optional: dict[str, datetime | None] = {}
-        for col in ("resolved_at", "closed_at"):
-            text = v.get(col)
-            optional[col] = None if text is None else self.time(text)
-            if text is not None and optional[col] is None:
-                warnings.append(Problem(line, f"{number}: unparseable {col} {text!r}; ignored"))
-
-        return _Snapshot(
-            line=line, number=number, mod=mod, updated=times["sys_updated_at"],
-            opened=times["opened_at"], state=state, kind=kind, priority=priority,
-            raw_priority=raw_priority, reopen_count=reopen_count,
-            assignee=v.get("assigned_to"), group=v.get("assignment_group"),
-            resolved_at=optional["resolved_at"], closed_at=optional["closed_at"],
-            values={col: v[col] for col in self.kept},
-        )
-
-
-def _records(reader: Iterator[list[str]], line_of: Callable[[], int]) -> Iterator[tuple[int, list[str]]]:
-    """(first line of the record, fields); the csv module counts physical lines."""
-    while True:
-        start = line_of() + 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        yield start, record
 
 
 # --------------------------------------------------------------------------------------------
@@ -568,44 +393,23 @@ def import_incident_log(
         tz = timezone
     agreement = agreement or mapping.agreement
 
-    if isinstance(source, (str, Path)):
-        with open(source, newline="", encoding="utf-8-sig") as handle:
-            return _import(handle, mapping, tz, agreement, on_progress)
-    return _import(source, mapping, tz, agreement, on_progress)
+    with field_limit(FIELD_LIMIT):
+        if isinstance(source, (str, Path)):
+            with open_source(source) as handle:
+                return _import(handle, mapping, tz, agreement, on_progress)
+        return _import(source, mapping, tz, agreement, on_progress)
 
 
-def _import(lines: Iterable[str], mapping: ServiceNowMapping, tz: tzinfo, agreement: str,
+def _import(lines: TextIO | Iterable[str], mapping: ServiceNowMapping, tz: tzinfo, agreement: str,
             on_progress: Callable[[int], None] | None) -> ImportResult:
-    if isinstance(lines, str):
-        lines = io.StringIO(lines, newline="")
-    reader = csv.reader(lines)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ServiceNowImportError("the input is empty (no header line)") from None
-    if header and header[0].startswith("\ufeff"):
-        header[0] = header[0][1:]
-    parser = _Reader(mapping, tz, header)
-
+    """Read, walk each incident, sort. Invariant: ``stats.rows`` (non-blank records) equals
+    ``rows_with_events + rows_no_change + rows_with_problems``; each problem is one row."""
+    reader = RecordReader(lines)
+    parser = RowParser(mapping, tz, reader.header())
     stats = ImportStats()
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    incidents: dict[str, list[_Snapshot]] = {}
-    for line, record in _records(reader, lambda: reader.line_num):
-        if not record:
-            stats.blank_lines += 1
-            continue
-        stats.rows += 1
-        if on_progress is not None and stats.rows % 1000 == 0:
-            on_progress(stats.rows)
-        snap = parser.parse(line, record, warnings)
-        if not isinstance(snap, _Snapshot):
-            problems.append(Problem(line, "; ".join(text for _, text in snap),
-                                    "; ".join(kind for kind, _ in snap)))
-            continue
-        incidents.setdefault(snap.number, []).append(snap)
-    if on_progress is not None:
-        on_progress(stats.rows)
+    incidents = _read_snapshots(reader, parser, stats, problems, warnings, on_progress)
 
     keyed: list[tuple[datetime, str, int, dict[str, Any]]] = []
     for number, snaps in incidents.items():
@@ -631,3 +435,29 @@ def _import(lines: Iterable[str], mapping: ServiceNowMapping, tz: tzinfo, agreem
     stats.warnings = len(warnings)
     return ImportResult(events=events, problems=problems, warnings=warnings, stats=stats)
 
+
+def _read_snapshots(reader: RecordReader, parser: RowParser, stats: ImportStats, problems: list[Problem],
+                    warnings: list[Problem], on_progress: Callable[[int], None] | None) -> dict[str, list[_Snapshot]]:
+    """Every record after the header: a blank line, a problem, or a snapshot of its incident."""
+    incidents: dict[str, list[_Snapshot]] = {}
+    for item in reader:
+        if isinstance(item, Problem):       # unreadable: quoting, size, NUL, encoding
+            stats.rows += 1
+            problems.append(item)
+            continue
+        line, record = item
+        if not record:
+            stats.blank_lines += 1
+            continue
+        stats.rows += 1
+        if on_progress is not None and stats.rows % 1000 == 0:
+            on_progress(stats.rows)
+        snap = parser.parse(line, record, warnings)
+        if not isinstance(snap, _Snapshot):
+            problems.append(Problem(line, "; ".join(text for _, text in snap),
+                                    "; ".join(kind for kind, _ in snap)))
+            continue
+        incidents.setdefault(snap.number, []).append(snap)
+    if on_progress is not None:
+        on_progress(stats.rows)
+    return incidents
