@@ -58,9 +58,13 @@ and ``sys_updated_at`` disagree) is moved to that time, with ``clamped_from`` an
 
 Every data row is accounted for: it produced events, or it is a no-change snapshot (repeated,
 or a change the contract has no event for, such as New -> Active without a new assignee), or it
-is reported as a problem with its line number and reason (missing number, unparseable
-timestamp, unknown state or priority, wrong field count, ...). Rows that were used but whose data
-needed a repair (clamping, an unparseable optional field) are listed as warnings.
+is reported as a problem with its line number and reason (missing number, unparseable or
+implausible timestamp, a count that is not an integer in [0, 2**31 - 1], unknown state or
+priority, wrong field count, ...). Rows that were used but whose data needed a repair (clamping,
+an invalid optional field) are listed as warnings. ``rows == rows_with_events + rows_no_change +
+rows_with_problems`` always holds. Reading (broken quoting, field and line limits, NUL bytes,
+invalid UTF-8) is in :mod:`.servicenow_csv`; validating one row in :mod:`.servicenow_rows`; this
+module turns each incident's snapshots into events.
 
 Events are in global time order; ties are broken by ticket, then by the ticket's own sequence.
 Event ids are ``f"{number}-{seq}"`` (seq 1 = opened), so re-importing the same file gives the

@@ -3,7 +3,12 @@
 Writes JSONL ticket events (DESIGN.md §3) to stdout or ``--out``; problems and warnings to
 stderr or ``--problems`` as ``line N: reason``; one summary line to stderr. Exit 0 when the
 import ran (even with problems), 2 on unusable arguments or input (missing file or columns,
-unknown time zone, bad mapping file).
+unknown time zone, bad mapping file), 1 when the output could not be written.
+
+Output files are written whole or not at all: each goes to a temporary file in the same directory
+that replaces the target only once it is complete (``os.replace``), so an error or an interrupt
+leaves the previous file (or none), never a partial one. Stdout cannot be taken back: there a
+failure says on stderr how many events were written before it, and the exit status is 1.
 
 Made for "Incident management process enriched event log" (Amaral, Fantinato, Reijers, Peres;
 UCI Machine Learning Repository, https://doi.org/10.24432/C57S4H), licensed CC BY 4.0. Event files
@@ -12,7 +17,9 @@ derived from that data set must keep this attribution.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -84,28 +91,52 @@ def servicenow_command(csv_file: Path, agreement: str | None, mapping_file: Path
         except ServiceNowImportError as exc:
             hint = "--timezone" if "time zone" in str(exc) else "FILE.csv"
             raise click.BadParameter(str(exc), param_hint=hint) from None
-        except UnicodeDecodeError as exc:
-            raise click.BadParameter(f"{csv_file}: not UTF-8 text ({exc.reason})", param_hint="FILE.csv") from None
 
-    if str(out_file) == "-":
-        out = click.get_binary_stream("stdout")
-        _write_events(out, result)
-        out.flush()
-    else:
-        with open(out_file, "wb") as out:
-            _write_events(out, result)
-
+    s = result.stats
+    if s.rows != s.rows_used + s.rows_with_problems:   # the importer's invariant; never write a lie
+        raise click.ClickException(f"internal error: {s.rows} rows but {s.rows_used} used + "
+                                   f"{s.rows_with_problems} problems; nothing written")
     lines = [text for *_, text in sorted(
         [(p.line, 0, i, f"{p}\n") for i, p in enumerate(result.problems)]
         + [(w.line, 1, i, f"line {w.line}: warning: {w.reason}\n") for i, w in enumerate(result.warnings)])]
+    _write(out_file, (orjson.dumps(event) + b"\n" for event in result.events), "events")
     if problems_file is not None:
-        with open(problems_file, "w", encoding="utf-8") as handle:
-            handle.writelines(lines)
+        _write(problems_file, (line.encode("utf-8") for line in lines), "problem lines")
     else:
         stderr.writelines(lines)
     stderr.write(summary_line(result) + "\n")
     stderr.flush()
 
 
-def _write_events(out, result: ImportResult) -> None:
-    out.writelines(orjson.dumps(event) + b"\n" for event in result.events)
+def _write(target: Path, chunks: Iterable[bytes], what: str) -> None:
+    """Write ``chunks`` to ``target`` (``-``: stdout) whole or not at all; see the module docstring.
+    Raises ClickException (exit 1) saying what happened to the output."""
+    if str(target) == "-":
+        _write_stdout(chunks, what)
+        return
+    # Same directory, so the rename is atomic; created with "x" (not tempfile) so the file gets
+    # the usual permissions (0666 minus umask) rather than tempfile's 0600.
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with open(part, "xb") as handle:
+            handle.writelines(chunks)
+        os.replace(part, target)
+    except BaseException as exc:   # also KeyboardInterrupt: the temporary file must go
+        part.unlink(missing_ok=True)
+        if isinstance(exc, Exception):
+            raise click.ClickException(f"{target}: {type(exc).__name__}: {exc}; nothing written "
+                                       f"(the previous file, if any, is unchanged)") from None
+        raise
+
+
+def _write_stdout(chunks: Iterable[bytes], what: str) -> None:
+    out = click.get_binary_stream("stdout")
+    written = 0
+    try:
+        for chunk in chunks:
+            out.write(chunk)
+            written += 1
+        out.flush()
+    except Exception as exc:
+        raise click.ClickException(f"stdout: {type(exc).__name__}: {exc}; output INCOMPLETE: "
+                                   f"only the first {written} {what} were written") from None
