@@ -25,7 +25,9 @@ Invariants (tested with hypothesis):
 - ``counted(s, add(s, d)) == d`` for every ``d >= 0``, and ``add(s, d)`` is the earliest such
   instant: it lies inside an open interval or at its end, never in closed time after it.
 - ``counted`` of a calendar plus ``counted`` of its complement equals ``b - a``.
-- ``add`` on a calendar with no open hours raises ValueError instead of looping.
+- ``add`` on a calendar with no open hours raises ValueError instead of looping. A calendar whose
+  week has open hours never raises: holidays close at most the explicit dates plus the country's
+  few public holidays, so the give-up bound grows with the number of explicit dates.
 
 Each local date's intervals ("day") are cached per calendar, as are Monday-aligned week totals
 used to jump over long amounts.
@@ -72,6 +74,11 @@ class Calendar(ABC):
 
     name: str
     business_day: timedelta
+
+    @property
+    def weekly_open(self) -> timedelta:
+        """Nominal open time of a week without holidays (zero: the calendar is never open)."""
+        return self._pattern().week_total
 
     @abstractmethod
     def counted(self, start: datetime, end: datetime) -> timedelta:
@@ -141,6 +148,8 @@ class _PatternCalendar(Calendar):
         self._pat = pattern
         self.business_day = pattern.longest_day
         self._never_open = pattern.never_open
+        # Each explicit holiday can close at most one week's open days of an otherwise open week.
+        self._give_up_days = _GIVE_UP_DAYS + 7 * len(pattern.holidays.dates)
         self._days: dict[int, _Day] = {}
         self._weeks: dict[int, tuple[int, int]] = {}
         # Guess of the UTC offset, only to start the search for an instant's local date.
@@ -234,7 +243,7 @@ class _PatternCalendar(Calendar):
                 if n > week_total:  # strictly: an exact hit must end inside the week
                     n -= week_total
                     idle, o = (idle + 7 if week_total == 0 else 0), o + 7
-                    if idle > _GIVE_UP_DAYS:
+                    if idle > self._give_up_days:
                         raise ValueError(f"calendar {self.name!r} has no open hours (none for {idle} days)")
                     continue
             total = self._day(o)[3]

@@ -178,6 +178,11 @@ class DayPattern:
         return timedelta(microseconds=max(sum(e - s for s, e in r) for r in self.weekly))
 
     @property
+    def week_total(self) -> timedelta:
+        """Open wall time of one week without holidays (DST ignored: nominal hours)."""
+        return timedelta(microseconds=sum(e - s for r in self.weekly for s, e in r))
+
+    @property
     def never_open(self) -> bool:
         return not any(self.weekly) and not (self.on_holiday and self.holidays)
 

@@ -95,11 +95,17 @@ class CompiledAgreement:
 
 
 def build_calendars(agreement: Agreement) -> dict[str, Calendar]:
+    """Every calendar by name; ValueError on a ``complement_of`` cycle (the loader reports those
+    with their line first, so this is a guard, not the message users see)."""
     built: dict[str, Calendar] = {}
+    building: list[str] = []
 
     def build(name: str, spec: CalendarSpec) -> Calendar:
         if name in built:
             return built[name]
+        if name in building:
+            raise ValueError(f"cyclic complement_of: {' -> '.join(building[building.index(name):] + [name])}")
+        building.append(name)
         if spec.kind == "24x7":
             cal: Calendar = AlwaysCalendar(name)
         elif spec.complement_of is not None:
@@ -113,6 +119,7 @@ def build_calendars(agreement: Agreement) -> dict[str, Calendar]:
                 holiday_subdivision=holidays.subdivision if holidays else None,
             )
         built[name] = cal
+        building.remove(name)
         return cal
 
     for name, spec in agreement.calendars.items():
