@@ -6,7 +6,9 @@ Accepted forms (DESIGN.md §5):
   calendar's longest daily opening), so it is kept symbolic here;
 - ISO 8601 durations (``PT4H``, ``P1DT2H``; a day is 24 hours), parsed by pydantic.
 
-Invariant: every parsed duration is a non-negative, exact ``timedelta`` (or business days).
+Invariant: every parsed duration is a non-negative, exact ``timedelta`` (or business days) of at
+most ``MAX_DURATION`` (10 years; ``Nbd`` at most that many days), so deadline arithmetic on
+plausible instants (before 2200) can never overflow ``datetime``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pydantic import TypeAdapter
 _SHORT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bd|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _ISO = TypeAdapter(timedelta)
+MAX_DURATION = timedelta(days=3653)  # 10 years
+_MAX_SECONDS = Decimal(MAX_DURATION.days * 86400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,9 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta | BusinessD
     match = _SHORT.match(text)
     if match:
         amount, unit = Decimal(match.group(1)), match.group(2)
+        # Checked before building a timedelta: a huge amount would overflow it.
+        if amount * (86400 if unit == "bd" else _UNIT_SECONDS[unit]) > _MAX_SECONDS:
+            raise _too_long(text)
         if unit == "bd":
             return BusinessDays(amount)
         return _scale(timedelta(seconds=_UNIT_SECONDS[unit]), amount)
@@ -59,8 +66,14 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta | BusinessD
             raise ValueError(f"invalid ISO 8601 duration {text!r}") from None
         if value < timedelta(0):
             raise ValueError(f"duration {text!r} is negative")
+        if value > MAX_DURATION:
+            raise _too_long(text)
         return value
     raise ValueError(f"invalid duration {text!r}: use 15m, 4h, 2d, 5bd or ISO 8601 like PT4H")
+
+
+def _too_long(text: str) -> ValueError:
+    return ValueError(f"duration {text!r} is longer than 10 years ({MAX_DURATION.days} days)")
 
 
 def iso_duration(value: timedelta) -> str:

@@ -13,16 +13,18 @@ from datetime import date, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
+from .bounded import MAX_FILE_BYTES, Refused, read_yaml
+from .feasibility import check_feasible
 from .models import Agreement
 from .references import check_references
 
 
 @dataclass(frozen=True, slots=True)
 class AgreementProblem:
+    """``file:line: path: message``; line 0 is a problem of the whole file (``file: message``)."""
+
     file: str
     line: int
     path: str
@@ -30,7 +32,8 @@ class AgreementProblem:
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
-        return f"{self.file}:{self.line}: {where}{self.message}"
+        at = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{at}: {where}{self.message}"
 
 
 class AgreementError(Exception):
@@ -73,13 +76,13 @@ def _line_of(root, path: tuple) -> tuple[int, tuple]:
     return line, found
 
 
-def parse_agreement(text: str, file: str) -> Agreement:
-    """Parse one agreement document; raise AgreementError listing every problem."""
+def parse_agreement(text: str | bytes, file: str) -> Agreement:
+    """Parse one agreement document (bytes are decoded as UTF-8); raise AgreementError listing
+    every problem. An agreement returned here compiles and runs (``feasibility.py``)."""
     try:
-        root = YAML(typ="rt").load(text)
-    except MarkedYAMLError as err:
-        line = (err.problem_mark.line + 1) if err.problem_mark else 1
-        raise AgreementError([AgreementProblem(file, line, "", f"invalid YAML: {err.problem}")]) from None
+        root = read_yaml(text)
+    except Refused as err:
+        raise AgreementError([AgreementProblem(file, err.line, "", err.message)]) from None
     if not isinstance(root, CommentedMap):
         raise AgreementError([AgreementProblem(file, 1, "", "an agreement file must hold one mapping")])
     data = _plain(root)
@@ -89,9 +92,9 @@ def parse_agreement(text: str, file: str) -> Agreement:
         problems = _validation_problems(err, root, file)
         problems += _references_after_pruning(data, err, root, file)
         raise AgreementError(sorted(problems, key=lambda p: p.line)) from None
-    problems = [_problem(root, file, path, message) for path, message in check_references(agreement)]
+    problems = check_references(agreement) or check_feasible(agreement)
     if problems:
-        raise AgreementError(problems)
+        raise AgreementError([_problem(root, file, path, message) for path, message in problems])
     return agreement
 
 
@@ -161,6 +164,15 @@ def agreement_files(path: str | Path) -> list[Path]:
     raise AgreementError([AgreementProblem(str(p), 0, "", "no such file or directory")])
 
 
+def _read_bounded(file: Path) -> bytes:
+    """The file's bytes, reading at most one byte past the limit (the reader then refuses it)."""
+    try:
+        with file.open("rb") as handle:
+            return handle.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise AgreementError([AgreementProblem(str(file), 0, "", f"cannot read: {err.strerror or err}")]) from None
+
+
 def load_agreements(paths: Iterable[str | Path]) -> list[Agreement]:
     """Load every agreement under ``paths``; collect problems of all files before raising."""
     agreements, problems = [], []
@@ -173,9 +185,12 @@ def load_agreements(paths: Iterable[str | Path]) -> list[Agreement]:
             continue
         for file in files:
             try:
-                agreement = parse_agreement(file.read_text(encoding="utf-8"), str(file))
+                agreement = parse_agreement(_read_bounded(file), str(file))
             except AgreementError as err:
                 problems.extend(err.problems)
+                continue
+            except Exception as err:  # noqa: BLE001 - one broken file must not hide the others
+                problems.append(AgreementProblem(str(file), 0, "", f"internal error: {type(err).__name__}: {err}"))
                 continue
             key = (agreement.id, agreement.revision)
             if key in seen:

@@ -1,21 +1,30 @@
 """Pydantic models of the agreement file format (DESIGN.md §5).
 
 Invariants: every model is frozen and forbids unknown keys, so a typo is an error rather than a
-silently ignored clause. Field-level checks live here; checks that need the whole agreement
+silently ignored clause. Values are bounded to what a contract can mean (DESIGN.md §10), so that
+whatever validates also runs: durations at most 10 years (targets, repeats and windows longer than
+zero), fractions in (0, 1], dates in [1970-01-01, 2200-01-01), money in (0, 10^12) with at most 6
+decimal places, percentages in [0, 100], no NaN or infinity anywhere. Field-level checks live here; checks that need the whole agreement
 (cross-references such as "this target names an unknown calendar") live in ``references.py`` so
 that all of them can be reported at once.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import functools
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal, Union
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
+import holidays
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from .durations import parse_duration
+from .durations import BusinessDays, parse_duration
+
+# The plausible range of DESIGN.md §10 (event times obey the same bounds).
+FIRST_DATE, END_DATE = date(1970, 1, 1), date(2200, 1, 1)
+MAX_MONEY = Decimal(10) ** 12
 
 
 class Frozen(BaseModel):
@@ -27,12 +36,31 @@ def _check_duration(text: str) -> str:
     return text
 
 
+def _check_positive(text: str) -> str:
+    value = parse_duration(text)
+    empty = value.days <= 0 if isinstance(value, BusinessDays) else value <= timedelta(0)
+    if empty:
+        raise ValueError(f"duration {text!r} must be longer than zero")
+    return text
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def _check_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    # Membership, not ZoneInfo(name): "Europe" is a directory of the database and raises OSError.
+    if name not in _zones():
+        raise ValueError(f"unknown IANA time zone {name!r}")
     return name
+
+
+def _check_date(value: date) -> date:
+    day = value.date() if isinstance(value, datetime) else value
+    if not FIRST_DATE <= day < END_DATE:
+        raise ValueError(f"date {value.isoformat()} is outside the plausible range [{FIRST_DATE}, {END_DATE})")
+    return value
 
 
 Duration = Annotated[
@@ -40,8 +68,13 @@ Duration = Annotated[
     AfterValidator(_check_duration),
     Field(description="15m, 4h, 2d (48h counted), 5bd (business days) or ISO 8601 (PT4H)"),
 ]
+PositiveDuration = Annotated[Duration, AfterValidator(_check_positive)]
 TimeZone = Annotated[str, AfterValidator(_check_timezone), Field(description="IANA time zone")]
-Money = Annotated[Decimal, Field(description="decimal amount, e.g. \"500.00\"")]
+Money = Annotated[Decimal, Field(gt=0, lt=MAX_MONEY, decimal_places=6, allow_inf_nan=False,
+                                 description="decimal amount below 10^12, e.g. \"500.00\"")]
+Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=6, allow_inf_nan=False)]
+PlausibleDate = Annotated[date, AfterValidator(_check_date)]
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Severity = Literal["critical", "error", "warning", "info"]
 
 
@@ -56,8 +89,8 @@ class Parties(Frozen):
 
 
 class Validity(Frozen):
-    start: date
-    end: date | None = None
+    start: PlausibleDate
+    end: PlausibleDate | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "Validity":
@@ -66,10 +99,33 @@ class Validity(Frozen):
         return self
 
 
+@functools.cache
+def _holiday_countries() -> dict[str, list[str]]:
+    return holidays.list_supported_countries()
+
+
 class HolidaySpec(Frozen):
+    """Public holidays of a country the ``holidays`` library supports, plus explicit dates."""
+
     country: str | None = None
     subdivision: str | None = None
-    dates: list[date] = []
+    dates: list[PlausibleDate] = []
+
+    @model_validator(mode="after")
+    def _known_country(self) -> "HolidaySpec":
+        # Membership first: country_holidays() looks the name up as a module attribute, so
+        # "utils" or "__name__" would reach objects that are not countries at all.
+        if self.country is None:
+            if self.subdivision is not None:
+                raise ValueError(f"holiday subdivision {self.subdivision!r} given without a country")
+            return self
+        subdivisions = _holiday_countries().get(self.country)
+        if subdivisions is None:
+            raise ValueError(f"unknown holiday country {self.country!r} (use an ISO 3166 code the holidays library supports, e.g. DE)")
+        if self.subdivision is not None and self.subdivision not in subdivisions:
+            known = ", ".join(subdivisions) or "none"
+            raise ValueError(f"unknown subdivision {self.subdivision!r} of {self.country} (known: {known})")
+        return self
 
 
 class CalendarSpec(Frozen):
@@ -105,7 +161,7 @@ class ClockSpec(Frozen):
 class Target(Frozen):
     clock: str
     priority: str
-    within: Duration
+    within: PositiveDuration
     calendar: str
     warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = []
 
@@ -119,7 +175,7 @@ class LevelTrigger(Frozen):
     """``fraction`` of the clock's current target, or ``after_breach`` counted time past it."""
 
     clock: str
-    fraction: Annotated[float, Field(gt=0)] | None = None
+    fraction: Fraction | None = None
     after_breach: Duration | None = None
 
     @model_validator(mode="after")
@@ -130,8 +186,8 @@ class LevelTrigger(Frozen):
 
 
 class Repeat(Frozen):
-    every: Duration
-    times: Annotated[int, Field(ge=1)]
+    every: PositiveDuration
+    times: Annotated[int, Field(ge=1, le=1000)]
 
 
 class Level(Frozen):
@@ -174,9 +230,9 @@ NotificationTarget = Annotated[
 
 
 class BurnRateRule(Frozen):
-    long_window: Duration
-    short_window: Duration
-    factor: Annotated[float, Field(gt=0)]
+    long_window: PositiveDuration
+    short_window: PositiveDuration
+    factor: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
     severity: Literal["page", "ticket"]
 
 
@@ -192,7 +248,7 @@ class Slo(Frozen):
     @model_validator(mode="after")
     def _window(self) -> "Slo":
         if self.window not in ("calendar_month", "rolling_28d", "rolling_30d"):
-            parse_duration(self.window)
+            _check_positive(self.window)
         return self
 
 
@@ -205,15 +261,15 @@ class MaintenanceWindow(Frozen):
 
     id: str
     rrule: str
-    duration: Duration
+    duration: PositiveDuration
     excluded_from: list[str]
     timezone: TimeZone | None = None
-    dtstart: datetime | date | None = None
+    dtstart: Annotated[datetime | date, AfterValidator(_check_date)] | None = None
 
 
 class CreditTier(Frozen):
     below: Annotated[float, Field(gt=0, le=100)]
-    credit_percent: Annotated[Decimal, Field(ge=0, le=100)]
+    credit_percent: Percent
 
 
 class TieredCredit(Frozen):
@@ -240,7 +296,7 @@ class Cap(Frozen):
 
     period: Literal["calendar_month"] = "calendar_month"
     max_percent_of: str | None = None
-    percent: Annotated[Decimal, Field(ge=0)] | None = None
+    percent: Annotated[Percent, Field(gt=0)] | None = None
     max_amount: Money | None = None
 
     @model_validator(mode="after")
@@ -262,7 +318,7 @@ class Agreement(Frozen):
     apiVersion: Literal["escalation/v1"]
     kind: Literal["Agreement"]
     id: Annotated[str, Field(min_length=1)]
-    revision: Annotated[int, Field(ge=1)]
+    revision: Annotated[int, Field(ge=1, lt=2**31)]
     title: str | None = None
     parties: Parties | None = None
     validity: Validity | None = None

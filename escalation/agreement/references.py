@@ -16,13 +16,35 @@ RECIPIENT_ASSIGNEE = "assignee"
 
 
 def check_references(agreement: Agreement) -> list[Problem]:
-    checks = (_calendars, _targets, _escalation, _slos, _windows, _remedies, _caps, _reporting)
+    checks = (_priorities, _calendars, _targets, _escalation, _slos, _windows, _remedies, _caps, _reporting)
     return [problem for check in checks for problem in check(agreement)]
 
 
 def _unknown(kind: str, name: str, known) -> str:
     options = ", ".join(sorted(known)) or "none defined"
     return f"unknown {kind} {name!r} (known: {options})"
+
+
+def _duplicates(values, path: tuple, what: str) -> Iterator[Problem]:
+    """One problem per repeated value, at the repetition, naming the first occurrence."""
+    first: dict = {}
+    for i, value in enumerate(values):
+        if value in first:
+            yield (*path, i), f"duplicate {what} {value!r} (first at {path[-1]}[{first[value]}])"
+        first.setdefault(value, i)
+
+
+def _priorities(a: Agreement) -> Iterator[Problem]:
+    yield from _duplicates(a.priorities, ("priorities",), "priority")
+
+
+def _complement_cycle(a: Agreement, name: str) -> list[str] | None:
+    """The chain ``name -> ... -> name`` when following complement_of from ``name`` comes back."""
+    chain, current = [name], a.calendars[name].complement_of
+    while current in a.calendars and current not in chain:
+        chain.append(current)
+        current = a.calendars[current].complement_of
+    return chain + [name] if current == name else None
 
 
 def _calendars(a: Agreement) -> Iterator[Problem]:
@@ -33,22 +55,13 @@ def _calendars(a: Agreement) -> Iterator[Problem]:
             yield ("calendars", name, "complement_of"), _unknown("calendar", spec.complement_of, a.calendars)
         if spec.complement_of == name:
             yield ("calendars", name, "complement_of"), "a calendar cannot be the complement of itself"
+        elif spec.complement_of is not None and (cycle := _complement_cycle(a, name)):
+            yield ("calendars", name, "complement_of"), f"cyclic complement_of: {' -> '.join(cycle)}"
         if spec.hours is not None:
             try:
                 parse_weekly_hours(spec.hours)
             except ValueError as err:
                 yield ("calendars", name, "hours"), str(err)
-        if spec.holidays is not None and spec.holidays.country is not None:
-            yield from _holiday_country(name, spec.holidays.country, spec.holidays.subdivision)
-
-
-def _holiday_country(name: str, country: str, subdivision: str | None) -> Iterator[Problem]:
-    import holidays
-
-    try:
-        holidays.country_holidays(country, subdiv=subdivision, years=2026)
-    except (NotImplementedError, KeyError, ValueError) as err:
-        yield ("calendars", name, "holidays"), f"unknown holiday country/subdivision {country}/{subdivision}: {err}"
 
 
 def _targets(a: Agreement) -> Iterator[Problem]:
@@ -96,7 +109,7 @@ def _windows(a: Agreement) -> Iterator[Problem]:
     for i, window in enumerate(a.maintenance_windows):
         try:
             rrulestr(window.rrule, ignoretz=True)
-        except (ValueError, TypeError) as err:
+        except Exception as err:  # noqa: BLE001 - dateutil raises several types for bad text
             yield ("maintenance_windows", i, "rrule"), f"invalid RFC 5545 rrule {window.rrule!r}: {err}"
         for slo in window.excluded_from:
             if slo not in slo_ids:
@@ -115,6 +128,7 @@ def _remedies(a: Agreement) -> Iterator[Problem]:
     slo_ids = {slo.id for slo in a.slos}
     for i, remedy in enumerate(a.remedies):
         if isinstance(remedy, TieredCredit):
+            yield from _duplicates([t.below for t in remedy.tiers], ("remedies", i, "tiers"), "tier below")
             if remedy.slo not in slo_ids:
                 yield ("remedies", i, "slo"), _unknown("slo", remedy.slo, slo_ids)
             if (message := _basis(a, remedy.basis)) is not None:
