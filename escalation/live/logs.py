@@ -14,6 +14,10 @@ Lifecycle messages keep their human wording, ``escalation: ...`` prefix included
 formats, so a script or test that greps ``escalation: ready`` works either way. They are logged
 at INFO through :data:`LIFECYCLE` (``escalation.run``) and always shown (that logger is at most
 INFO), while ``level`` (``--loglevel``) filters every other logger.
+
+Both formatters pass their finished line through :func:`escalation.secrets.redact`: whatever a
+library logs (a client's config, a URL, an exception), a known secret or a URL's credentials
+come out as ``***`` (DESIGN.md §10).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 import orjson
+
+from escalation.secrets import redact
 
 __all__ = ["LIFECYCLE", "JsonFormatter", "TextFormatter", "resolve_format", "say", "setup_logging", "warn"]
 
@@ -52,7 +58,7 @@ class JsonFormatter(logging.Formatter):
             doc.setdefault(key, value)
         if record.exc_info:
             doc["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return orjson.dumps(doc, default=str).decode()
+        return redact(orjson.dumps(doc, default=str).decode())
 
 
 class TextFormatter(logging.Formatter):
@@ -64,7 +70,7 @@ class TextFormatter(logging.Formatter):
             msg = f"{_ts(record)} {record.levelname} {record.name}: {msg}"
         if record.exc_info:
             msg += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return msg
+        return redact(msg)
 
 
 def resolve_format(fmt: str, stream: IO | None = None) -> str:

@@ -23,6 +23,7 @@ import click
 from escalation.live.logs import say as _say
 from escalation.live.logs import warn as _warn
 from escalation.live.settings import load_settings
+from escalation.secrets import redact, redact_url
 
 __all__ = ["register"]
 
@@ -30,8 +31,8 @@ __all__ = ["register"]
 def _settings(**flags: Any):
     try:
         return load_settings(flags)
-    except Exception as err:  # pydantic ValidationError / ValueError: unusable arguments
-        raise click.UsageError(str(err)) from None
+    except Exception as err:  # SettingsError / ValueError: unusable arguments
+        raise click.UsageError(redact(str(err))) from None
 
 
 def _ensure(settings, bootstrap: str, *, create: bool = True):
@@ -88,8 +89,8 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
                  metrics_port=metrics_port)
     try:
         settings = load_settings(flags, settings_file=settings_file)
-    except Exception as err:
-        raise click.UsageError(str(err)) from None
+    except Exception as err:  # SettingsError is already redacted; anything else may not be
+        raise click.UsageError(redact(str(err))) from None
     if speed <= 0:
         raise click.BadParameter("--speed must be > 0")
     agreements_path = settings.resolve_agreements()
@@ -111,7 +112,7 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
                  f"(memory storage, pid {embedded.pid}); set --broker or ESCALATION_BROKER for a real cluster")
         else:
             broker_url, bootstrap = settings.faust_broker_url(), settings.bootstrap_servers()
-            _say(f"broker {settings.broker}")
+            _say(f"broker {redact_url(settings.broker)}")
         report = _ensure(settings, bootstrap)
         created = [t.name for t in report.topics if t.action == "created"]
         _say(f"topics ok ({len(report.topics)}; created {len(created)}) prefix {settings.topic_prefix!r}")

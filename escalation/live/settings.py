@@ -14,6 +14,11 @@ Invariants:
   The ``test`` profile holds the client settings Tansu needs (DESIGN.md §7); an explicitly set
   tuning field (``broker_session_timeout`` ...) always wins over the profile.
 - ``exactly_once`` is refused with the embedded broker (Tansu has no transactions).
+- Secrets (:data:`SECRET_FIELDS`, typed ``SecretStr``) never appear in a repr, a log line or an
+  error: their values are remembered by :mod:`escalation.secrets` as soon as they are read (also
+  when validation then fails), errors are :class:`SettingsError` without input values, and a
+  broker URL carrying credentials is refused (Kafka takes them as SASL settings), its user-info
+  masked in the message.
 - Nothing here opens a socket or imports Faust; :meth:`LiveSettings.faust_credentials` imports
   ``faust`` lazily.
 """
@@ -26,11 +31,21 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["LiveSettings", "TEST_PROFILE", "SETTINGS_FILE_ENV", "load_settings", "parse_broker"]
+from escalation.secrets import redact, redact_url, remember, validation_message
+
+__all__ = ["LiveSettings", "SECRET_FIELDS", "SettingsError", "TEST_PROFILE", "SETTINGS_FILE_ENV", "load_settings",
+           "parse_broker"]
+
+#: Settings holding secrets (typed ``SecretStr``; a unit test keeps this list complete).
+SECRET_FIELDS = ("sasl_password",)
+
+
+class SettingsError(ValueError):
+    """Unusable settings; the message holds no secret (see the module docstring)."""
 
 SETTINGS_FILE_ENV = "ESCALATION_SETTINGS_FILE"
 
@@ -57,6 +72,9 @@ def parse_broker(value: str) -> list[str]:
             scheme, item = item.split("://", 1)
             if scheme != "kafka":
                 raise ValueError(f"unsupported broker scheme {scheme!r} (use kafka://)")
+        if "@" in item:   # user:pass@host would be taken for a host name, and then printed
+            raise ValueError(f"credentials in the broker address {redact_url('kafka://' + item)!r} are not "
+                             f"supported: set sasl_username and sasl_password (ESCALATION_SASL_PASSWORD)")
         item = item.rstrip("/")
         host, sep, port = item.rpartition(":")
         if not sep:
@@ -134,6 +152,14 @@ class LiveSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _FileSource(settings_cls)
+
+    @field_validator(*SECRET_FIELDS, mode="before")
+    @classmethod
+    def _remember_secret(cls, v: Any) -> Any:
+        # before validation: the value must be masked even in the error of another field
+        if isinstance(v, (str, SecretStr)):
+            remember(v)
+        return v
 
     @field_validator("broker")
     @classmethod
@@ -258,11 +284,9 @@ class LiveSettings(BaseSettings):
 def _read_settings_file(path: Path) -> dict[str, Any]:
     text = path.read_text()
     if path.suffix == ".toml":
-        data = tomllib.loads(text)
+        data = tomllib.loads(text)   # its errors give line and column, never the text
     elif path.suffix in (".yaml", ".yml"):
-        from ruamel.yaml import YAML
-
-        data = YAML(typ="safe").load(text) or {}
+        data = _load_yaml(path, text)
     else:
         raise ValueError(f"{path}: settings file must be .toml, .yaml or .yml")
     if not isinstance(data, dict):
@@ -273,19 +297,42 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _load_yaml(path: Path, text: str) -> Any:
+    """The YAML document; an error names line and column only: ruamel quotes the offending line,
+    which may be the one holding the password."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        return YAML(typ="safe").load(text) or {}
+    except MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ValueError(f"{path}: {where}{err.problem or err.context}") from None
+    except YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({type(err).__name__})") from None
+
+
 def load_settings(
     flags: Mapping[str, Any] | None = None, *, settings_file: str | Path | None = None, **kw: Any
 ) -> LiveSettings:
     """Build settings from flags (``flags`` and ``kw``; None = not given) > env > file > defaults.
 
-    The file is ``settings_file``, else ``$ESCALATION_SETTINGS_FILE``, else none.
+    The file is ``settings_file``, else ``$ESCALATION_SETTINGS_FILE``, else none. Raises
+    :class:`SettingsError` (a ``ValueError``) with a message free of secrets.
     """
     import os
 
     given = {k: v for k, v in {**(flags or {}), **kw}.items() if v is not None}
     file = settings_file or os.environ.get(SETTINGS_FILE_ENV) or None
-    token = _file_data.set(_read_settings_file(Path(file)) if file else {})
+    try:
+        data = _read_settings_file(Path(file)) if file else {}
+    except (OSError, ValueError) as err:   # tomllib's error is a ValueError
+        raise SettingsError(redact(str(err))) from None
+    token = _file_data.set(data)
     try:
         return LiveSettings(**given)
+    except ValidationError as err:
+        raise SettingsError(validation_message(err, "invalid settings")) from None
     finally:
         _file_data.reset(token)
