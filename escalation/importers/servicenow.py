@@ -383,8 +383,10 @@ def import_incident_log(
     file, or ``None`` for the defaults. ``timezone``: IANA name the log's local times are read in.
     ``on_progress(rows_read)`` is called every 1000 rows and at the end.
 
-    Raises :class:`ServiceNowImportError` for an unknown time zone, an empty input or missing
-    required columns, :class:`MappingError` for a bad mapping file; row-level trouble never raises.
+    Raises :class:`ServiceNowImportError` for an unknown time zone, an empty input, an unreadable
+    header or missing required columns, :class:`MappingError` for a bad mapping file; row-level
+    trouble (quoting, sizes, encoding, values) never raises: see :mod:`.servicenow_csv` for the
+    limits. The csv module's process-wide field limit is raised to :data:`FIELD_LIMIT` meanwhile.
     """
     if not isinstance(mapping, ServiceNowMapping):
         mapping = load_mapping(mapping)

@@ -187,7 +187,8 @@ class RecordReader:
         if len(taken) > 1 and self.columns and len(fields) != len(self.columns):
             return self._reject("broken quoting", "", f"runs to line {taken[-1].number} and leaves "
                                 f"{len(fields)} fields (expected {len(self.columns)})")
-        bad = self._bad_text(fields)
+        # one search per line; the fields are looked at only to name the one at fault
+        bad = self._bad_text(fields) if any(_BAD_CHAR.search(line.text) for line in taken) else None
         if bad is not None:
             return Problem(taken[0].number, bad[1], bad[0])
         return taken[0].number, fields

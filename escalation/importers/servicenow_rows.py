@@ -19,11 +19,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
+from typing import NamedTuple
 
 from .servicenow_csv import Problem, ServiceNowImportError
 from .servicenow_mapping import LOGICAL_COLUMNS, REQUIRED_COLUMNS, ServiceNowMapping
 
-__all__ = ["COUNT_MAX", "EARLIEST", "LATEST", "RowParser", "SHOWN", "Snapshot"]
+__all__ = ["BadTime", "COUNT_MAX", "EARLIEST", "LATEST", "RowParser", "SHOWN", "Snapshot"]
 
 COUNT_MAX = 2**31 - 1
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -49,6 +50,16 @@ def parse_count(text: str) -> int | str:
     if len(text.lstrip("0")) > len(str(COUNT_MAX)) or int(text) > COUNT_MAX:
         return f"is out of range (at most {COUNT_MAX})"
     return int(text)
+
+
+class BadTime(NamedTuple):
+    """Why a timestamp is unusable: ``kind`` "unparseable" or "implausible", and a detail."""
+
+    kind: str
+    detail: str
+
+
+_IMPLAUSIBLE = BadTime("implausible", "is outside [1970-01-01T00:00:00Z, 2200-01-01T00:00:00Z)")
 
 
 @dataclass(slots=True)
@@ -92,7 +103,7 @@ class RowParser:
                   for c in REQUIRED_COLUMNS if c not in self.index]
         if absent:
             raise ServiceNowImportError(f"required column(s) missing from the header: {', '.join(absent)}")
-        self._times: dict[str, datetime | str] = {}
+        self._times: dict[str, datetime | BadTime] = {}
         # Only the columns events copy are kept per snapshot (memory: ~140k rows in the full log).
         kept = {"category", "subcategory", "made_sla", *mapping.attributes, *mapping.final_attributes}
         kept.update(src.column for src in (mapping.service, mapping.customer) if src.column is not None)
@@ -105,7 +116,7 @@ class RowParser:
         text = record[pos].strip()
         return None if text in self.missing else text
 
-    def time(self, text: str) -> datetime | str:
+    def time(self, text: str) -> datetime | BadTime:
         """The instant, or why ``text`` is not a usable one (cached: the log repeats times a lot)."""
         try:
             return self._times[text]
@@ -115,18 +126,16 @@ class RowParser:
         self._times[text] = parsed
         return parsed
 
-    def _parse_time(self, text: str) -> datetime | str:
+    def _parse_time(self, text: str) -> datetime | BadTime:
         try:
             local = datetime.strptime(text, self.m.timestamp_format)
         except ValueError:
-            return f"(expected {self.m.timestamp_format})"
+            return BadTime("unparseable", f"(expected {self.m.timestamp_format})")
         # Year check before the zone: converting year 1 or 9999 with an offset can overflow.
         if not 1969 <= local.year <= 2200:
-            return "is outside [1970-01-01T00:00:00Z, 2200-01-01T00:00:00Z)"
+            return _IMPLAUSIBLE
         parsed = local.replace(tzinfo=self.tz)
-        if not EARLIEST <= parsed < LATEST:
-            return "is outside [1970-01-01T00:00:00Z, 2200-01-01T00:00:00Z)"
-        return parsed
+        return parsed if EARLIEST <= parsed < LATEST else _IMPLAUSIBLE
 
     def parse(self, line: int, record: list[str], warnings: list[Problem]) -> Snapshot | list[tuple[str, str]]:
         """A snapshot, or the (kind, reason) pairs why the row cannot be used."""
@@ -187,9 +196,8 @@ class RowParser:
             reasons.append((f"missing {col}", f"missing {col}"))
             return None
         parsed = self.time(text)
-        if isinstance(parsed, str):
-            bad = "unparseable" if parsed.startswith("(") else "implausible"
-            reasons.append((f"{bad} {col}", f"{bad} {col} {shown(text)} {parsed}"))
+        if isinstance(parsed, BadTime):
+            reasons.append((f"{parsed.kind} {col}", f"{parsed.kind} {col} {shown(text)} {parsed.detail}"))
             return None
         return parsed
 
@@ -210,11 +218,9 @@ class RowParser:
         if text is None:
             return None
         parsed = self.time(text)
-        if isinstance(parsed, str):
-            # the unparseable wording predates the range check: "unparseable resolved_at 'soon'; ignored"
-            what = "unparseable" if parsed.startswith("(") else f"implausible {col} {shown(text)} {parsed}"
-            if what == "unparseable":
-                what = f"unparseable {col} {shown(text)}"
-            warnings.append(Problem(line, f"{number}: {what}; ignored"))
+        if isinstance(parsed, BadTime):
+            # the expected format is left out, as in the wording before the range check
+            detail = "" if parsed.kind == "unparseable" else f" {parsed.detail}"
+            warnings.append(Problem(line, f"{number}: {parsed.kind} {col} {shown(text)}{detail}; ignored"))
             return None
         return parsed
