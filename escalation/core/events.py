@@ -1,16 +1,57 @@
 """Input events (DESIGN.md §3) and their decoding.
 
-Invariants: every decoded event has a non-empty ``id`` and a timezone-aware ``time`` (naive times
-are rejected); fields the contract does not name are ignored so producers can add fields. Decoding
-never raises anything but ``Rejected``, whose ``reason`` names the field and the problem.
+Invariants (DESIGN.md §10):
+- every decoded event has a non-empty ``id`` and a timezone-aware ``time`` (naive times are
+  rejected) in the plausible window ``[1970-01-01T00:00:00Z, 2200-01-01T00:00:00Z)``, and so do a
+  slice's ``start`` and ``end``; a timestamp is an RFC 3339 string, never a number;
+- types are strict, nothing is coerced: a string is not a number, a boolean is not a count,
+  ``public`` is a JSON boolean; counts are integers in ``[0, MAX_COUNT]`` with ``good <= total``
+  (``NaN``, ``Infinity``, ``1e400`` and ``5.0`` are floats, hence rejected);
+- fields the contract does not name are ignored so producers can add fields;
+- decoding never raises anything but ``Rejected``, whose ``reason`` names the field and the problem.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal, Union
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict,
+                      TypeAdapter, ValidationError, model_validator)
+
+#: the plausible time window ``[EARLIEST, LATEST)`` of event times and slice bounds (DESIGN.md §10)
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+#: the largest count a slice may carry: counts are summed as floats, which are exact up to 2**53
+MAX_COUNT = 2**53
+# A timestamp starts with a calendar date; anything else (a number, "1700000000", which pydantic
+# would read as Unix seconds) is not one.
+_DATE_FIRST = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _timestamp_text(value):
+    """Before parsing: only RFC 3339 text (or, for decoded dicts, a datetime) is a timestamp."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_FIRST.match(value)):
+        return value
+    raise ValueError("not an RFC 3339 timestamp (numbers are not timestamps)")
+
+
+def _plausible(value: datetime) -> datetime:
+    """After parsing: inside ``[EARLIEST, LATEST)``. Comparing aware datetimes never overflows,
+    even for ``9999-12-31T23:59:59-01:00``, and everything the core derives from an instant in
+    the window (deadlines, periods, holidays) stays far from ``datetime``'s limits."""
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"{value.isoformat()} is outside the plausible range "
+                         f"[{EARLIEST.isoformat()}, {LATEST.isoformat()})")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_plausible)]
+Text = Annotated[str, Strict()]
+Key = Annotated[str, Strict(), Field(min_length=1)]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
 
 
 class Rejected(Exception):
@@ -24,24 +65,24 @@ class Rejected(Exception):
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    id: Annotated[str, Field(min_length=1)]
-    time: AwareDatetime
+    id: Key
+    time: Timestamp
 
 
 class _TicketEvent(_Event):
-    ticket: Annotated[str, Field(min_length=1)]
+    ticket: Key
 
 
 class TicketOpened(_TicketEvent):
     type: Literal["ticket.opened"]
-    priority: str
-    service: str
-    agreement: str | None = None
-    customer: str | None = None
-    summary: str | None = None
-    assignee: str | None = None
-    group: str | None = None
-    attributes: dict = {}
+    priority: Text
+    service: Text
+    agreement: Text | None = None
+    customer: Text | None = None
+    summary: Text | None = None
+    assignee: Text | None = None
+    group: Text | None = None
+    attributes: Annotated[dict, Strict()] = {}
 
     @model_validator(mode="after")
     def _agreement_or_customer(self) -> "TicketOpened":
@@ -56,23 +97,23 @@ class TicketAcknowledged(_TicketEvent):
 
 class TicketUpdated(_TicketEvent):
     type: Literal["ticket.updated"]
-    public: bool = True
+    public: Annotated[bool, Strict()] = True
 
 
 class TicketStatusChanged(_TicketEvent):
     type: Literal["ticket.status_changed"]
-    status: str
+    status: Text
 
 
 class TicketPriorityChanged(_TicketEvent):
     type: Literal["ticket.priority_changed"]
-    priority: str
+    priority: Text
 
 
 class TicketAssigned(_TicketEvent):
     type: Literal["ticket.assigned"]
-    assignee: str | None = None
-    group: str | None = None
+    assignee: Text | None = None
+    group: Text | None = None
 
 
 class TicketResolved(_TicketEvent):
@@ -92,14 +133,14 @@ class MetricObserved(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    id: Annotated[str, Field(min_length=1)]
+    id: Key
     type: Literal["metric.observed"]
-    service: Annotated[str, Field(min_length=1)]
-    sli: Annotated[str, Field(min_length=1)]
-    start: AwareDatetime
-    end: AwareDatetime
-    good: Annotated[float, Field(ge=0)]
-    total: Annotated[float, Field(ge=0)]
+    service: Key
+    sli: Key
+    start: Timestamp
+    end: Timestamp
+    good: Count
+    total: Count
 
     @property
     def time(self) -> datetime:
@@ -110,7 +151,7 @@ class MetricObserved(BaseModel):
         if self.end <= self.start:
             raise ValueError("'end' must be after 'start'")
         if self.good > self.total:
-            raise ValueError(f"good ({self.good:g}) exceeds total ({self.total:g})")
+            raise ValueError(f"good ({self.good}) exceeds total ({self.total})")
         return self
 
 
@@ -154,3 +195,20 @@ def _reason(err: ValidationError) -> str:
             parts.append(f"{where}{item['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
+
+
+_ONE_US = timedelta(microseconds=1)
+
+
+def content_digest(event: Event) -> int:
+    """A stable 64-bit digest of what an event says (never 0, which marks "not recorded").
+
+    Content is the contract fields as decoded (fields the contract does not name are ignored,
+    as everywhere) with times as UTC instants, so a redelivery, or a re-export with another
+    offset, has the same digest and a repeated id with other content has another. The fields
+    are plain JSON values (str, int, bool, None, dicts and lists of them), whose ``repr`` is
+    stable across processes (unlike ``hash``).
+    """
+    values = [(v - EARLIEST) // _ONE_US if isinstance(v, datetime) else v for v in event.__dict__.values()]
+    text = repr((type(event).__name__, values)).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big") or 1

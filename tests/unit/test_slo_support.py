@@ -20,6 +20,12 @@ def z(text: str) -> datetime:
     return datetime.fromisoformat(text + Z)
 
 
+def count_of(value: float) -> int | float:
+    """A count as the contract writes it: a whole number is a JSON integer (DESIGN.md §10: counts
+    are integers; a fractional one stays a float, so a test of it sees the rejection)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class Metrics:
     """JSONL lines of metric (and ticket) events for one scenario; ids are sequential."""
 
@@ -32,7 +38,8 @@ class Metrics:
               **fields) -> "Metrics":
         start, end = (z(t) if isinstance(t, str) else t for t in (start, end))
         event = {"id": id_ or f"m{next(self._ids)}", "type": "metric.observed", "service": self.service,
-                 "sli": self.sli, "start": start.isoformat(), "end": end.isoformat(), "good": good, "total": total}
+                 "sli": self.sli, "start": start.isoformat(), "end": end.isoformat(),
+                 "good": count_of(good), "total": count_of(total)}
         self.lines.append(orjson.dumps({**event, **fields}).decode())
         return self
 
