@@ -2,6 +2,7 @@
 
 Entry points (no I/O, no wall clock; time is the event's own or the ``until`` argument):
 - ``open_incident(compiled, event)``      -> (incident, outputs)
+- ``check_event(compiled, incident, event)`` -> the lifecycle state after it, or Rejected (reads only)
 - ``apply_event(compiled, incident, event)`` -> outputs   (updates ``incident`` in place)
 - ``advance(compiled, incident, until, inclusive)`` -> outputs
 - ``next_due(compiled, incident)``        -> the next instant something fires, or None
@@ -19,8 +20,9 @@ from datetime import datetime
 
 from . import clocks as ck
 from .compiled import ALWAYS, BREACH, LEVEL, CompiledAgreement, TargetRule, Threshold
-from .events import Rejected, TicketOpened
+from .events import TicketOpened
 from .lifecycle import lifecycle_for
+from .registry import check_priority
 from .notices import level_notice, met_notice, repeat_due, threshold_notice
 from .state import PAUSED, RUNNING, STOPPED, Incident
 
@@ -53,19 +55,29 @@ def _pauses(compiled: CompiledAgreement, clock: str, status: str | None) -> bool
 def open_incident(compiled: CompiledAgreement, event: TicketOpened) -> tuple[Incident, list]:
     t = event.time
     incident = Incident(event.ticket, compiled.id, compiled.revision, event.priority, event.service, t, t,
-                        assignee=event.assignee, group=event.group, customer=event.customer, seen=[event.id])
+                        assignee=event.assignee, group=event.group, customer=event.customer)
     for name, spec in compiled.agreement.clocks.items():
         if spec.starts == "opened":
             incident.clocks[name] = ck.start(t, paused=False)
     return incident, advance(compiled, incident, t, inclusive=True)
 
 
-def apply_event(compiled: CompiledAgreement, incident: Incident, event) -> list:
-    """Apply one ticket event (not ``ticket.opened``); Rejected if it does not fit the lifecycle."""
+def check_event(compiled: CompiledAgreement, incident: Incident, event) -> str:
+    """The lifecycle state ``event`` (not ``ticket.opened``) leads to, or Rejected naming why it
+    does not fit. Reads the incident, never writes it: every reason to refuse an event lives
+    here, so ``apply_event`` cannot fail half-way for a reason it could have seen first."""
     lifecycle = lifecycle_for(compiled.source).fire(incident.lifecycle, incident.acknowledged, event.type, incident.ticket)
+    if event.type == "ticket.priority_changed" and event.priority != incident.priority:
+        check_priority(compiled, event.priority)
+    return lifecycle
+
+
+def apply_event(compiled: CompiledAgreement, incident: Incident, event) -> list:
+    """Apply one ticket event (not ``ticket.opened``); Rejected (before any change) if it does not
+    fit. The caller records the event's id (``Incident.remember``)."""
+    lifecycle = check_event(compiled, incident, event)
     t = max(event.time, incident.last_time)
     incident.last_time = t
-    incident.seen.append(event.id)
     handler = _HANDLERS.get(event.type)
     outputs = handler(compiled, incident, event, t) if handler else []
     incident.lifecycle = lifecycle
@@ -139,8 +151,6 @@ def _priority_changed(compiled, incident, event, t) -> list:
     old, new = incident.priority, event.priority
     if new == old:
         return []
-    if new not in compiled.agreement.priorities:
-        raise Rejected(f"unknown priority {new!r} for agreement {compiled.id} (known: {', '.join(compiled.agreement.priorities)})")
     policy = compiled.agreement.on_priority_change
     note = f"{policy}: priority {old} -> {new} at {t.isoformat()}"
     for name, clock in incident.clocks.items():

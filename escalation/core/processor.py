@@ -4,12 +4,24 @@ This is the core as replay and the tests use it (the live shell keeps the same r
 tables and calls the same per-incident functions). It is pure: no I/O, no wall clock; time moves
 only through ``advance_to`` and the events' own times.
 
+Input enters through ``step(event)`` (replay and the live partitions call exactly this): the event
+is checked against the current state first (``check``, which reads only), and only an accepted
+event advances the clock to its start and is applied. So a record is applied or rejected, and a
+rejected record (or an ignored repeat) changes nothing: no deadline fires, no period closes,
+``now`` stays (DESIGN.md §10).
+
 Invariants:
 - ``now`` never goes backwards; ``advance_to(T)`` fires every deadline before T (or at T when
   inclusive) in (instant, incident key) order, so outputs come out in time order and identically
   on every run. SLO and reporting period closes (``slo_engine``) are interleaved in that order.
-- ``apply`` either raises ``Rejected`` before changing any state, or applies the event fully.
-- A repeated input ``id`` is ignored (returns no outputs, ``duplicate`` is True).
+- ``apply`` either raises ``Rejected`` before changing any state, or applies the event fully;
+  ``check`` runs the same checks (one place: ``_plan``) and changes nothing.
+- What ``check`` accepts, ``advance_to(start)`` does not make ``apply`` refuse: advancing never
+  changes an incident's lifecycle, its input ids or the registry, and closes only SLO periods
+  that end before the slice starts (the property test ``test_step_rejection_changes_nothing``).
+- A repeated input ``id`` (per incident, or per metric stream) is ignored (returns no outputs,
+  ``duplicate`` is True); if its content differs from the first one's (``content_digest``),
+  ``conflict`` says so, for a dead letter marked ``duplicate``.
 - Money and reports go through a :class:`~escalation.core.desk.Desk` with this processor as its
   only source, marked at every instant it fires at, so ``penalty.assessed``/``credit.issued``
   come out right after what caused them and ``report.published`` at its close instant. With
@@ -28,11 +40,11 @@ from datetime import datetime, timedelta
 from escalation.agreement.durations import iso_duration
 
 from .desk import DESK_ITEMS, Desk
-from .events import MetricObserved, Rejected, TicketOpened
-from .incident import advance_and_next, apply_event, next_due, open_incident
+from .events import MetricObserved, Rejected, TicketOpened, content_digest
+from .incident import advance_and_next, apply_event, check_event, next_due, open_incident
 from .registry import Registry
 from .slo_engine import MetricEngine
-from .state import Incident
+from .state import Incident, seen_digest
 
 
 @dataclass(slots=True)
@@ -40,6 +52,17 @@ class Applied:
     outputs: list
     duplicate: bool = False
     late_by: object = None
+    conflict: str | None = None  # a repeated id with other content: the reason, for a dead letter
+
+
+def _repeat(event, remembered: int | None) -> Applied | None:
+    """The verdict on a repeated id (``remembered``: the first one's content digest, 0 when it was
+    not recorded), or None when the id is new."""
+    if remembered is None:
+        return None
+    if remembered and remembered != content_digest(event):
+        return Applied([], duplicate=True, conflict=f"duplicate id {event.id!r} with different content")
+    return Applied([], duplicate=True)
 
 
 def _note_lateness(outputs: list, event, late) -> None:
@@ -74,55 +97,95 @@ class Processor:
         if self.desk is ...:
             self.desk = Desk(self.registry, 1, self.metric_grace)
 
-    def _apply_metric(self, event: MetricObserved) -> Applied:
-        """Count the slice, advance to its end (closing a period it straddles, after counting
-        its share), then evaluate burn rates at the end: outputs stay in time order."""
-        pending, duplicate = self.metrics.apply(event, self.now)
-        if duplicate:
-            return Applied([], duplicate=True)
-        late = self.now - event.time if self.now is not None and event.time < self.now else None
-        outputs = self.advance_to(event.time)
-        outputs += self._settle(self.metrics.burn(pending, event), event.time, recorded=True)
-        self.now = max(self.now or event.time, event.time)
-        return Applied(outputs, late_by=late)
-    # --- end SLOs ---
+    # --- input ---------------------------------------------------------------------------
 
-    def apply(self, event) -> Applied:
+    def step(self, event) -> Applied:
+        """The one entry point for input: check, then advance to the event's start, then apply.
+
+        Returns the outputs of the advance followed by the event's. Raises ``Rejected`` with the
+        state untouched; an ignored repeat (``duplicate``) leaves it untouched too. A metric
+        slice ``[start, end)`` is applied once the clock reaches its start; ``apply`` then
+        advances to its end, so a slice straddling a period end is split.
+        """
+        verdict = self._plan(event)
+        if isinstance(verdict, Applied):
+            return verdict
+        outputs = self.advance_to(getattr(event, "start", event.time))
+        applied = self.apply(event)
+        applied.outputs[:0] = outputs
+        return applied
+
+    def check(self, event) -> Applied | None:
+        """Changes nothing: Rejected if ``event`` cannot be applied now, the verdict on a
+        repeated id (``duplicate``), or None when ``apply`` would apply it."""
+        verdict = self._plan(event)
+        return verdict if isinstance(verdict, Applied) else None
+
+    def _plan(self, event):
+        """Every reason to refuse an event, read from the state without changing it: Rejected,
+        an ``Applied`` verdict for a repeated id, or what ``apply`` needs to go on."""
         if isinstance(event, MetricObserved):
-            return self._apply_metric(event)
+            covering, remembered = self.metrics.check(event, self.now)
+            return _repeat(event, remembered) or covering
         incident = self.incidents.get(event.ticket)
-        if incident is not None and event.id in incident.seen:
-            return Applied([], duplicate=True)
-        tomb = self.closed.get(event.ticket) if incident is None else None
+        if incident is not None:
+            verdict = _repeat(event, seen_digest(incident.seen, incident.digests, event.id))
+            if verdict is not None:
+                return verdict
+            if isinstance(event, TicketOpened):
+                raise Rejected(f"ticket {event.ticket!r} is already open (opened at {incident.opened_at.isoformat()})")
+            compiled = self.registry.get(incident.agreement, incident.revision)
+            check_event(compiled, incident, event)
+            return compiled
+        tomb = self.closed.get(event.ticket)
         if tomb is not None:
-            if event.id in tomb["seen"]:
-                return Applied([], duplicate=True)
+            verdict = _repeat(event, seen_digest(tomb["seen"], tomb.get("digests", ()), event.id))
+            if verdict is not None:
+                return verdict
             if isinstance(event, TicketOpened):
                 raise Rejected(f"ticket {event.ticket!r} is already open (opened at {tomb['opened_at']})")
             raise Rejected(f"{event.type} does not apply to ticket {event.ticket!r} in state 'closed'")
+        if not isinstance(event, TicketOpened):
+            raise Rejected(f"unknown ticket {event.ticket!r}: no ticket.opened seen for it")
+        return self.registry.for_opening(event)
+
+    def apply(self, event) -> Applied:
+        """Apply ``event`` at the current clock (``step`` advances first); Rejected before any change."""
+        plan = self._plan(event)
+        if isinstance(plan, Applied):
+            return plan
+        if isinstance(event, MetricObserved):
+            return self._apply_metric(event, plan)
         late = self.now - event.time if self.now is not None and event.time < self.now else None
+        compiled = plan
         if isinstance(event, TicketOpened):
-            if incident is not None:
-                raise Rejected(f"ticket {event.ticket!r} is already open (opened at {incident.opened_at.isoformat()})")
-            compiled = self.registry.for_opening(event)
             incident, outputs = open_incident(compiled, event)
             self.incidents[event.ticket] = incident
             self.metrics.ticket_opened(compiled.id, event.time, event.priority)
         else:
-            if incident is None:
-                raise Rejected(f"unknown ticket {event.ticket!r}: no ticket.opened seen for it")
-            compiled = self.registry.get(incident.agreement, incident.revision)
+            incident = self.incidents[event.ticket]
             outputs = apply_event(compiled, incident, event)
+        incident.remember(event.id, content_digest(event))
         self.now = max(self.now or event.time, event.time)
         if self.track_touched:
             self.touched.add(event.ticket)
         self._schedule(compiled, incident)
         if self.forget_closed and incident.lifecycle == "closed":
             del self.incidents[event.ticket]
-            self.closed[event.ticket] = {"seen": list(incident.seen), "opened_at": incident.opened_at.isoformat()}
+            self.closed[event.ticket] = incident.tombstone()
         if late is not None:
             _note_lateness(outputs, event, late)
         return Applied(self._settle(outputs, event.time), late_by=late)
+
+    def _apply_metric(self, event: MetricObserved, covering: list) -> Applied:
+        """Count the slice, advance to its end (closing a period it straddles, after counting
+        its share), then evaluate burn rates at the end: outputs stay in time order."""
+        pending = self.metrics.count(event, covering, content_digest(event))
+        late = self.now - event.time if self.now is not None and event.time < self.now else None
+        outputs = self.advance_to(event.time)
+        outputs += self._settle(self.metrics.burn(pending, event), event.time, recorded=True)
+        self.now = max(self.now or event.time, event.time)
+        return Applied(outputs, late_by=late)
 
     def advance_to(self, until: datetime, inclusive: bool = False) -> list:
         """Fire every deadline and period close before ``until`` (or at it when ``inclusive``), in time order.

@@ -17,6 +17,13 @@ from .compiled import CompiledAgreement, compile_agreement
 from .events import Rejected, TicketOpened
 
 
+def check_priority(compiled: CompiledAgreement, priority: str) -> None:
+    """Rejected unless ``priority`` is one of the agreement's (an opening or a priority change)."""
+    known = compiled.agreement.priorities
+    if priority not in known:
+        raise Rejected(f"unknown priority {priority!r} for agreement {compiled.id} (known: {', '.join(known)})")
+
+
 class Registry:
     def __init__(self, agreements: Iterable[Agreement]):
         self._revisions: dict[str, dict[int, CompiledAgreement]] = {}
@@ -83,8 +90,7 @@ class Registry:
     @staticmethod
     def _check_ticket(compiled: CompiledAgreement, event: TicketOpened) -> CompiledAgreement:
         a = compiled.agreement
-        if event.priority not in a.priorities:
-            raise Rejected(f"unknown priority {event.priority!r} for agreement {a.id} (known: {', '.join(a.priorities)})")
+        check_priority(compiled, event.priority)
         if a.services and event.service not in a.services:
             raise Rejected(f"unknown service {event.service!r} for agreement {a.id} (known: {', '.join(a.services)})")
         return compiled

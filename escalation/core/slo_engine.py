@@ -2,18 +2,20 @@
 
 Pure (no I/O, no wall clock): time enters as the slices' own times and the instants the
 Processor advances to. The Processor calls:
-- ``apply(event, now)``      for ``metric.observed``: counts the slice -> (pending, duplicate?),
-  or Rejected; then ``burn(pending, event)`` -> burn-rate outputs at the slice end. Between the
-  two the Processor advances to the slice end, so a slice straddling a period end is counted
-  (split) before that period closes, and outputs stay in time order.
+- ``check(event, now)``      for ``metric.observed``: (covering SLOs, digest remembered with a
+  repeated id or None), or Rejected; reads only;
+- ``count(event, covering, digest)`` then counts the slice -> the SLOs to evaluate; then
+  ``burn(pending, event)`` -> burn-rate outputs at the slice end. Between the two the Processor
+  advances to the slice end, so a slice straddling a period end is counted (split) before that
+  period closes, and outputs stay in time order.
 - ``next_close()`` / ``close_at(instant)`` from ``advance_to``, interleaved in time order
   with ticket deadlines (deadlines due at a close instant fire first); closes give
   ``slo.attainment``/``slo.no_data``, ``CreditDue`` and ``PartialReport`` records for the desk
 - ``record(output)`` / ``ticket_opened(...)`` so reports see the ticket side.
 
 Invariants:
-- ``apply`` raises Rejected before changing any state ("no SLO covers ...", "period closed ..."),
-  or applies the slice to every covering SLO; a repeated id of the stream is a no-op.
+- ``check`` raises Rejected ("no SLO covers ...", "period closed ...") or reports a repeated id
+  without changing any state; ``count`` applies a checked slice to every covering SLO in full.
 - A period ``[start, end)`` closes at ``end + grace`` (grace 0 by default), when the clock passes
   it (or reaches it, for an inclusive advance). The grace lets a slice that straddles ``end``
   arrive before the close; with grace 0, such a slice arriving after the clock passed ``end`` is
@@ -63,21 +65,27 @@ class MetricEngine:
 
     # -- input ----------------------------------------------------------------------------
 
-    def apply(self, event: MetricObserved, now: datetime | None) -> tuple[list, bool]:
-        """Count the slice into every covering SLO; returns (SLOs to evaluate, duplicate?)."""
-        s, e = to_us(event.start), to_us(event.end)
+    def check(self, event: MetricObserved, now: datetime | None) -> tuple[list, int | None]:
+        """(SLOs the slice counts into, content digest remembered with its id if it is a repeat);
+        Rejected if it cannot be counted. Reads only: this is every reason to refuse a slice."""
+        s = to_us(event.start)
         covering = self.book.covering(event.service, event.sli, s)
         stream = self.streams.get((event.service, event.sli))
-        if stream is not None and stream.seen(event.id):
-            return [], True
+        repeat = None if stream is None else stream.digest_of(event.id)
+        if repeat is not None:
+            return covering, repeat
         now_us = None if now is None else to_us(now)
         for cslo in covering:
             reason = late_reason(cslo, self.slos.get((cslo.compiled.id, cslo.id)), s, now_us, self._grace_us)
             if reason is not None:
                 raise Rejected(reason)
-        # -- checks done: from here on the slice is applied in full --
+        return covering, None
+
+    def count(self, event: MetricObserved, covering: list, digest: int) -> list:
+        """Count a slice ``check`` accepted into every covering SLO; returns the SLOs to evaluate."""
+        s, e = to_us(event.start), to_us(event.end)
         self.dirty.add(event.service)
-        self.streams.setdefault((event.service, event.sli), Stream()).remember(event.id)
+        self.streams.setdefault((event.service, event.sli), Stream()).remember(event.id, digest)
         for cslo in covering:
             st = self._state(cslo)
             for acc in open_periods(cslo, st, s, e):
@@ -85,7 +93,7 @@ class MetricEngine:
             observe(cslo, st, s, e, event.good, event.total)
         for agreement in sorted({c.compiled.id for c in covering}):
             self._touched(self.reports.touch(agreement, s)[0], agreement)
-        return covering, False
+        return covering
 
     def burn(self, covering: list, event: MetricObserved) -> list:
         """Burn-rate outputs at the slice end for the SLOs ``apply`` counted it into."""

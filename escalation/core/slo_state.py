@@ -8,8 +8,9 @@ Invariants:
   outside ``counted_time`` (``uncounted``) and inside maintenance windows (``excluded``), all in
   the slice's units scaled by the fraction of the slice's time involved.
 - ``Stream`` remembers the last ``DEDUP_WINDOW`` input ids of one (service, sli) stream (as 64-bit
-  digests): an id seen there is a duplicate and is ignored. Bounded on purpose: redeliveries are
-  recent; an older repeat of a slice in a closed period is rejected as late, not counted twice.
+  digests), each with a digest of its content: an id seen there is a duplicate and is ignored
+  (flagged when its content differs). Bounded on purpose: redeliveries are recent; an older
+  repeat of a slice in a closed period is rejected as late, not counted twice.
 - ``to_dict``/``from_dict`` round-trip exactly (floats via JSON keep their value), so a stream
   split anywhere and carried over gives the same outputs.
 """
@@ -80,29 +81,39 @@ def id_hash(event_id: str) -> int:
 class Stream:
     """Recent input ids of one (service, sli) metric stream, as 64-bit digests.
 
-    ``order`` is the ring of the last ``DEDUP_WINDOW`` digests in arrival order, ``sorted_`` the same
-    digests sorted for binary search: 16 bytes per remembered id, whatever the ids look like.
+    ``order`` is the ring of the last ``DEDUP_WINDOW`` id digests in arrival order, ``contents``
+    their content digests (same order; 0 = not recorded, state saved before they existed),
+    ``sorted_`` the id digests sorted for binary search: 24 bytes per remembered id, whatever the
+    ids look like.
     """
 
     order: array = field(default_factory=lambda: array("Q"))
     sorted_: array = field(default_factory=lambda: array("Q"))
+    contents: array = field(default_factory=lambda: array("Q"))
 
-    def seen(self, event_id: str) -> bool:
+    def digest_of(self, event_id: str) -> int | None:
+        """The content digest remembered with ``event_id`` (0: not recorded), or None if not seen."""
         h = id_hash(event_id)
         i = bisect_left(self.sorted_, h)
-        return i < len(self.sorted_) and self.sorted_[i] == h
+        if i == len(self.sorted_) or self.sorted_[i] != h:
+            return None
+        return self.contents[self.order.index(h)]  # rare (a repeat): a scan of the ring is fine
 
-    def remember(self, event_id: str) -> None:
+    def remember(self, event_id: str, digest: int) -> None:
         h = id_hash(event_id)
         insort(self.sorted_, h)
         self.order.append(h)
+        self.contents.append(digest)
         if len(self.order) > DEDUP_WINDOW:
             old = self.order.pop(0)
+            self.contents.pop(0)
             del self.sorted_[bisect_left(self.sorted_, old)]
 
-    def to_dict(self) -> list[int]:
-        return list(self.order)
+    def to_dict(self) -> dict:
+        return {"ids": list(self.order), "digests": list(self.contents)}
 
     @classmethod
-    def from_dict(cls, hashes: list[int]) -> "Stream":
-        return cls(array("Q", hashes), array("Q", sorted(hashes)))
+    def from_dict(cls, saved: dict | list[int]) -> "Stream":
+        """Also reads the older form, a bare list of id digests (content digests not recorded)."""
+        ids, digests = (saved, []) if isinstance(saved, list) else (saved["ids"], saved["digests"])
+        return cls(array("Q", ids), array("Q", sorted(ids)), array("Q", [0] * (len(ids) - len(digests)) + list(digests)))

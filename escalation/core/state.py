@@ -8,10 +8,17 @@ An incident is data attached to the lifecycle machine only for the length of a s
   it fires again in that cycle, which is what makes every output once-only.
 - ``pauses`` lists the paused intervals of the current cycle, so a clock can be recomputed from
   its start under another calendar (``recompute_from_start``).
+- ``Incident.seen`` lists the input ids applied to the incident and ``Incident.digests`` (same
+  length, same order) a 64-bit digest of each one's content (``events.content_digest``; 0 = not
+  recorded, in state saved before digests existed), so a repeated id with other content is told
+  apart from a redelivery: 8 bytes per id. Tombstones keep both lists (``seen_digest`` reads
+  either form).
 """
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -67,6 +74,16 @@ class Incident:
     customer: str | None = None
     clocks: dict[str, ClockState] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)     # input event ids applied (idempotent input)
+    digests: array = field(default_factory=lambda: array("Q"))  # content digest per ``seen`` id
+
+    def remember(self, event_id: str, digest: int) -> None:
+        """Record an applied input id with its content digest."""
+        self.seen.append(event_id)
+        self.digests.append(digest)
+
+    def tombstone(self) -> dict:
+        """What is kept of a closed incident: its input ids (with digests) and opening instant."""
+        return {"seen": list(self.seen), "digests": list(self.digests), "opened_at": self.opened_at.isoformat()}
 
     def to_dict(self) -> dict:
         return {
@@ -75,6 +92,7 @@ class Incident:
             "last_time": _t(self.last_time), "lifecycle": self.lifecycle, "acknowledged": self.acknowledged,
             "status": self.status, "assignee": self.assignee, "group": self.group, "customer": self.customer,
             "clocks": {k: c.to_dict() for k, c in self.clocks.items()}, "seen": list(self.seen),
+            "digests": list(self.digests),
         }
 
     @classmethod
@@ -83,7 +101,23 @@ class Incident:
             d["ticket"], d["agreement"], d["revision"], d["priority"], d["service"], _p(d["opened_at"]),
             _p(d["last_time"]), d["lifecycle"], d["acknowledged"], d["status"], d["assignee"], d["group"],
             d["customer"], {k: ClockState.from_dict(c) for k, c in d["clocks"].items()}, list(d["seen"]),
+            _digests(d),
         )
+
+
+def _digests(d: dict) -> array:
+    """The digests of a saved incident or tombstone, 0 (not recorded) where state predates them."""
+    saved = d.get("digests", ())
+    return array("Q", list(saved) + [0] * (len(d["seen"]) - len(saved)))
+
+
+def seen_digest(ids: Sequence[str], digests: Sequence[int], event_id: str) -> int | None:
+    """The content digest remembered with ``event_id`` (0: not recorded), or None if never seen."""
+    try:
+        i = ids.index(event_id)
+    except ValueError:
+        return None
+    return digests[i] if i < len(digests) else 0
 
 
 _US = timedelta(microseconds=1)
