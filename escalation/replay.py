@@ -1,23 +1,40 @@
 """``escalation replay``: recorded events through the core with a simulated clock (DESIGN.md §8).
 
-The runner reads JSONL in file order. Before each event the simulated clock jumps to the event's
-time, firing every deadline due strictly before it; then the event is applied (so an event at T
-comes before a deadline at exactly T). ``until`` finally advances the clock to that instant,
-inclusive, so pending deadlines fire. Rejected lines go to the dead-letter sink with their line
-number and reason, and the run continues. Events older than the clock are applied (late) as the
-core's rule says; their lateness is noted in the dead-letter-free ``late`` counter.
+The runner reads JSONL in file order and hands each decoded event to ``Processor.step``, which
+checks it, jumps the simulated clock to the event's time (firing every deadline due strictly
+before it) and applies it (so an event at T comes before a deadline at exactly T). ``until``
+finally advances the clock to that instant, inclusive, so pending deadlines fire. Events older
+than the clock are applied (late) as the core's rule says; their lateness is counted in ``late``.
+
+Bad input (DESIGN.md §10): every line is applied or dead-lettered with its line number and a
+reason, and the run goes on.
+- A rejected line changes nothing (``step`` checks before it moves the clock).
+- A UTF-8 byte-order mark at the start of the input is skipped. A line that is not UTF-8 is
+  rejected; its dead letter keeps the bytes as ``input_base64`` (other dead letters: ``input``).
+- A repeated id with other content is ignored like any repeat, and dead-lettered with
+  ``"duplicate": true`` (counted in ``duplicates`` and ``conflicts``).
+- Any other exception while processing a line dead-letters it as ``internal error: <type>:
+  <message>`` (counted in ``internal_errors``; the first is logged with its traceback).
 """
 
 from __future__ import annotations
 
+import base64
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from .core.events import Rejected, decode_event
-from .core.processor import Processor
+from .core.processor import Applied, Processor
 from .core.registry import Registry
+
+log = logging.getLogger(__name__)
+
+BOM = "\ufeff"
+#: an internal error's message is cut to this many characters in its dead letter
+MESSAGE_LIMIT = 1000
 
 
 @dataclass
@@ -26,6 +43,8 @@ class ReplayStats:
     events: int = 0
     rejected: int = 0
     duplicates: int = 0
+    conflicts: int = 0          # repeated ids with different content (also in ``duplicates``)
+    internal_errors: int = 0    # unexpected exceptions (also in ``rejected``)
     late: int = 0
     outputs: Counter = field(default_factory=Counter)
 
@@ -43,30 +62,65 @@ def replay(registry: Registry, lines: Iterable[bytes | str], emit: Callable[[dic
             emit(out)
 
     for number, line in enumerate(lines, start=1):
+        if number == 1:
+            line = _skip_bom(line)
         if not line.strip():
             continue
         stats.lines += 1
         try:
-            event = decode_event(line)
-            # A metric slice [start, end) is applied once the clock reaches its start; the core
-            # then advances to its end itself, so a slice straddling a period end is split.
-            send(engine.advance_to(getattr(event, "start", event.time)))
-            applied = engine.apply(event)
+            text = _text(line)
+            applied = engine.step(decode_event(line))
+        except UnicodeDecodeError as err:
+            stats.rejected += 1
+            reject({"line": number, "reason": f"invalid UTF-8 at byte {err.start}",
+                    "input_base64": base64.b64encode(line).decode()})
+            continue
         except Rejected as err:
             stats.rejected += 1
-            reject({"line": number, "reason": err.reason, "input": _text(line)})
+            reject({"line": number, "reason": err.reason, "input": text})
             continue
-        stats.events += 1
-        stats.duplicates += applied.duplicate
-        stats.late += applied.late_by is not None
+        except Exception as err:  # noqa: BLE001 - the safety net: one record never stops the run
+            stats.rejected += 1
+            stats.internal_errors += 1
+            reject({"line": number, "reason": _internal(err, number, stats.internal_errors == 1), "input": text})
+            continue
+        _count(stats, applied)
+        if applied.conflict is not None:
+            reject({"line": number, "reason": applied.conflict, "duplicate": True, "input": text})
         send(applied.outputs)
     if until is not None:
         send(engine.advance_to(until, inclusive=True))
     return stats
 
 
+def _count(stats: ReplayStats, applied: Applied) -> None:
+    stats.events += 1
+    stats.duplicates += applied.duplicate
+    stats.conflicts += applied.conflict is not None
+    stats.late += applied.late_by is not None
+
+
+def _internal(err: Exception, number: int, first: bool) -> str:
+    """The dead-letter reason of an unexpected exception; the first one's traceback is logged."""
+    if first:
+        log.error("internal error on line %d (later ones are dead-lettered without a traceback)", number,
+                  exc_info=err)
+    message = str(err)
+    if len(message) > MESSAGE_LIMIT:
+        message = message[:MESSAGE_LIMIT] + "..."
+    return f"internal error: {type(err).__name__}: {message}"
+
+
+def _skip_bom(line: bytes | str) -> bytes | str:
+    """The first line without a UTF-8 byte-order mark (Windows tools write one)."""
+    if isinstance(line, bytes):
+        return line.removeprefix(BOM.encode())
+    return line.removeprefix(BOM)
+
+
 def _text(line: bytes | str) -> str:
-    return (line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line).rstrip("\r\n")
+    """The line as text without its line break; UnicodeDecodeError if it is not UTF-8."""
+    return (line.decode("utf-8") if isinstance(line, bytes) else line).rstrip("\r\n")
 
 
 def replay_to_lists(registry: Registry, lines: Iterable[bytes | str], until: datetime | None = None):

@@ -200,22 +200,21 @@ class Partitions:
         return outputs
 
     def event(self, p: int, event) -> tuple[list, str | None]:
-        """Apply one decoded input event as replay does: (outputs, rejection reason or None); desk
-        records go to :attr:`outbox`.
+        """Apply one decoded input event as replay does (``Processor.step``): (outputs, rejection
+        reason or None); desk records go to :attr:`outbox`.
 
-        A rejected event still moves time: deadlines due before it have fired (their outputs are
-        returned)."""
+        A rejected event changes nothing: no deadline fires, the clock and the mark stay. A
+        repeated id with other content is ignored too; its reason is returned (for the dead
+        letters) with no outputs."""
         src = self.source(p, isinstance(event, MetricObserved))
-        proc = self.processor(src)
-        start = getattr(event, "start", event.time)
-        outputs = self._split(src, proc.advance_to(start))
-        self._mark(src, start, False)
         try:
-            applied = proc.apply(event)
+            applied = self.processor(src).step(event)
         except Rejected as err:
-            return outputs, err.reason
-        self._mark(src, event.time, False)
-        return outputs + self._split(src, applied.outputs), None
+            return [], err.reason
+        if applied.duplicate:
+            return [], applied.conflict
+        self._mark(src, event.time, False)  # event.time >= start: the clock passed both
+        return self._split(src, applied.outputs), None
 
     # -- batches
     def end(self) -> tuple[list[tuple[Any, int, str, Any]], dict[int, tuple[datetime, bool]]]:
