@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import orjson
 
-from .agreement.loader import AgreementError, load_agreements
+from .agreement.loader import AgreementError, check_agreements, load_agreements
 from .core.registry import Registry
 from .paths import EXAMPLE_AGREEMENT, EXAMPLE_EVENTS
 
@@ -46,15 +46,15 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 def validate(paths) -> None:
-    """Check agreement files: exit 0, or 1 with file:line: path: message per error."""
-    try:
-        agreements = load_agreements(paths)
-    except AgreementError as err:
-        for problem in err.problems:
-            click.echo(str(problem))
-        raise SystemExit(1) from None
+    """Check agreement files: one line per file that loads, file:line: path: message per error
+    of the others; exit 1 when any file has a problem."""
+    agreements, problems = check_agreements(paths)
+    for problem in problems:
+        click.echo(str(problem))
     for a in agreements:
         click.echo(f"ok: {a.id} revision {a.revision}")
+    if problems:
+        raise SystemExit(1)
 
 
 @main.command()

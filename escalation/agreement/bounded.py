@@ -8,8 +8,9 @@ by the limits below whatever the text holds:
 - the text must be UTF-8 (a leading byte-order mark is skipped) without control characters
   other than tab, newline and carriage return (YAML's own printable set);
 - ``MAX_DEPTH`` levels of nesting and ``MAX_NODES`` nodes counted with every alias expanded, both
-  checked on the parser's event stream *before* anything is composed or constructed, so an alias
-  bomb ("billion laughs") is refused after reading a few hundred events, in milliseconds;
+  checked on each parser event as the composer takes it, *before* that node is composed (so the
+  composer's recursion stays shallow) and long before anything is constructed or expanded: an
+  alias bomb ("billion laughs") is refused after a few hundred events, in milliseconds;
 - merge keys (``<<: *base``) are refused: they copy mappings behind the reader's back and make
   line numbers point at the anchor, not at the clause; write the keys out instead.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.parser import RoundTripParser
 from ruamel.yaml.events import (
     AliasEvent, CollectionEndEvent, CollectionStartEvent, MappingStartEvent, NodeEvent, ScalarEvent,
 )
@@ -116,14 +118,20 @@ def _is_merge_key(event: NodeEvent) -> bool:
     return isinstance(event, ScalarEvent) and event.value == "<<" and event.style is None and event.tag is None
 
 
-def check_structure(text: str) -> None:
-    """Walk the parser's events (no recursion, nothing built) and enforce depth/size/merge limits."""
-    budget = _Budget()
-    for event in YAML(typ="rt").parse(text):
+class _CheckedParser(RoundTripParser):
+    """The round-trip parser, charging every event it hands out to a :class:`_Budget`."""
+
+    def __init__(self, loader) -> None:
+        super().__init__(loader)
+        self._budget = _Budget()
+
+    def get_event(self):
+        event = super().get_event()
         if isinstance(event, NodeEvent):
-            budget.node(event)
+            self._budget.node(event)
         elif isinstance(event, CollectionEndEvent):
-            budget.end()
+            self._budget.end()
+        return event
 
 
 class _Constructor(RoundTripConstructor):
@@ -145,11 +153,11 @@ def read_yaml(text: str | bytes):
         text = decode(text)
     check_characters(text.removeprefix("\ufeff"))
     yaml = YAML(typ="rt")
-    yaml.Constructor = _Constructor
+    yaml.Parser, yaml.Constructor = _CheckedParser, _Constructor
     try:
-        check_structure(text)
         return yaml.load(text)
     except YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err)
-        raise Refused(mark.line + 1 if mark else 1, f"invalid YAML: {problem}") from None
+        said = [getattr(err, "context", None), getattr(err, "problem", None)]
+        message = ", ".join(str(part) for part in said if part) or str(err)
+        raise Refused(mark.line + 1 if mark else 1, f"invalid YAML: {message}") from None

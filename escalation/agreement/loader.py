@@ -157,10 +157,13 @@ def _validation_problems(err: ValidationError, root, file: str) -> list[Agreemen
 def agreement_files(path: str | Path) -> list[Path]:
     """A file, or the ``*.yaml``/``*.yml`` files of a directory in name order."""
     p = Path(path)
-    if p.is_dir():
-        return sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
-    if p.is_file():
-        return [p]
+    try:
+        if p.is_dir():
+            return sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+        if p.is_file():
+            return [p]
+    except (OSError, ValueError) as err:  # unreadable directory, NUL in the name
+        raise AgreementError([AgreementProblem(str(p), 0, "", f"cannot read: {err}")]) from None
     raise AgreementError([AgreementProblem(str(p), 0, "", "no such file or directory")])
 
 
@@ -173,8 +176,19 @@ def _read_bounded(file: Path) -> bytes:
         raise AgreementError([AgreementProblem(str(file), 0, "", f"cannot read: {err.strerror or err}")]) from None
 
 
-def load_agreements(paths: Iterable[str | Path]) -> list[Agreement]:
-    """Load every agreement under ``paths``; collect problems of all files before raising."""
+def _load_file(file: Path) -> Agreement:
+    """One file's agreement; AgreementError for anything wrong, including an unexpected exception
+    (``internal error: <type>: <message>``), so one broken file never hides the others."""
+    try:
+        return parse_agreement(_read_bounded(file), str(file))
+    except AgreementError:
+        raise
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        raise AgreementError([AgreementProblem(str(file), 0, "", f"internal error: {type(err).__name__}: {err}")]) from None
+
+
+def check_agreements(paths: Iterable[str | Path]) -> tuple[list[Agreement], list[AgreementProblem]]:
+    """Every agreement under ``paths`` that loads, and the problems of all the others."""
     agreements, problems = [], []
     seen: dict[tuple[str, int], str] = {}
     for path in paths:
@@ -185,12 +199,9 @@ def load_agreements(paths: Iterable[str | Path]) -> list[Agreement]:
             continue
         for file in files:
             try:
-                agreement = parse_agreement(_read_bounded(file), str(file))
+                agreement = _load_file(file)
             except AgreementError as err:
                 problems.extend(err.problems)
-                continue
-            except Exception as err:  # noqa: BLE001 - one broken file must not hide the others
-                problems.append(AgreementProblem(str(file), 0, "", f"internal error: {type(err).__name__}: {err}"))
                 continue
             key = (agreement.id, agreement.revision)
             if key in seen:
@@ -198,6 +209,12 @@ def load_agreements(paths: Iterable[str | Path]) -> list[Agreement]:
                 continue
             seen[key] = str(file)
             agreements.append(agreement)
+    return agreements, problems
+
+
+def load_agreements(paths: Iterable[str | Path]) -> list[Agreement]:
+    """Load every agreement under ``paths``; collect problems of all files before raising."""
+    agreements, problems = check_agreements(paths)
     if problems:
         raise AgreementError(problems)
     return agreements
