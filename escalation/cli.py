@@ -146,5 +146,11 @@ from .live.run import register as _register_live  # noqa: E402
 _register_live(main)
 
 
+# Delivery to on-call tools: deliver, receive (escalation/delivery/cli.py).
+from .delivery.cli import register as _register_delivery  # noqa: E402
+
+_register_delivery(main)
+
+
 if __name__ == "__main__":
     main()

@@ -67,8 +67,11 @@ def _ensure(settings, bootstrap: str, *, create: bool = True):
 @click.option("--log-format", type=click.Choice(["auto", "json", "text"]), default="auto", show_default=True,
               help="stderr log lines: JSON objects or text; auto = text on a terminal, else json")
 @click.option("--loglevel", default="WARNING", show_default=True, help="level of library logs (Faust, Kafka client)")
+@click.option("--deliver", is_flag=True, help="also deliver notifications to their targets in this process "
+              "(as `escalation deliver` does)")
 def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_interval, tick_grace, period_grace, profile,
-                settings_file, manual_ticks, demo, speed, metrics_host, metrics_port, log_format, loglevel) -> None:
+                settings_file, manual_ticks, demo, speed, metrics_host, metrics_port, log_format, loglevel,
+                deliver) -> None:
     """The live engine: one Kafka worker (embedded broker when none is configured)."""
     import faust
 
@@ -130,6 +133,8 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
             obs.set_ready(True)
             _say(f"ready: {len(assigned)} partitions assigned", partitions_assigned=len(assigned))
 
+        if deliver:
+            _install_deliverer(app, settings, registry, bootstrap)
         if demo:
             from escalation.live.demo import install_demo
 
@@ -150,6 +155,21 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
         if embedded is not None:
             embedded.stop()
             _say("embedded broker stopped")
+
+
+def _install_deliverer(app, settings, registry, bootstrap: str) -> None:
+    """``--deliver``: the deliverer (escalation.delivery.worker) as a task of the Faust app, on its
+    loop; Faust cancels it at shutdown, which stops its Kafka clients."""
+    from escalation.delivery.cli import deliver_config
+    from escalation.delivery.worker import Deliverer
+
+    deliverer = Deliverer(deliver_config(settings, bootstrap), registry)
+
+    @app.task
+    async def _deliver() -> None:
+        await deliverer.run(asyncio.Event())
+
+    _say(f"deliver: {deliverer.config.notifications} -> notification targets (group {deliverer.config.group})")
 
 
 def _start_http(settings):

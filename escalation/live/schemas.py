@@ -49,6 +49,25 @@ class Tick(BaseModel):
     tick: str = Field(description="RFC 3339 instant: wall clock minus the grace")
 
 
+# The delivery log (DESIGN.md §12; written by escalation.delivery.log.delivery_record).
+_DELIVERY_RECORD = {
+    "type": "object", "description": "the final result of delivering one output to one notification target",
+    "required": ["type", "key", "output", "target", "kind", "attempts", "status", "latency", "time"],
+    "properties": {
+        "type": {"enum": ["delivery.succeeded", "delivery.failed"]},
+        "key": {"type": "string", "description": "<output id>/<target name> (the record key)"},
+        "output": {"type": "string"}, "output_type": {"type": "string"}, "output_time": {"type": "string"},
+        "action": {"enum": ["trigger", "acknowledge", "resolve", None]}, "dedup_key": {"type": "string"},
+        "agreement": {"type": "string"}, "target": {"type": "string"}, "kind": {"type": "string"},
+        "attempts": {"type": "integer", "minimum": 0},
+        "status": {"type": ["integer", "null"], "description": "last HTTP status or SMTP code; null: none"},
+        "latency": {"type": "number", "description": "seconds from the output's time to accepted"},
+        "error": {"type": ["string", "null"]}, "time": {"type": "string"},
+        "alerts": {"type": "array", "description": "alertmanager: the dedup_key's open alerts afterwards"},
+    },
+}
+
+
 def topic_schemas() -> dict[str, dict]:
     schemas = {
         "tickets": TypeAdapter(Annotated[TicketEvent, Field(discriminator="type")]).json_schema(),
@@ -60,6 +79,7 @@ def topic_schemas() -> dict[str, dict]:
                  "required": ["kind", "src"],
                  "properties": {"kind": {"enum": ["penalty", "credit", "partial", "mark"]},
                                 "src": {"type": "integer", "minimum": 0}}},
+        "deliveries": _DELIVERY_RECORD,
     }
     for topic, types in OUTPUT_TYPES.items():
         schemas[topic] = _cloudevent(types).model_json_schema()
