@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 
+from escalation.core.events import Rejected
 from escalation.paths import EXAMPLE_AGREEMENT
 from tests.helpers import Events, run
 
@@ -99,3 +101,162 @@ def test_outputs_of_a_late_event_record_the_lateness():
     met = [o for o in outputs if o["type"] == "sla.met"]
     assert [(o["time"], o["data"]["elapsed"]) for o in met] == [("2026-03-02T08:10:00+00:00", "PT10M")]
     assert met[0]["data"]["explain"]["late_event"]["late_by"] == "PT2M"
+
+
+# --- DESIGN.md §10: a rejected record changes nothing ------------------------------------------
+
+def test_a_rejected_event_dated_ahead_fires_no_deadline():
+    # an ack for an unknown ticket, dated an hour ahead, used to move the clock and breach INC-1
+    ev = Events().open(OPEN).add("acknowledged", "2026-03-02T09:00:00Z", ticket="INC-404")
+    ev.add("acknowledged", "2026-03-02T08:05:00Z")
+    outputs, rejects, stats = run(ev)
+    assert [r["line"] for r in rejects] == [2] and stats.late == 0
+    assert [o["type"] for o in outputs if o["data"].get("clock") == "response"] == ["sla.met"]
+
+
+def test_a_rejected_line_at_year_end_closes_no_period():
+    from tests.unit.test_slo_support import Metrics
+
+    m = Metrics().slice("2026-03-10T00:00", "2026-03-10T01:00", 1, 1)
+    m.slice("2026-12-31T00:00", "2026-12-31T01:00", 1, 1, service="nope")      # rejected: no SLO
+    m.slice("2026-03-10T01:00", "2026-03-10T02:00", 1, 1)                      # still in an open period
+    outputs, rejects, _ = run(m.lines)
+    assert [r["line"] for r in rejects] == [2] and rejects[0]["reason"].startswith("no SLO covers")
+    assert not [o for o in outputs if o["type"] in ("slo.attainment", "slo.no_data")]
+
+
+def test_an_invalid_priority_change_leaves_the_incident_untouched():
+    from escalation.core.events import decode_event
+    from escalation.core.processor import Processor
+    from tests.helpers import registry
+
+    proc = Processor(registry())
+    proc.step(decode_event(Events().open(OPEN).lines[0]))
+    before = proc.snapshot()
+    bad = '{"id": "p", "type": "ticket.priority_changed", "time": "2026-03-02T10:00:00Z", "ticket": "INC-1", "priority": "P9"}'
+    try:
+        proc.step(decode_event(bad))
+    except Rejected as err:
+        assert err.reason.startswith("unknown priority 'P9'")
+    else:
+        raise AssertionError("not rejected")
+    assert proc.snapshot() == before
+
+
+# --- decoding: plausible time, strict types ------------------------------------------------------
+
+ACK = '{"id": "a", "type": "ticket.acknowledged", "ticket": "INC-1", "time": %s}'
+SLICE = ('{"id": "m", "type": "metric.observed", "service": "erp-prod", "sli": "availability", '
+         '"start": "2026-03-02T08:00:00Z", "end": "2026-03-02T08:01:00Z", "good": %s, "total": %s}')
+
+
+@pytest.mark.parametrize("time, reason", [
+    ('"0001-01-01T00:00:00Z"', "outside the plausible range"),
+    ('"9999-12-31T23:59:59Z"', "outside the plausible range"),
+    ('"9999-12-31T23:59:59-01:00"', "outside the plausible range"),
+    ('"2200-01-01T00:00:00Z"', "outside the plausible range"),
+    ('"1969-12-31T23:59:59.999999Z"', "outside the plausible range"),
+    ("1772438400", "numbers are not timestamps"),
+    ('"1772438400"', "numbers are not timestamps"),
+    ('"2026-03-02T08:00:00"', "naive timestamp"),
+])
+def test_implausible_or_non_text_times_are_rejected(time, reason):
+    outputs, rejects, stats = run(Events().open(OPEN).lines + [ACK % time])
+    assert stats.internal_errors == 0 and [r["line"] for r in rejects] == [2]
+    assert rejects[0]["reason"].startswith("field 'time': ") and reason in rejects[0]["reason"]
+
+
+@pytest.mark.parametrize("time", ['"1970-01-01T00:00:00Z"', '"2199-12-31T23:59:59.999999Z"'])
+def test_the_edges_of_the_plausible_window_decode(time):
+    from escalation.core.events import decode_event
+
+    assert decode_event(ACK % time).id == "a"
+
+
+@pytest.mark.parametrize("good, total, field", [
+    ("NaN", "1", "good"), ("1", "Infinity", "total"), ("1e400", "1e400", "good"), ("1.0", "2", "good"),
+    ('"1"', "2", "good"), ("true", "2", "good"), ("1", "false", "total"), ("-1", "2", "good"),
+    ("1", "9007199254740993", "total"), ("3", "2", "good"),
+])
+def test_counts_are_finite_integers_within_range(good, total, field):
+    outputs, rejects, stats = run([SLICE % (good, total)])
+    assert outputs == [] and stats.internal_errors == 0
+    assert len(rejects) == 1 and field in rejects[0]["reason"]
+
+
+@pytest.mark.parametrize("line, field", [
+    ('{"id": "u", "type": "ticket.updated", "ticket": "INC-1", "time": "2026-03-02T08:01:00Z", "public": "false"}', "public"),
+    ('{"id": "u", "type": "ticket.updated", "ticket": "INC-1", "time": "2026-03-02T08:01:00Z", "public": 0}', "public"),
+    ('{"id": 7, "type": "ticket.acknowledged", "ticket": "INC-1", "time": "2026-03-02T08:01:00Z"}', "id"),
+    ('{"id": "s", "type": "ticket.status_changed", "ticket": "INC-1", "time": "2026-03-02T08:01:00Z", "status": 3}', "status"),
+])
+def test_no_coercion(line, field):
+    _, rejects, _ = run(Events().open(OPEN).lines + [line])
+    assert [r["line"] for r in rejects] == [2] and f"field '{field}'" in rejects[0]["reason"]
+
+
+# --- replay input bytes, repeated ids, the safety net -------------------------------------------
+
+def test_a_byte_order_mark_is_skipped_and_invalid_utf8_keeps_its_bytes():
+    import base64
+
+    lines = [b"\xef\xbb\xbf" + Events().open(OPEN).lines[0].encode(), b'{"id": "\xff\xfe", "type": "x"}\n']
+    outputs, rejects, stats = run(lines, until="2026-03-02T08:08:00Z")
+    assert stats.events == 1 and outputs[0]["type"] == "sla.warning"
+    assert rejects == [{"line": 2, "reason": "invalid UTF-8 at byte 8", "input_base64": base64.b64encode(lines[1]).decode()}]
+
+
+def test_a_repeated_id_with_other_content_is_ignored_and_dead_lettered_as_duplicate():
+    ev = Events().open(OPEN)
+    ack = '{"id": "a", "type": "ticket.acknowledged", "time": "2026-03-02T08:05:00Z", "ticket": "INC-1"}'
+    same_instant = ack.replace("08:05:00Z", "09:05:00+01:00")                 # same content
+    other = ack.replace("08:05", "08:06")
+    outputs, rejects, stats = run(ev.lines + [ack, same_instant, other], until="2026-03-02T09:00:00Z")
+    assert stats.duplicates == 2 and stats.conflicts == 1 and stats.rejected == 0
+    assert rejects == [{"line": 4, "reason": "duplicate id 'a' with different content", "duplicate": True, "input": other}]
+    assert [o["data"]["elapsed"] for o in outputs if o["type"] == "sla.met"] == ["PT5M"]
+
+
+def test_a_repeated_metric_id_with_other_content_is_flagged_too():
+    from tests.unit.test_slo_support import Metrics
+
+    m = Metrics().slice("2026-03-10T00:00", "2026-03-10T01:00", 1, 1, id_="s")
+    m.slice("2026-03-10T00:00", "2026-03-10T01:00", 1, 1, id_="s").slice("2026-03-10T00:00", "2026-03-10T01:00", 0, 1, id_="s")
+    _, rejects, stats = run(m.lines)
+    assert stats.duplicates == 2 and stats.conflicts == 1 and [(r["line"], r["duplicate"]) for r in rejects] == [(3, True)]
+
+
+def test_content_digests_survive_a_snapshot_and_tombstones():
+    from escalation.core.events import decode_event
+    from escalation.core.processor import Processor
+    from tests.helpers import registry
+
+    reg = registry()
+    proc = Processor(reg, forget_closed=True)
+    ev = Events().open(OPEN).add("closed", "2026-03-02T08:30:00Z")
+    for line in ev.lines:
+        proc.step(decode_event(line))
+    carried = Processor.restore(reg, orjson.loads(orjson.dumps(proc.snapshot())))
+    reopened = ev.lines[0].replace('"P1"', '"P2"')
+    assert carried.step(decode_event(ev.lines[0])).conflict is None
+    assert carried.step(decode_event(reopened)).conflict == "duplicate id 'e1' with different content"
+
+
+def test_an_internal_error_dead_letters_the_record_and_the_run_goes_on(monkeypatch, caplog):
+    from escalation.core.processor import Processor
+
+    step = Processor.step
+
+    def flaky(self, event):
+        if event.id == "e2":
+            raise ZeroDivisionError("boom")
+        return step(self, event)
+
+    monkeypatch.setattr(Processor, "step", flaky)
+    ev = Events().open(OPEN).add("acknowledged", "2026-03-02T08:05:00Z").add("acknowledged", "2026-03-02T08:06:00Z")
+    with caplog.at_level("ERROR", logger="escalation.replay"):
+        outputs, rejects, stats = run(ev)
+    assert [(r["line"], r["reason"]) for r in rejects] == [(2, "internal error: ZeroDivisionError: boom")]
+    assert stats.internal_errors == 1 and stats.events == 2
+    assert [o["type"] for o in outputs if o["data"].get("clock") == "response"] == ["sla.met"]
+    assert "Traceback" in caplog.text and "ZeroDivisionError: boom" in caplog.text

@@ -74,3 +74,59 @@ def test_outputs_are_in_time_order_and_ids_unique(lines):
     times = [datetime.fromisoformat(e["time"]) for e in events]
     assert times == sorted(times)
     assert len({e["id"] for e in events}) == len(events)
+
+
+# --- DESIGN.md §10: a rejected record changes nothing -------------------------------------------
+
+_PRIORITIES = ["P1", "P2", "P3", "P4", "P9"]
+_SLICE = {"type": "metric.observed", "sli": "availability"}
+
+
+@st.composite
+def probes(draw, tickets: list[str]):
+    """Any one event: a known or unknown ticket or metric stream, valid or not, at any plausible time."""
+    t = draw(st.datetimes(datetime(1970, 1, 2), datetime(2199, 12, 30), timezones=st.just(timezone.utc)))
+    if draw(st.booleans()):
+        start = t - timedelta(minutes=draw(st.integers(1, 600)))
+        total = draw(st.integers(0, 100))
+        return {**_SLICE, "id": draw(st.sampled_from(["m0", "m1", "probe"])), "service": draw(st.sampled_from(["erp-prod", "nope"])),
+                "start": start.isoformat(), "end": t.isoformat(), "good": draw(st.integers(0, total)), "total": total}
+    kind = draw(st.sampled_from(["opened"] + KINDS))
+    event = {"id": draw(st.sampled_from(["o0", "x0", "probe"])), "type": f"ticket.{kind}", "time": t.isoformat(),
+             "ticket": draw(st.sampled_from(tickets + ["UNKNOWN"])), "priority": draw(st.sampled_from(_PRIORITIES)),
+             "status": "pending_customer", "agreement": draw(st.sampled_from(["acme-erp", "nope"])), "service": "erp-prod"}
+    return event
+
+
+def _slices(lines: list[bytes]) -> list[bytes]:
+    """A few metric slices among the ticket lines, so SLO periods are open when the probe comes."""
+    first = orjson.loads(lines[0])["time"]
+    t = datetime.fromisoformat(first)
+    return [orjson.dumps({**_SLICE, "id": f"m{n}", "service": "erp-prod", "start": (t + timedelta(hours=n)).isoformat(),
+                          "end": (t + timedelta(hours=n + 1)).isoformat(), "good": 9, "total": 10}) for n in range(2)]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_step_rejection_changes_nothing(lines, data):
+    from escalation.core.events import Rejected, decode_event
+
+    processor = Processor(REG, forget_closed=data.draw(st.booleans()))
+    _run(_slices(lines) + lines, processor, until=None)
+    tickets = sorted(set(processor.incidents) | set(processor.closed))
+    probe = decode_event(orjson.dumps(data.draw(probes(tickets))))
+    before = orjson.dumps(processor.snapshot())
+    try:
+        verdict = processor.check(probe)
+    except Rejected:
+        verdict = "rejected"
+    assert orjson.dumps(processor.snapshot()) == before  # check never changes anything
+    try:
+        applied = processor.step(probe)
+    except Rejected:
+        assert verdict == "rejected"  # step refuses exactly what check refuses
+        assert orjson.dumps(processor.snapshot()) == before
+        return
+    assert verdict != "rejected"
+    if applied.duplicate:
+        assert applied.outputs == [] and orjson.dumps(processor.snapshot()) == before
