@@ -135,8 +135,11 @@ def receive_command(broker, topic_prefix, app_id, profile, settings_file, log_fo
     """Accept acknowledgements (PagerDuty, Opsgenie, POST /ack) as notification.acknowledged inputs."""
     settings = _settings(log_format, settings_file, broker=broker, topic_prefix=topic_prefix, app_id=app_id,
                          profile=profile)
+    from escalation.live.run import _ensure
+
     for name in ("ESCALATION_PAGERDUTY_WEBHOOK_SECRET", "ESCALATION_OPSGENIE_CALLBACK_TOKEN", "ESCALATION_ACK_TOKEN"):
         remember(os.environ.get(name))
+    _ensure(settings, settings.bootstrap_servers())   # the tickets topic must exist, partitioned as the engine wants
     asyncio.run(run_until_signal(lambda stop: _receive(settings, host, port, stop)))
 
 
