@@ -72,6 +72,7 @@ from escalation.live import observability as obs
 from escalation.live.engine import (
     DeskBook, Partitions, StateTables, deadletter_record, desk_record, mark_record, parse_tick,
 )
+from escalation.live.offsets import AppliedOffsets, RangeReader, Record, commit_applied, contiguous
 from escalation.live.settings import LiveSettings
 
 __all__ = ["TopicNames", "build_app", "BATCH_MAX", "BATCH_WITHIN"]
@@ -203,19 +204,43 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         return app.Table(name, partitions=P, key_type=str, value_type=bytes)
 
     tables = StateTables(*(table(name) for name in ("incidents", "services", "figures", "clocks")))
-    desks, marks = table("desks"), table("marks")
+    desks, marks, offsets_table = table("desks"), table("marks"), table("offsets")
+    # next offset to apply per input partition, one instance per agent (see escalation.live.offsets)
+    in_offsets, desk_offsets = AppliedOffsets(offsets_table), AppliedOffsets(offsets_table)
     grace = timedelta(seconds=settings.period_grace)
     parts = Partitions(registry, tables, P, grace)
     book = DeskBook(registry, parts.sources, desks, marks, grace)
     stale = {"inputs": False, "desk": False}  # reload from the tables at the next batch (rebalance, reload)
     sender = None
+    bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
+    reader = RangeReader(bootstrap, settings.aiokafka_security())
     if settings.processing_guarantee != "exactly_once":
-        bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
         sender = OutputSender(bootstrap, settings.aiokafka_security())
 
-        @app.on_before_shutdown.connect
-        async def _stop_sender(*args: Any, **kwargs: Any) -> None:
+    @app.on_before_shutdown.connect
+    async def _stop_clients(*args: Any, **kwargs: Any) -> None:
+        await reader.stop()
+        if sender is not None:
             await sender.stop()
+
+    def committed_offset(topic: str, partition: int) -> int | None:
+        return app.consumer._committed_offset.get(faust.types.TP(topic, partition))  # faust 0.15.3
+
+    async def received(events: list, offsets: AppliedOffsets, guarded: set[str]) -> tuple[list[Record], dict]:
+        """The batch as contiguous records (holes read back from the broker), and the last Faust
+        event per partition (table writes of that partition are made as if processing it)."""
+        last = {event.message.partition: event for event in events}
+        records = await contiguous([Record.of_event(e) for e in events], offsets, guarded.__contains__, reader,
+                                   committed_offset)
+        return records, last
+
+    async def settle(writes: list, last: dict, offsets: AppliedOffsets, topics: tuple[str, ...]) -> None:
+        """Write the batch's state and applied offsets, then commit those offsets (at least once:
+        a crash before the commit consumes the batch again; ids absorb the repeats)."""
+        for table_, p, key, value in writes + offsets.writes():
+            write_as(last[p], table_, key, value)
+        if settings.processing_guarantee != "exactly_once":  # else Faust's transactions commit
+            await commit_applied(app, offsets.committable(topics))
 
     class Batch:
         """What one batch sends, in order, through ``sender`` (else Faust's ``send_soon``); all
@@ -251,10 +276,9 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                 for q in range(P):
                     self._send(desk_topic, None, value, q)
 
-        def reject(self, reason: str, event: Any) -> None:
-            m = event.message
-            rec = deadletter_record(reason, event.value, event.key, m.topic, m.partition, m.offset)
-            self._send(deadletter, event.key, orjson.dumps(rec))
+        def reject(self, reason: str, rec: Record) -> None:
+            value = deadletter_record(reason, rec.value, rec.key, rec.topic, rec.partition, rec.offset)
+            self._send(deadletter, rec.key, orjson.dumps(value))
             self.dead += 1
 
         async def done(self) -> None:
@@ -267,43 +291,41 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             if self.dead:
                 obs.dead_letter(self.dead)
 
-    def inputs_batch(events: list) -> tuple[Batch, list, dict]:
-        """Process one batch in order: (what to send, table writes, last event per partition)."""
+    def inputs_batch(records: list[Record]) -> tuple[Batch, list]:
+        """Process one batch in order: (what to send, table writes)."""
         batch = Batch()
-        last: dict[int, Any] = {}
         try:
-            for event in events:
-                m = event.message
-                p = m.partition
-                last[p] = event
-                if m.topic == names.ticks:
+            for rec in records:
+                p = rec.partition
+                if rec.topic == names.ticks:
                     try:
-                        instant = parse_tick(event.value)
+                        instant = parse_tick(rec.value)
                     except Exception as err:  # noqa: BLE001 - any bad tick is dead-lettered
-                        batch.reject(f"bad tick: {err}", event)
+                        batch.reject(f"bad tick: {err}", rec)
                         continue
                     batch.publish(parts.tick(p, instant))
                     continue
                 try:
-                    decoded = decode_event(event.value if event.value is not None else b"")
+                    decoded = decode_event(rec.value if rec.value is not None else b"")
                 except Rejected as err:
-                    batch.reject(err.reason, event)
+                    batch.reject(err.reason, rec)
                     continue
                 is_metric = isinstance(decoded, MetricObserved)
-                if is_metric != (m.topic == names.metrics):
+                if is_metric != (rec.topic == names.metrics):
                     batch.reject(f"{decoded.type} events belong on the {'metrics' if is_metric else 'tickets'} "
-                                 f"topic, not on {m.topic}", event)
+                                 f"topic, not on {rec.topic}", rec)
                     continue
                 outputs, reason = parts.event(p, decoded)
                 batch.publish(outputs)
                 if reason is not None:
-                    batch.reject(reason, event)
+                    batch.reject(reason, rec)
             writes, moved = parts.end()
         except BaseException:
             parts.discard()
+            in_offsets.discard()
             raise
         batch.marks(moved)  # after this batch's desk records: the desk sees them first
-        return batch, writes, last
+        return batch, writes
 
     def report_lag(events: list) -> None:
         """``escalation_consumer_lag`` of the tickets partitions this batch read from."""
@@ -328,16 +350,17 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             if stale["inputs"]:
                 parts.discard()
+                in_offsets.discard()
                 stale["inputs"] = False
             parts.fired.clear()
             log.debug("inputs batch: %d records", len(events))
-            batch, writes, last = inputs_batch(events)
+            records, last = await received(events, in_offsets, {names.tickets, names.metrics})
+            batch, writes = inputs_batch(records)
             fired = list(parts.fired)
             log.debug("inputs batch: sending %d records, %d futures", len(batch.records), len(batch.futures))
             await batch.done()  # outputs and desk records on the broker before the state moves on
             log.debug("inputs batch: sent; %d table writes", len(writes))
-            for table, p, key, value in writes:
-                write_as(last[p], table, key, value)
+            await settle(writes, last, in_offsets, (names.tickets, names.metrics, names.ticks))
             now = time.time()
             for due in fired:
                 obs.deadline_latency(now - due.timestamp())
@@ -352,28 +375,27 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             if stale["desk"]:
                 book.discard()
+                desk_offsets.discard()
                 stale["desk"] = False
             batch = Batch()
-            last: dict[int, Any] = {}
+            records, last = await received(events, desk_offsets, {names.desk})
             try:
-                for event in events:
-                    q = event.message.partition
-                    last[q] = event
+                for rec in records:
                     try:
-                        book.take(q, event.value)
+                        book.take(rec.partition, rec.value)
                     except (Rejected, ValueError, KeyError, TypeError) as err:
-                        batch.reject(getattr(err, "reason", None) or f"bad desk record: {err!r}", event)
+                        batch.reject(getattr(err, "reason", None) or f"bad desk record: {err!r}", rec)
                 for out in book.release():
                     batch.output(out["data"]["agreement"], out)
                 writes = book.end()
             except BaseException:
                 book.discard()
+                desk_offsets.discard()
                 raise
             log.debug("desk batch: %d records, sending %d", len(events), len(batch.records))
             await batch.done()
             log.debug("desk batch: sent; %d table writes", len(writes))
-            for table, q, key, value in writes:
-                write_as(last[q], table, key, value)
+            await settle(writes, last, desk_offsets, (names.desk,))
             obs.set_desk_pending(book.pending())
 
     def invalidate(*args: Any, **kwargs: Any) -> None:
