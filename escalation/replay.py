@@ -26,15 +26,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .core.events import Rejected, decode_event
+from .core.events import Rejected, decode_event, internal_error_reason
 from .core.processor import Applied, Processor
 from .core.registry import Registry
 
 log = logging.getLogger(__name__)
 
 BOM = "\ufeff"
-#: an internal error's message is cut to this many characters in its dead letter
-MESSAGE_LIMIT = 1000
 
 
 @dataclass
@@ -105,10 +103,7 @@ def _internal(err: Exception, number: int, first: bool) -> str:
     if first:
         log.error("internal error on line %d (later ones are dead-lettered without a traceback)", number,
                   exc_info=err)
-    message = str(err)
-    if len(message) > MESSAGE_LIMIT:
-        message = message[:MESSAGE_LIMIT] + "..."
-    return f"internal error: {type(err).__name__}: {message}"
+    return internal_error_reason(err)
 
 
 def _skip_bom(line: bytes | str) -> bytes | str:

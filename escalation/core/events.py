@@ -62,6 +62,18 @@ class Rejected(Exception):
         super().__init__(reason)
 
 
+#: an internal error's message is cut to this many characters in its dead letter
+INTERNAL_MESSAGE_LIMIT = 1000
+
+
+def internal_error_reason(err: BaseException) -> str:
+    """The dead-letter reason of an unexpected exception (DESIGN.md §10), replay and live alike."""
+    message = str(err)
+    if len(message) > INTERNAL_MESSAGE_LIMIT:
+        message = message[:INTERNAL_MESSAGE_LIMIT] + "..."
+    return f"internal error: {type(err).__name__}: {message}"
+
+
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 

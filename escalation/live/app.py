@@ -57,7 +57,7 @@ import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ import faust
 import orjson
 from faust.streams import _current_event  # Faust's "current event" (table partition); pinned faust 0.15.3
 
-from escalation.core.events import MetricObserved, Rejected, decode_event
+from escalation.core.events import MetricObserved, Rejected, decode_event, internal_error_reason
 from escalation.core.outputs import topic_for
 from escalation.core.registry import Registry
 from escalation.live import observability as obs
@@ -73,6 +73,7 @@ from escalation.live.engine import (
     DeskBook, Partitions, StateTables, deadletter_record, desk_record, mark_record, parse_tick,
 )
 from escalation.live.offsets import AppliedOffsets, RangeReader, Record, commit_applied, contiguous
+from escalation.live.ticker import wall_instant
 from escalation.live.settings import LiveSettings
 
 __all__ = ["TopicNames", "build_app", "BATCH_MAX", "BATCH_WITHIN"]
@@ -211,6 +212,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     parts = Partitions(registry, tables, P, grace)
     book = DeskBook(registry, parts.sources, desks, marks, grace)
     stale = {"inputs": False, "desk": False}  # reload from the tables at the next batch (rebalance, reload)
+    errors_seen = Counter()  # internal errors per agent (the first one is logged with its traceback)
     sender = None
     bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
     reader = RangeReader(bootstrap, settings.aiokafka_security())
@@ -276,10 +278,21 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                 for q in range(P):
                     self._send(desk_topic, None, value, q)
 
-        def reject(self, reason: str, rec: Record) -> None:
-            value = deadletter_record(reason, rec.value, rec.key, rec.topic, rec.partition, rec.offset)
+        def reject(self, reason: str, rec: Record, duplicate: bool = False) -> None:
+            value = deadletter_record(reason, rec.value, rec.key, rec.topic, rec.partition, rec.offset, duplicate)
             self._send(deadletter, rec.key, orjson.dumps(value))
             self.dead += 1
+
+        def internal_error(self, agent: str, err: Exception, rec: Record) -> None:
+            """The safety net (DESIGN.md §10): the record is dead-lettered, the batch goes on. The
+            first one's traceback is logged; an exception inside the core may have left that one
+            incident half-changed (no rollback), which is still better than a stopped partition."""
+            if not errors_seen[agent]:
+                log.error("escalation: internal error in the %s agent at %s[%d]@%d (later ones are dead-lettered "
+                          "without a traceback)", agent, rec.topic, rec.partition, rec.offset, exc_info=err)
+            errors_seen[agent] += 1
+            obs.internal_error(agent)
+            self.reject(internal_error_reason(err), rec)
 
         async def done(self) -> None:
             if self.records:
@@ -291,34 +304,47 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             if self.dead:
                 obs.dead_letter(self.dead)
 
+    def input_record(batch: Batch, rec: Record, latest: datetime) -> None:
+        """One tickets/metrics/ticks record: applied (outputs queued on ``batch``) or dead-lettered."""
+        if rec.topic == names.ticks:
+            try:
+                instant = parse_tick(rec.value)
+            except Exception as err:  # noqa: BLE001 - any bad tick is dead-lettered
+                batch.reject(f"bad tick: {err}", rec)
+                return
+            batch.publish(parts.tick(rec.partition, instant))
+            return
+        try:
+            decoded = decode_event(rec.value if rec.value is not None else b"")
+        except Rejected as err:
+            batch.reject(err.reason, rec)
+            return
+        is_metric = isinstance(decoded, MetricObserved)
+        if is_metric != (rec.topic == names.metrics):
+            batch.reject(f"{decoded.type} events belong on the {'metrics' if is_metric else 'tickets'} "
+                         f"topic, not on {rec.topic}", rec)
+            return
+        if decoded.time > latest:  # one broken producer must not fire every deadline of a partition
+            batch.reject(f"from the future: time {decoded.time.isoformat()} is more than {settings.max_future_skew:g} s "
+                         f"ahead of the worker's clock ({latest.isoformat()} + skew)", rec)
+            return
+        outputs, reason, duplicate = parts.event(rec.partition, decoded)
+        batch.publish(outputs)
+        if reason is not None:
+            batch.reject(reason, rec, duplicate)
+            if duplicate:
+                obs.duplicate_conflict()
+
     def inputs_batch(records: list[Record]) -> tuple[Batch, list]:
         """Process one batch in order: (what to send, table writes)."""
         batch = Batch()
+        latest = wall_instant(0) + timedelta(seconds=settings.max_future_skew)  # one wall-clock read per batch
         try:
             for rec in records:
-                p = rec.partition
-                if rec.topic == names.ticks:
-                    try:
-                        instant = parse_tick(rec.value)
-                    except Exception as err:  # noqa: BLE001 - any bad tick is dead-lettered
-                        batch.reject(f"bad tick: {err}", rec)
-                        continue
-                    batch.publish(parts.tick(p, instant))
-                    continue
                 try:
-                    decoded = decode_event(rec.value if rec.value is not None else b"")
-                except Rejected as err:
-                    batch.reject(err.reason, rec)
-                    continue
-                is_metric = isinstance(decoded, MetricObserved)
-                if is_metric != (rec.topic == names.metrics):
-                    batch.reject(f"{decoded.type} events belong on the {'metrics' if is_metric else 'tickets'} "
-                                 f"topic, not on {rec.topic}", rec)
-                    continue
-                outputs, reason = parts.event(p, decoded)
-                batch.publish(outputs)
-                if reason is not None:
-                    batch.reject(reason, rec)
+                    input_record(batch, rec, latest)
+                except Exception as err:  # noqa: BLE001 - the safety net: one record never stops a partition
+                    batch.internal_error("inputs", err, rec)
             writes, moved = parts.end()
         except BaseException:
             parts.discard()
@@ -385,6 +411,8 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                         book.take(rec.partition, rec.value)
                     except (Rejected, ValueError, KeyError, TypeError) as err:
                         batch.reject(getattr(err, "reason", None) or f"bad desk record: {err!r}", rec)
+                    except Exception as err:  # noqa: BLE001 - the safety net, as in the inputs agent
+                        batch.internal_error("desk", err, rec)
                 for out in book.release():
                     batch.output(out["data"]["agreement"], out)
                 writes = book.end()

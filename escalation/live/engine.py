@@ -42,9 +42,12 @@ DEADLINE_TYPES = frozenset({"sla.warning", "sla.breached", "escalation.triggered
 
 
 def deadletter_record(reason: str, value: bytes | None, key: bytes | None, topic: str, partition: int,
-                      offset: int) -> dict:
-    """The dead-letter value: reason, where the record was, and its bytes (utf-8 text or base64)."""
+                      offset: int, duplicate: bool = False) -> dict:
+    """The dead-letter value: reason, where the record was, and its bytes (utf-8 text or base64);
+    ``duplicate: true`` marks a repeated id with other content (ignored, shown, DESIGN.md §10)."""
     rec: dict[str, Any] = {"reason": reason, "topic": topic, "partition": partition, "offset": offset}
+    if duplicate:
+        rec["duplicate"] = True
     for name, raw in (("key", key), ("value", value)):
         if raw is None:
             rec[name] = None
@@ -199,9 +202,10 @@ class Partitions:
                 self.fired.append(datetime.fromisoformat(out["time"]))
         return outputs
 
-    def event(self, p: int, event) -> tuple[list, str | None]:
+    def event(self, p: int, event) -> tuple[list, str | None, bool]:
         """Apply one decoded input event as replay does (``Processor.step``): (outputs, rejection
-        reason or None); desk records go to :attr:`outbox`.
+        reason or None, whether it is a repeated id with other content); desk records go to
+        :attr:`outbox`.
 
         A rejected event changes nothing: no deadline fires, the clock and the mark stay. A
         repeated id with other content is ignored too; its reason is returned (for the dead
@@ -210,11 +214,11 @@ class Partitions:
         try:
             applied = self.processor(src).step(event)
         except Rejected as err:
-            return [], err.reason
+            return [], err.reason, False
         if applied.duplicate:
-            return [], applied.conflict
+            return [], applied.conflict, applied.conflict is not None
         self._mark(src, event.time, False)  # event.time >= start: the clock passed both
-        return self._split(src, applied.outputs), None
+        return self._split(src, applied.outputs), None, False
 
     # -- batches
     def end(self) -> tuple[list[tuple[Any, int, str, Any]], dict[int, tuple[datetime, bool]]]:

@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 __all__ = [
     "REGISTRY", "events_in", "outputs_out", "dead_letter", "set_open_incidents", "set_due_index",
     "deadline_latency", "set_desk_pending", "lag", "reload_done", "set_ready", "set_assigned", "health", "metrics_text",
-    "start_http", "stop_http",
+    "start_http", "stop_http", "internal_error", "duplicate_conflict", "refetched",
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -35,6 +35,12 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 _EVENTS_IN = Counter("escalation_events_in", "Input records consumed (ticket and metric events).", registry=REGISTRY)
 _OUTPUTS_OUT = Counter("escalation_outputs_out", "Outputs published, by output type.", ["type"], registry=REGISTRY)
 _DEAD_LETTERS = Counter("escalation_dead_letters", "Records sent to the dead-letter topic.", registry=REGISTRY)
+_INTERNAL_ERRORS = Counter("escalation_internal_errors", "Records dead-lettered because processing them raised "
+                           "an unexpected exception, by agent.", ["agent"], registry=REGISTRY)
+_CONFLICTS = Counter("escalation_duplicate_conflicts", "Repeated input ids with different content (ignored, "
+                     "dead-lettered as duplicate).", registry=REGISTRY)
+_REFETCHED = Counter("escalation_input_refetched", "Input records the consumer did not deliver, read back from the "
+                     "broker and applied in order, by topic.", ["topic"], registry=REGISTRY)
 _OPEN_INCIDENTS = Gauge("escalation_open_incidents", "Incidents held by this worker.", registry=REGISTRY)
 _DUE_INDEX = Gauge("escalation_due_index", "Scheduled deadlines in this worker's due indexes.", registry=REGISTRY)
 _DEADLINE_LATENCY = Histogram(
@@ -64,6 +70,18 @@ def outputs_out(type_: str, n: int = 1) -> None:
 
 def dead_letter(n: int = 1) -> None:
     _DEAD_LETTERS.inc(n)
+
+
+def internal_error(agent: str) -> None:
+    _INTERNAL_ERRORS.labels(agent=agent).inc()
+
+
+def duplicate_conflict() -> None:
+    _CONFLICTS.inc()
+
+
+def refetched(topic: str, n: int) -> None:
+    _REFETCHED.labels(topic=topic).inc(n)
 
 
 def set_open_incidents(n: int) -> None:

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from escalation.live import observability as obs
 from escalation.live.engine import pack, unpack
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ async def contiguous(records: list[Record], offsets: AppliedOffsets, guarded: Ca
                             len(missing), extra={"topic": rec.topic, "partition": rec.partition,
                                                  "missing_from": expected, "missing_to": rec.offset - 1,
                                                  "refetched": len(missing)})
+                obs.refetched(rec.topic, len(missing))
                 out += missing
         out.append(rec)
         offsets.applied(rec.topic, rec.partition, rec.offset)

@@ -117,6 +117,8 @@ class LiveSettings(BaseSettings):
     tick_grace: float = Field(1.0, ge=0, description="ticks lag the wall clock by this many seconds")
     period_grace: float = Field(300.0, ge=0, description="SLO and report periods close this many seconds after "
                                 "their end, so late metric slices still count (replay: --period-grace)")
+    max_future_skew: float = Field(300.0, gt=0, description="events (slice ends) more than this many seconds ahead "
+                                   "of the worker's wall clock are dead-lettered as 'from the future'")
     gc_interval: float = Field(300.0, ge=0, description="seconds between garbage-collector maintenance runs "
                                "(no automatic full collections in between); 0: Python's defaults")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")

@@ -39,13 +39,13 @@ class Worker:
     """`escalation run --broker ...` in its own process group; stderr to a log file."""
 
     def __init__(self, broker, ns, tmp: Path, *extra: str, agreements: Path = AGREEMENT, name: str = "worker",
-                 env: dict | None = None):
+                 env: dict | None = None, module: str = "escalation.cli"):
         self.log_path = tmp / f"{name}.stderr"
         self.log = open(self.log_path, "ab")
         if "--metrics-port" not in extra:
             extra = (*extra, "--metrics-port", "0")  # a free port each: workers may overlap
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "escalation.cli", "run", "--broker", broker.url, "--app-id", ns.app_id,
+            [sys.executable, "-m", module, "run", "--broker", broker.url, "--app-id", ns.app_id,
              "--topic-prefix", ns.prefix, "--agreements", str(agreements), "--partitions", str(PARTITIONS),
              "--profile", "test", *extra],
             stdout=subprocess.DEVNULL, stderr=self.log, cwd=tmp,  # Faust's <app_id>-data goes to tmp

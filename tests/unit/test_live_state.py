@@ -71,7 +71,7 @@ def _live(registry, lines, partitions: int, seed: int, reload_every_batch: bool,
             if kind == "tick":
                 outs = parts.tick(p, x)
             else:
-                outs, _reason = parts.event(p, x)
+                outs, _reason, _conflict = parts.event(p, x)
             assert not any(isinstance(o, DESK_ITEMS) for o in outs)
             outputs.extend(outs)
             for src, item in parts.outbox:

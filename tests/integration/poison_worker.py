@@ -1,0 +1,26 @@
+"""`escalation` with a core that raises on one record: the safety net's real-broker test (test_restart.py).
+
+Run as ``python -m tests.integration.poison_worker run ...`` (the same arguments as ``escalation``).
+The core's ``apply_event`` raises ``ZeroDivisionError`` for any event whose id starts with
+``poison``, as a bug in the core would; everything else is the real worker.
+"""
+
+from __future__ import annotations
+
+import escalation.core.processor as processor
+
+
+def _poisoned(apply_event):
+    def apply(compiled, incident, event):
+        if event.id.startswith("poison"):
+            raise ZeroDivisionError(f"injected fault for {event.id}")
+        return apply_event(compiled, incident, event)
+    return apply
+
+
+processor.apply_event = _poisoned(processor.apply_event)
+
+if __name__ == "__main__":
+    from escalation.cli import main
+
+    main()
