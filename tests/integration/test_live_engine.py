@@ -60,29 +60,6 @@ class Worker:
             assert time.time() < deadline, f"worker not ready within {timeout}s, see {self.log_path}"
             time.sleep(0.1)
 
-    def metrics_url(self) -> str | None:
-        """The worker's /metrics URL, from its start-up line (None before it is logged)."""
-        import re
-
-        m = re.search(rb"metrics on (http://[0-9.]+:[0-9]+/metrics)", self.log_path.read_bytes())
-        return m.group(1).decode() if m else None
-
-    def processed_lag(self) -> dict[int, float]:
-        """``escalation_consumer_lag`` per tickets partition this worker has processed records of
-        (records behind the log end after its latest batch; 0 = everything processed)."""
-        import re
-        import urllib.request
-
-        url = self.metrics_url()
-        if url is None or self.proc.poll() is not None:
-            return {}
-        try:
-            text = urllib.request.urlopen(url, timeout=5).read().decode()
-        except OSError:
-            return {}
-        return {int(p): float(v) for p, v in re.findall(r'^escalation_consumer_lag\{partition="(\d+)"\} (\S+)$',
-                                                         text, re.M)}
-
     def kill(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -172,22 +149,15 @@ async def _committed(bootstrap: str, group: str, topic: str) -> tuple[dict, dict
         await c.stop()
 
 
-def wait_consumed(broker, group: str, topic: str, timeout: float = 30.0, workers: tuple = ()) -> None:
-    """Until every record of ``topic`` was processed: its offset committed by the group, or (for
-    the tickets topic) a running worker in ``workers`` reports no lag on that partition after its
-    latest batch. The second way exists because Faust sometimes stops committing a partition
-    after a restart although it goes on processing it (an ack gap; see the closing note of #4),
-    and the tests need to know the records were processed, not that the offset was stored."""
+def wait_consumed(broker, group: str, topic: str, timeout: float = 30.0) -> None:
+    """Until every record of ``topic`` was processed: the worker commits the offsets it has applied
+    once their state is written (escalation.live.offsets), so committed == log end means done."""
     deadline = time.time() + timeout
     while True:
         committed, ends = asyncio.run(_committed(broker.bootstrap, group, topic))
-        lag: dict[int, float] = {}
-        for w in workers:
-            for p, v in w.processed_lag().items():
-                lag[p] = min(v, lag.get(p, v))
-        if all(committed[tp] >= ends[tp] or lag.get(tp.partition) == 0 for tp in ends):
+        if all(committed[tp] >= ends[tp] for tp in ends):
             return
-        assert time.time() < deadline, f"worker did not consume {topic}: committed {committed}, ends {ends}, lag {lag}"
+        assert time.time() < deadline, f"worker did not consume {topic}: committed {committed}, ends {ends}"
         time.sleep(0.5)
 
 
@@ -372,7 +342,7 @@ def test_kill9_and_restart_misses_nothing(broker, namespace, tmp_path, store):
     w2 = Worker(broker, namespace, tmp_path, "--manual-ticks", name="w2", env=env, agreements=agreements)
     try:
         w2.wait_ready()
-        wait_consumed(broker, namespace.app_id, names["tickets"], timeout=60, workers=(w2,))
+        wait_consumed(broker, namespace.app_id, names["tickets"], timeout=60)
         asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(until), PARTITIONS))
         outs = collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
                        until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=60, quiet=2.0)

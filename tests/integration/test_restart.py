@@ -68,7 +68,8 @@ async def _state_ids(bootstrap: str, changelog: str) -> set[str]:
     try:
         tps = [TopicPartition(changelog, p) for p in range(PARTITIONS)]
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        for tp, first in (await consumer.beginning_offsets(tps)).items():
+            consumer.seek(tp, first)  # explicit: seek_to_beginning can land on the log end on Tansu
         ends, latest = await consumer.end_offsets(tps), {}
         while any([await consumer.position(tp) < ends[tp] for tp in tps]):
             for msgs in (await consumer.getmany(timeout_ms=500)).values():
