@@ -34,6 +34,10 @@ def _instant(value: str | None) -> datetime | None:
         raise click.BadParameter(f"{value!r} is not an RFC 3339 time") from None
     if instant.tzinfo is None:
         raise click.BadParameter(f"{value!r} has no offset; give one, e.g. {value}Z")
+    from .core.events import EARLIEST, LATEST  # the plausible window of DESIGN.md §10
+
+    if not EARLIEST <= instant < LATEST:
+        raise click.BadParameter(f"{value!r} is outside the plausible range [{EARLIEST.date()}, {LATEST.date()})")
     return instant
 
 
