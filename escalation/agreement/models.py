@@ -304,6 +304,8 @@ class Slo(Frozen):
     window: str = "calendar_month"
     counted_time: str = "always"
     burn_rate_alerts: Literal["google-default"] | list[BurnRateRule] | None = None
+    # DESIGN.md §12 "SLO alerts": notification targets of the SLO's slo.burn_rate outputs
+    notify: list[str] = []
 
     @model_validator(mode="after")
     def _window(self) -> "Slo":

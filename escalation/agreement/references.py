@@ -100,6 +100,9 @@ def _slos(a: Agreement) -> Iterator[Problem]:
             yield ("slos", i, "service"), _unknown("service", slo.service, a.services)
         if slo.counted_time not in a.calendars:
             yield ("slos", i, "counted_time"), _unknown("calendar", slo.counted_time, a.calendars)
+        for name in slo.notify:
+            if name not in a.notification_targets:
+                yield ("slos", i, "notify"), _unknown("notification target", name, a.notification_targets)
 
 
 def _windows(a: Agreement) -> Iterator[Problem]:

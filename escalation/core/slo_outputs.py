@@ -8,7 +8,8 @@ Subjects: the service (the metric topic key). Deterministic ids:
 
 ``slo.burn_rate`` keeps ``severity`` as the rule's ``page``/``ticket`` (DESIGN.md §4 key field) and
 adds ``notification_severity`` (page -> critical, ticket -> warning) for on-call consumers that
-expect critical/error/warning/info; ``dedup_key`` is shared by a rule's firing and resolved events.
+expect critical/error/warning/info; ``dedup_key`` is shared by a rule's firing and resolved events,
+and both carry as ``recipients`` the SLO's ``notify`` targets (empty without ``notify``).
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def burn_notice(cslo: CompiledSlo, st: SloState, t: br.Transition, at: datetime)
         "state": state, "rule": rule.key, "factor": rule.factor, "rate": num(long_rate, 4), "window": window,
         "short_rate": num(short_rate, 4), "short_window": short_window,
         "dedup_key": f"{cslo.compiled.id}/{cslo.slo.id}/burn-rate/{rule.key}",
+        # the SLO's `notify` targets, on the firing and the clearing output alike, so delivery
+        # resolves (same dedup_key) wherever it triggered (DESIGN.md §12 "SLO alerts")
+        "recipients": recipients(cslo),
         "summary": (f"{cslo.slo.service} {cslo.slo.id} burn rate {state}: {_fmt(long_rate)}x over {window}, "
                     f"{_fmt(short_rate)}x over {short_window} (threshold {rule.factor:g}x, {rule.severity})"),
         "explain": {
@@ -112,6 +116,12 @@ def burn_notice(cslo: CompiledSlo, st: SloState, t: br.Transition, at: datetime)
         data["explain"]["rolling"] = rolling
     return cloudevent(cslo.compiled.source, "slo.burn_rate", cslo.slo.service, at,
                       (cslo.slo.service, cslo.slo.id, rule.key, t.count), data)
+
+
+def recipients(cslo: CompiledSlo) -> list[dict]:
+    """The SLO's ``notify`` targets as notification recipients (name + the target's fields)."""
+    targets = cslo.compiled.agreement.notification_targets
+    return [{"name": name, **targets[name].model_dump(mode="json")} for name in cslo.slo.notify]
 
 
 def _fmt(value: float) -> str:
