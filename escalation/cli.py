@@ -156,5 +156,11 @@ from .delivery.cli import register as _register_delivery  # noqa: E402
 _register_delivery(main)
 
 
+# Edges users already run: send, tail, sli prometheus (escalation/edges/cli.py).
+from .edges.cli import register as _register_edges  # noqa: E402
+
+_register_edges(main)
+
+
 if __name__ == "__main__":
     main()

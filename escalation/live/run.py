@@ -1,8 +1,9 @@
 """``escalation run`` and ``escalation topics`` (DESIGN.md §8, §9).
 
 ``run``: settings from flags > ``ESCALATION_*`` env > settings file > defaults; with no broker it
-starts the embedded Tansu broker on 127.0.0.1 (free port) and says so; creates/checks the topics;
-runs one Faust worker in-process until SIGINT/SIGTERM (exit 0), then stops the broker it started.
+starts the embedded Tansu broker on 127.0.0.1 (port 9092 when free, else a free port), says so and
+writes its address to ``.escalation/broker`` (removed on exit; :mod:`escalation.edges.brokerfile`);
+creates/checks the topics; runs one Faust worker in-process until SIGINT/SIGTERM (exit 0), then stops the broker it started.
 Lifecycle lines go to stderr as ``escalation: ...`` (:mod:`escalation.live.logs`: plain text on a
 terminal, JSON lines otherwise, ``--log-format``); ``escalation: ready`` is logged when the worker
 got its partitions (tests wait for it). ``/metrics`` and ``/health``
@@ -26,13 +27,6 @@ from escalation.live.settings import load_settings
 from escalation.secrets import redact, redact_url
 
 __all__ = ["register"]
-
-
-def _settings(**flags: Any):
-    try:
-        return load_settings(flags)
-    except Exception as err:  # SettingsError / ValueError: unusable arguments
-        raise click.UsageError(redact(str(err))) from None
 
 
 def _ensure(settings, bootstrap: str, *, create: bool = True):
@@ -78,7 +72,7 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
     from escalation.cli import load_registry
     from escalation.live import observability as obs
     from escalation.live.app import build_app
-    from escalation.live.broker import EmbeddedBroker
+    from escalation.edges.brokerfile import remove_broker_file, start_embedded, write_broker_file
     from escalation.live.logs import setup_logging
 
     signal.signal(signal.SIGHUP, lambda *_: None)  # dropped until the worker's loop takes it (_reload);
@@ -109,10 +103,14 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
     try:
         http = _start_http(settings)
         if settings.embedded:
-            embedded = EmbeddedBroker().start()
+            embedded = start_embedded()
             broker_url, bootstrap = embedded.url, embedded.bootstrap
             _say(f"no broker configured: started the embedded Tansu broker on {bootstrap} "
                  f"(memory storage, pid {embedded.pid}); set --broker or ESCALATION_BROKER for a real cluster")
+            try:   # how send, tail, topics and sli find it
+                _say(f"broker address written to {write_broker_file(bootstrap)}")
+            except OSError as err:   # a read-only directory: the engine still runs
+                _warn(f"could not write .escalation/broker ({err}); give clients --broker kafka://{bootstrap}")
         else:
             broker_url, bootstrap = settings.faust_broker_url(), settings.bootstrap_servers()
             _say(f"broker {redact_url(settings.broker)}")
@@ -153,6 +151,7 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
         if worker is not None:
             _say(f"worker stopped (app {settings.app_id})")
         if embedded is not None:
+            remove_broker_file(embedded.bootstrap)
             embedded.stop()
             _say("embedded broker stopped")
 
@@ -219,9 +218,14 @@ def _reload(registry, path, invalidate=None) -> None:
 @click.option("--check", is_flag=True, help="only check; exit 1 if a topic is missing or differs")
 def topics_command(broker, topic_prefix, app_id, partitions, check) -> None:
     """Create (or with --check, check) the topics of topics/topics.yaml on a cluster."""
-    settings = _settings(broker=broker, topic_prefix=topic_prefix, app_id=app_id, partitions=partitions)
-    if settings.embedded:
-        raise click.UsageError("no broker configured: give --broker or ESCALATION_BROKER")
+    from escalation.edges.brokerfile import NoBroker, client_settings
+
+    try:   # no broker configured: the one `escalation run` started here (.escalation/broker)
+        settings = client_settings(dict(broker=broker, topic_prefix=topic_prefix, app_id=app_id, partitions=partitions))
+    except NoBroker as err:
+        raise click.UsageError(str(err)) from None
+    except Exception as err:  # SettingsError / ValueError: unusable arguments
+        raise click.UsageError(redact(str(err))) from None
     report = _ensure(settings, settings.bootstrap_servers(), create=not check)
     for t in report.topics:
         click.echo(f"{t.action:8} {t.name} ({t.partitions} partitions){' ' + '; '.join(t.notes) if t.notes else ''}")
