@@ -3,6 +3,8 @@
 - ``broker`` (session): ``$ESCALATION_TEST_BROKER`` (``host:port``, e.g. started by ``.ci/run``
   with ``python -m escalation.live.broker start``) if set, else an :class:`EmbeddedBroker` started
   for the session and stopped at its end. Either way it has ``.bootstrap`` and ``.url``.
+- ``exporter``, ``prometheus``, ``alertmanager`` (session, :mod:`tests.integration.servers`): the
+  real servers on 127.0.0.1, stopped by PID at the end; missing binaries fail with what to install.
 - ``namespace``: a unique topic prefix and app id per test. Tansu keeps the session timeout a
   group was created with (DESIGN.md §7), so tests never share a group or topic.
 
@@ -20,6 +22,8 @@ from typing import Iterator
 import pytest
 
 from escalation.live.broker import BrokerAddress, EmbeddedBroker
+# Real Prometheus, Alertmanager and a test exporter (session fixtures; DESIGN.md §14).
+from tests.integration.servers import alertmanager, exporter, prometheus  # noqa: F401
 
 TEST_BROKER_ENV = "ESCALATION_TEST_BROKER"
 _HERE = Path(__file__).resolve().parent
