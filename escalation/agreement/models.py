@@ -190,18 +190,42 @@ class Repeat(Frozen):
     times: Annotated[int, Field(ge=1, le=1000)]
 
 
+def _check_wall_clock(text: str | None) -> str | None:
+    """Wall-clock durations (ack timeouts) are not counted in a calendar: no business days."""
+    if text is not None and isinstance(parse_duration(text), BusinessDays):
+        raise ValueError(f"{text!r} is wall-clock time: use s, m, h or d, not business days")
+    return text
+
+
+WallClockDuration = Annotated[PositiveDuration, AfterValidator(_check_wall_clock),
+                              Field(description="wall-clock time: 10m, 1h, 1d or ISO 8601 (PT10M); no business days")]
+
+
 class Level(Frozen):
+    """One escalation level. ``ack_timeout`` (wall-clock time, DESIGN.md §11): if the level's
+    dedup_key is not acknowledged that long after it fired, the policy's next level fires."""
+
     level: int
     at: LevelTrigger
     notify: list[str]
     severity: Severity = "error"
     repeat: Repeat | None = None
+    ack_timeout: WallClockDuration | None = None
 
 
 class EscalationPolicy(Frozen):
     id: str
     when: PriorityCondition = PriorityCondition()
     levels: list[Level]
+
+    @model_validator(mode="after")
+    def _timeout_has_a_next_level(self) -> "EscalationPolicy":
+        # An ack timeout escalates to the next level in list order; on the last level it could
+        # never do anything, which is a mistake worth reporting rather than ignoring.
+        if self.levels and self.levels[-1].ack_timeout is not None:
+            raise ValueError(f"level {self.levels[-1].level} is the last level of {self.id!r}: "
+                             "its ack_timeout has no next level to escalate to")
+        return self
 
 
 class OncallTarget(Frozen):

@@ -43,6 +43,17 @@ class Threshold:
     after_breach: timedelta | None = None
     repeat_every: timedelta | None = None
     services: tuple[str, ...] | None = None  # a level's policy applies only to these services
+    ack_timeout: timedelta | None = None     # wall-clock time to acknowledge before ``successor`` fires
+    successor: tuple[str, str] | None = None  # (clock, key) of the policy's next level, with ack_timeout
+
+    def applies_to(self, service: str) -> bool:
+        """Whether the threshold counts for a ticket of ``service`` (a level's ``when.service``)."""
+        return self.services is None or service in self.services
+
+
+def level_number(key: str) -> int | None:
+    """The level number in a level threshold key (``level:<policy>:<n>``), else None."""
+    return int(key.rsplit(":", 1)[1]) if key.startswith(LEVEL + ":") else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,7 @@ class TargetRule:
     calendar_name: str
     calendar: Calendar
     thresholds: tuple[Threshold, ...]
+    by_key: dict[str, Threshold] = field(default_factory=dict)  # the thresholds by key
 
 
 @dataclass(frozen=True)
@@ -145,12 +157,27 @@ def _thresholds(agreement: Agreement, clause: str, clock: str, priority: str, wi
             offset = within + after if after is not None else within * level.at.fraction
             every = parse_duration(level.repeat.every) if level.repeat else None
             points.append(Threshold(
-                f"{LEVEL}:{policy.id}:{level.level}", LEVEL, offset, f"escalation[{p}].levels[{i}]", fraction=level.at.fraction,
+                _level_key(policy.id, level), LEVEL, offset, f"escalation[{p}].levels[{i}]", fraction=level.at.fraction,
                 policy=policy.id, level=level, after_breach=after, repeat_every=every,
                 services=None if policy.when.service is None else tuple(policy.when.service),
+                **_ack_timeout(policy, i),
             ))
     points.sort(key=lambda t: (t.offset, _KIND_RANK[t.kind], t.key))
     return tuple(points)
+
+
+def _level_key(policy: str, level: Level) -> str:
+    return f"{LEVEL}:{policy}:{level.level}"
+
+
+def _ack_timeout(policy, i: int) -> dict:
+    """The ack timeout of ``policy.levels[i]`` and its successor, the next level in list order
+    (the model refuses an ack timeout on the last level)."""
+    level = policy.levels[i]
+    if level.ack_timeout is None:
+        return {}
+    after = policy.levels[i + 1]
+    return {"ack_timeout": parse_duration(level.ack_timeout), "successor": (after.at.clock, _level_key(policy.id, after))}
 
 
 def compile_agreement(agreement: Agreement) -> CompiledAgreement:
@@ -159,9 +186,10 @@ def compile_agreement(agreement: Agreement) -> CompiledAgreement:
     for i, t in enumerate(agreement.targets):
         calendar = calendars[t.calendar]
         within = _counted(t.within, calendar)
+        thresholds = _thresholds(agreement, f"targets[{i}]", t.clock, t.priority, within, calendar, t.warn_at)
         targets[(t.clock, t.priority)] = TargetRule(
-            f"targets[{i}]", t.clock, t.priority, within, t.within, t.calendar, calendar,
-            _thresholds(agreement, f"targets[{i}]", t.clock, t.priority, within, calendar, t.warn_at),
+            f"targets[{i}]", t.clock, t.priority, within, t.within, t.calendar, calendar, thresholds,
+            {thr.key: thr for thr in thresholds},
         )
     penalties: dict[tuple[str, str], list[PerBreachPenalty]] = {}
     for remedy in agreement.remedies:
@@ -177,15 +205,19 @@ def compile_agreement(agreement: Agreement) -> CompiledAgreement:
 ALWAYS = AlwaysCalendar("24x7")
 
 
+def _describe_threshold(t: Threshold) -> dict:
+    out = {"at": iso_duration(t.offset), "kind": t.kind, "key": t.key, "clause": t.clause}
+    if t.successor is not None:  # only then, so agreements without ack timeouts describe as before
+        out["ack_timeout"] = {"after": iso_duration(t.ack_timeout), "then": "/".join(t.successor)}
+    return out
+
+
 def describe(compiled: CompiledAgreement) -> dict:
     """The compiled definition as plain data: the lifecycle machine and, per priority and clock,
     the thresholds in firing order. Diffing two revisions' descriptions shows what a change does."""
     thresholds: dict[str, dict[str, list]] = {}
     for (clock, priority), rule in sorted(compiled.targets.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        thresholds.setdefault(priority, {})[clock] = [
-            {"at": iso_duration(t.offset), "kind": t.kind, "key": t.key, "clause": t.clause}
-            for t in rule.thresholds
-        ]
+        thresholds.setdefault(priority, {})[clock] = [_describe_threshold(t) for t in rule.thresholds]
     a = compiled.agreement
     return {
         "agreement": a.id, "revision": a.revision,
