@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.integration.servers import wait_scraped
+from tests.integration.servers import stop_group, wait_scraped
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,9 +166,7 @@ def test_run_writes_the_broker_file_and_send_and_tail_find_it(tmp_path):
         assert (output["type"], output["subject"], output["data"]["clock"]) == ("sla.met", "INC-1", "response")
         assert cli("topics", "--check", cwd=tmp_path).returncode == 0
     finally:
-        if run.poll() is None:
-            os.killpg(run.pid, 15)
-            run.wait(30)
+        stop_group(run, 30)
     assert run.returncode == 0 and not broker_file.exists()
     after = cli("send", "-", cwd=tmp_path, stdin=b"")
     assert after.returncode == 2 and b"no broker configured and no .escalation/broker" in after.stderr

@@ -14,8 +14,6 @@ brings about within seconds rather than a window length.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,13 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import get_json, wait_scraped
-from tests.integration.test_edges import read
+from tests.integration.servers import get_json, stop_group, wait_scraped
+from tests.integration.test_edges import ENV, read
 from tests.integration.test_live_engine import Worker
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("ESCALATION_")}, "PYTHONPATH": str(ROOT)}
 
 AGREEMENT = """\
 apiVersion: escalation/v1
@@ -101,13 +97,7 @@ class Proc:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, 20)
 
 
 def _our_alerts(alertmanager, agreement: str) -> list[dict]:
