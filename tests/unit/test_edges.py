@@ -11,7 +11,7 @@ import pytest
 from escalation.edges.brokerfile import NoBroker, discover, read_broker_file, remove_broker_file, write_broker_file
 from escalation.edges.send import Accepted, Refused, check_lines
 from escalation.edges.sli_config import SliConfigError, SliQuery, load_sli_config
-from escalation.edges.slices import Skip, count, metric_event, slice_ends, slice_id
+from escalation.edges.slices import Skip, count, iso, metric_event, slice_ends, slice_id
 from escalation.edges.tail import short_line
 
 T = "2026-03-02T09:00:00Z"
@@ -147,3 +147,46 @@ def test_slices_are_aligned_to_multiples_of_their_size():
     assert slice_ends(START + 30, START + 200, 60) == [START + 60, START + 120, START + 180]
     assert slice_ends(START, START + 59, 60) == []     # the first slice is not over yet
     assert slice_ends(START + 3, START + 20, 5) == [START + 5, START + 10, START + 15, START + 20]
+
+
+def test_live_loop_waits_for_the_lag_and_retries_an_unavailable_prometheus_without_skipping():
+    import asyncio
+
+    from escalation.edges.prometheus import Unavailable, live
+    from escalation.edges.sli_config import SliConfig
+
+    config = SliConfig(slice="5s", lag="2s", slis=[SLI])
+    clock = [START + 13.0]          # the newest slice that is 2 s old ends at START + 10
+    asked, failures = [], [1]
+
+    class Prom:
+        async def instant(self, expr, at):
+            if failures[0]:
+                failures[0] -= 1
+                raise Unavailable("down")
+            asked.append((expr, at))
+            return [{"metric": {}, "value": [at, "10"]}]
+
+    async def sleep_by_clock(seconds):
+        clock[0] += seconds
+
+    async def main():
+        stop, warnings, events = asyncio.Event(), [], []
+        import escalation.edges.prometheus as mod
+
+        original = mod._sleep
+        mod._sleep = lambda _stop, seconds: sleep_by_clock(seconds)
+        try:
+            async for item in live(Prom(), config, lambda: clock[0], warnings.append, stop):
+                events.append(item)
+                if len(events) == 3:
+                    break
+        finally:
+            mod._sleep = original
+        return warnings, events
+
+    warnings, events = asyncio.run(main())
+    assert [(e["start"], e["end"]) for e in events] == [(iso(START + k), iso(START + k + 5)) for k in (5, 10, 15)]
+    assert len(warnings) == 1 and "unavailable" in warnings[0]          # retried, the slice was not skipped
+    assert sorted({at for _, at in asked}) == [START + 10, START + 15, START + 20]   # each slice end, once
+    assert clock[0] >= START + 22                                       # the last one waited for its lag
