@@ -72,7 +72,7 @@ from escalation.live import observability as obs
 from escalation.live.engine import (
     DeskBook, Partitions, StateTables, deadletter_record, desk_record, mark_record, parse_tick,
 )
-from escalation.live.offsets import AppliedOffsets, RangeReader, Record, commit_applied, contiguous
+from escalation.live.offsets import AppliedOffsets, InputGuard, RangeReader, Record, commit_applied
 from escalation.live.ticker import wall_instant
 from escalation.live.settings import LiveSettings
 
@@ -84,6 +84,9 @@ log = logging.getLogger(__name__)
 #: tick waits at most BATCH_WITHIN before it is processed (part of the deadline latency).
 BATCH_MAX = 1000
 BATCH_WITHIN = 0.05
+
+#: Longest (s) after an assignment that the ticker waits for a partition's input backlog to be applied.
+CATCH_UP_LIMIT = 30.0
 
 #: Longest (ms) a fetch of the worker's consumer waits at the broker for records. Faust hard-codes
 #: 1500 ms; the embedded Tansu broker does not answer a waiting fetch when records arrive, only at
@@ -213,6 +216,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     book = DeskBook(registry, parts.sources, desks, marks, grace)
     stale = {"inputs": False, "desk": False}  # reload from the tables at the next batch (rebalance, reload)
     errors_seen = Counter()  # internal errors per agent (the first one is logged with its traceback)
+    assignment: dict[str, Any] = {"at": time.monotonic(), "caught_up": set()}  # see caught_up (ticker)
     sender = None
     bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
     reader = RangeReader(bootstrap, settings.aiokafka_security())
@@ -228,13 +232,22 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     def committed_offset(topic: str, partition: int) -> int | None:
         return app.consumer._committed_offset.get(faust.types.TP(topic, partition))  # faust 0.15.3
 
-    async def received(events: list, offsets: AppliedOffsets, guarded: set[str]) -> tuple[list[Record], dict]:
+    def highwater(topic: str, partition: int) -> int | None:
+        try:
+            return app.consumer.highwater(faust.types.TP(topic, partition))
+        except Exception:  # noqa: BLE001 - not assigned (rebalancing): unknown
+            return None
+
+    # the inputs guard checks the tails of tickets/metrics partitions on each tick (live ticks only)
+    in_guard = InputGuard(in_offsets, reader, {names.tickets, names.metrics}, committed_offset, highwater,
+                          tails=() if manual_ticks else (names.tickets, names.metrics))
+    desk_guard = InputGuard(desk_offsets, reader, {names.desk}, committed_offset)
+
+    async def received(events: list, guard: InputGuard) -> tuple[list[Record], dict]:
         """The batch as contiguous records (holes read back from the broker), and the last Faust
         event per partition (table writes of that partition are made as if processing it)."""
         last = {event.message.partition: event for event in events}
-        records = await contiguous([Record.of_event(e) for e in events], offsets, guarded.__contains__, reader,
-                                   committed_offset)
-        return records, last
+        return await guard.records([Record.of_event(e) for e in events]), last
 
     async def settle(writes: list, last: dict, offsets: AppliedOffsets, topics: tuple[str, ...]) -> None:
         """Write the batch's state and applied offsets, then commit those offsets (at least once:
@@ -380,7 +393,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                 stale["inputs"] = False
             parts.fired.clear()
             log.debug("inputs batch: %d records", len(events))
-            records, last = await received(events, in_offsets, {names.tickets, names.metrics})
+            records, last = await received(events, in_guard)
             batch, writes = inputs_batch(records)
             fired = list(parts.fired)
             log.debug("inputs batch: sending %d records, %d futures", len(batch.records), len(batch.futures))
@@ -404,7 +417,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                 desk_offsets.discard()
                 stale["desk"] = False
             batch = Batch()
-            records, last = await received(events, desk_offsets, {names.desk})
+            records, last = await received(events, desk_guard)
             try:
                 for rec in records:
                     try:
@@ -437,6 +450,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         invalidate()
+        assignment["at"], assignment["caught_up"] = time.monotonic(), set()
         shorten_fetch_wait(app)
 
     from escalation.live.gcpolicy import install as install_gc_policy
@@ -446,7 +460,20 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     if not manual_ticks:
         from escalation.live.ticker import install_ticker
 
-        install_ticker(app, app.topic(names.ticks, **raw), settings)
+        def caught_up(p: int) -> bool:
+            """Partition ``p`` has applied the input that waited when it was assigned (latched until
+            the next assignment; after CATCH_UP_LIMIT seconds it is ticked regardless)."""
+            if p in assignment["caught_up"] or time.monotonic() - assignment["at"] > CATCH_UP_LIMIT:
+                return True
+            for topic in (names.tickets, names.metrics):
+                end = highwater(topic, p)
+                applied = in_offsets.expected(topic, p)
+                if end is None or (applied if applied is not None else committed_offset(topic, p) or 0) < end:
+                    return False
+            assignment["caught_up"].add(p)
+            return True
+
+        install_ticker(app, app.topic(names.ticks, **raw), settings, caught_up)
 
     app.escalation = _Wiring(names, parts, book, inputs, out_topics, deadletter, desk_topic, tables, desks, marks,  # type: ignore[attr-defined]
                              invalidate)

@@ -8,7 +8,7 @@ engine therefore does not trust the delivery path; it checks it against its own 
 
 - :class:`AppliedOffsets` keeps, per input topic partition, the next offset the engine expects
   (table ``offsets``, key ``<topic>#<partition>``, written with the state changes of the same batch).
-- :func:`contiguous` walks a batch in order. A record at the expected offset is the normal case;
+- :class:`InputGuard` walks a batch in order. A record at the expected offset is the normal case;
   one below it was delivered again (a seek back, a restart from an older commit) and is applied
   again, absorbed by the input ids as before; one above it reveals a hole: the missing range is
   read straight from the broker (:class:`RangeReader`) and put before it, so nothing is skipped
@@ -138,30 +138,74 @@ class RangeReader:
             await consumer.stop()
 
 
-async def contiguous(records: list[Record], offsets: AppliedOffsets, guarded: Callable[[str], bool],
-                     reader: RangeReader, committed: Callable[[str, int], int | None]) -> list[Record]:
-    """``records`` with every hole of a ``guarded`` topic partition filled from the broker.
+class InputGuard:
+    """Makes each batch contiguous per guarded topic partition (see the module docstring).
 
-    Moves ``offsets`` to the end of what is returned for every topic (guarded or not), so the
-    caller can commit it once the batch's state is written."""
-    out: list[Record] = []
-    for rec in records:
-        if guarded(rec.topic):
-            expected = offsets.expected(rec.topic, rec.partition)
-            if expected is None:
-                expected = committed(rec.topic, rec.partition)
-            if expected is not None and rec.offset > expected:
-                missing = await reader.read(rec.topic, rec.partition, expected, rec.offset)
-                log.warning("escalation: %s[%d] offsets %d..%d were not delivered; read %d of them back from the "
-                            "broker and applied them first", rec.topic, rec.partition, expected, rec.offset - 1,
-                            len(missing), extra={"topic": rec.topic, "partition": rec.partition,
-                                                 "missing_from": expected, "missing_to": rec.offset - 1,
-                                                 "refetched": len(missing)})
-                obs.refetched(rec.topic, len(missing))
+    ``committed(topic, p)`` is the group's committed offset (the start of a partition with no saved
+    offset); ``highwater(topic, p)`` its log end as the consumer last saw it (None: unknown).
+    ``tails`` (topic suffix check) names the topics whose *tail* is checked when a record of
+    another topic of the same partition arrives (the inputs agent: a tick checks its tickets and
+    metrics partitions): a record lost at the end of a partition has no later record to reveal it,
+    so once the log end has stayed above the expected offset for ``tail_wait`` seconds the rest is
+    read back. Records merely in flight are not mistaken for lost ones by that wait; if they were,
+    their second delivery would be absorbed by the input ids.
+    """
+
+    def __init__(self, offsets: AppliedOffsets, reader: RangeReader, guarded: set[str],
+                 committed: Callable[[str, int], int | None],
+                 highwater: Callable[[str, int], int | None] = lambda t, p: None,
+                 tails: tuple[str, ...] = (), tail_wait: float = 2.0) -> None:
+        self.offsets, self.reader, self.guarded = offsets, reader, guarded
+        self.committed, self.highwater, self.tails, self.tail_wait = committed, highwater, tails, tail_wait
+        self._lagging: dict[tuple[str, int], tuple[int, float]] = {}  # (topic, p) -> (expected, since)
+
+    def _expected(self, topic: str, partition: int) -> int | None:
+        expected = self.offsets.expected(topic, partition)
+        return self.committed(topic, partition) if expected is None else expected
+
+    async def records(self, records: list[Record]) -> list[Record]:
+        """``records`` with every hole filled from the broker, in order; moves ``offsets`` to the
+        end of what is returned for every topic, for the caller to commit after the batch."""
+        out: list[Record] = []
+        for rec in records:
+            if rec.topic in self.guarded:
+                expected = self._expected(rec.topic, rec.partition)
+                if expected is not None and rec.offset > expected:
+                    out += await self._read_back(rec.topic, rec.partition, expected, rec.offset)
+            elif self.tails:
+                out += await self._tails(rec.partition)
+            out.append(rec)
+            self.offsets.applied(rec.topic, rec.partition, rec.offset)
+        return out
+
+    async def _tails(self, partition: int) -> list[Record]:
+        out: list[Record] = []
+        now = time.monotonic()
+        for topic in self.tails:
+            end, expected = self.highwater(topic, partition), self._expected(topic, partition)
+            key = (topic, partition)
+            if end is None or expected is None or end <= expected:
+                self._lagging.pop(key, None)
+                continue
+            seen = self._lagging.setdefault(key, (expected, now))
+            if seen[0] != expected:
+                self._lagging[key] = (expected, now)
+            elif now - seen[1] >= self.tail_wait:
+                del self._lagging[key]
+                missing = await self._read_back(topic, partition, expected, end)
+                for rec in missing:
+                    self.offsets.applied(rec.topic, rec.partition, rec.offset)
                 out += missing
-        out.append(rec)
-        offsets.applied(rec.topic, rec.partition, rec.offset)
-    return out
+        return out
+
+    async def _read_back(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
+        missing = await self.reader.read(topic, partition, start, end)
+        log.warning("escalation: %s[%d] offsets %d..%d were not delivered; read %d of them back from the broker "
+                    "and applied them in order", topic, partition, start, end - 1, len(missing),
+                    extra={"topic": topic, "partition": partition, "missing_from": start, "missing_to": end - 1,
+                           "refetched": len(missing)})
+        obs.refetched(topic, len(missing))
+        return missing
 
 
 async def commit_applied(app: Any, offsets: dict[tuple[str, int], int]) -> bool:

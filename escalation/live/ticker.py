@@ -5,13 +5,19 @@ that it currently owns (so N workers never tick a partition twice, and after a r
 kill the new owner ticks), value ``{"tick": <now − tick_grace, RFC 3339 UTC>}``. The tickets agent
 consumes ticks in the same stream as ticket events; a tick at T fires every deadline due ≤ T.
 
+After an assignment (a start, a restart, a rebalance) a partition gets no tick until its input
+has caught up (``caught_up(p)``: the records of its tickets and metrics partitions that were
+waiting have been applied): the backlog moves its clock first, so a record produced while no
+worker ran is not made late by a fresh tick that overtook it in the merged stream (a deadline its
+acknowledgement would have stopped must not fire first). In steady operation ticks flow as usual.
+
 Tests run the engine with ``manual_ticks`` and move time with :func:`send_tick`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -29,8 +35,9 @@ def tick_value(instant: datetime) -> bytes:
     return orjson.dumps({"tick": instant.astimezone(timezone.utc).isoformat()})
 
 
-def install_ticker(app: Any, ticks_topic: Any, settings: Any) -> None:
-    """Add the ticker timer to ``app``; it ticks the partitions of ``ticks_topic`` this worker owns."""
+def install_ticker(app: Any, ticks_topic: Any, settings: Any, caught_up: Callable[[int], bool] = lambda p: True) -> None:
+    """Add the ticker timer to ``app``; it ticks the partitions of ``ticks_topic`` this worker owns
+    whose input is caught up."""
     name = ticks_topic.get_topic_name()
     grace = settings.tick_grace
 
@@ -44,7 +51,8 @@ def install_ticker(app: Any, ticks_topic: Any, settings: Any) -> None:
             return
         value = tick_value(wall_instant(grace))
         for partition in owned:
-            await ticks_topic.send(key=None, value=value, partition=partition)
+            if caught_up(partition):
+                await ticks_topic.send(key=None, value=value, partition=partition)
 
 
 async def send_tick(bootstrap: str, topic: str, instant: datetime, partitions: list[int] | int,

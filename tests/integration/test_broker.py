@@ -49,7 +49,7 @@ def test_ensure_topics_creates_then_accepts_all_catalogue_topics(broker, namespa
     report = asyncio.run(ensure_topics(broker.bootstrap, namespace.prefix, spec, app_id=namespace.app_id))
     names = {t.name: t for t in report.topics}
     assert set(names) == {f"{namespace.prefix}{n}" for n in
-                          ("tickets", "metrics", "notifications", "remedies", "timeline", "deadletter")} | {
+                          ("tickets", "metrics", "notifications", "remedies", "timeline", "deadletter", "deliveries")} | {
         f"{namespace.app_id}-ticks", f"{namespace.app_id}-desk"}
     assert {t.action for t in report.topics} == {"created"}
     assert {t.partitions for t in report.topics} == {4}

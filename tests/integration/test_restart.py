@@ -123,8 +123,9 @@ def test_kill9_mid_stream_with_real_ticks_applies_every_record_once(broker, name
         for w in workers:
             w.stop()
     missing = {e["id"] for _, e in events} - held
+    assert committed == ends, (f"committed offsets stuck below the log end: {committed} vs {ends}; "
+                               f"{len(missing)} records not in the state; see {workers[1].log_path}")
     assert not missing, f"{len(missing)} input records never reached the state: {sorted(missing)[:10]}; see {workers[1].log_path}"
-    assert committed == ends, f"committed offsets stuck below the log end: {committed} vs {ends}"
     assert expected and all(o["type"] == "sla.met" for o in expected.values())
     assert_same_outputs(expected, outs, f"kill -9 at +{kill_at}s; see {workers[1].log_path}")
 
