@@ -39,6 +39,14 @@ class Events:
         self.lines.append(orjson.dumps(event).decode())
         return self
 
+    def notification_ack(self, time: str, clock: str, by: str = "bob", ticket: str = "INC-1",
+                         source: str = "pagerduty", **fields) -> "Events":
+        """A ``notification.acknowledged`` (DESIGN.md §11) for the ticket's ``clock`` alert."""
+        event = {"id": f"e{next(self._ids)}", "type": "notification.acknowledged", "time": time, "ticket": ticket,
+                 "dedup_key": f"acme-erp/{ticket}/{clock}", "by": by, "source": source, **fields}
+        self.lines.append(orjson.dumps(event).decode())
+        return self
+
     def open(self, time: str, priority: str = "P1", ticket: str = "INC-1", **fields) -> "Events":
         fields.setdefault("agreement", "acme-erp")
         fields.setdefault("service", "erp-prod")
@@ -62,6 +70,8 @@ def brief(outputs: list[dict]) -> list[tuple]:
             "sla.met": lambda: (d["clock"], d["elapsed"]),
             "escalation.triggered": lambda: (d["level"],),
             "escalation.repeated": lambda: (d["level"], d["repeat"]),
+            "escalation.acknowledged": lambda: (d["clock"], d["by"], d["level"]),
+            "escalation.resolved": lambda: (d["clock"], d["reason"], d["overrun"]),
             "penalty.assessed": lambda: (d["amount"], d["period"], d["capped"]),
         }.get(o["type"], lambda: ())()
         rows.append((o["time"], o["type"], *detail))

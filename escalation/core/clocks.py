@@ -69,7 +69,9 @@ def pause_at(clock: ClockState, t: datetime) -> None:
 
 
 def new_cycle(clock: ClockState, t: datetime, paused: bool, note: str | None) -> None:
+    """Start the next cycle from zero; the caller has closed the old cycle's alert first."""
     clock.cycle += 1
+    clock.alert, clock.alerts = None, 0
     clock.cycle_start = clock.checkpoint = t
     clock.elapsed = timedelta(0)
     clock.pauses, clock.fired, clock.repeats = [], {}, {}

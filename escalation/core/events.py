@@ -140,6 +140,15 @@ class TicketClosed(_TicketEvent):
     type: Literal["ticket.closed", "ticket.cancelled"]
 
 
+class NotificationAcknowledged(_TicketEvent):
+    """An on-call tool's acknowledgement of one alert (DESIGN.md §11): changes no SLA clock."""
+
+    type: Literal["notification.acknowledged"]
+    dedup_key: Key
+    by: Key
+    source: Text | None = None
+
+
 class MetricObserved(BaseModel):
     """Good/total counts of one SLI over ``[start, end)``; the event's time is ``end``."""
 
@@ -169,7 +178,7 @@ class MetricObserved(BaseModel):
 
 TicketEvent = Union[
     TicketOpened, TicketAcknowledged, TicketUpdated, TicketStatusChanged, TicketPriorityChanged,
-    TicketAssigned, TicketResolved, TicketReopened, TicketClosed,
+    TicketAssigned, TicketResolved, TicketReopened, TicketClosed, NotificationAcknowledged,
 ]
 Event = Union[TicketEvent, MetricObserved]
 _ADAPTER: TypeAdapter = TypeAdapter(Annotated[Event, Field(discriminator="type")])

@@ -11,6 +11,9 @@ Ordering rule at one instant: an event at time T is applied before deadlines due
 (a ticket acknowledged at exactly its 15-minute target is met). A late event (older than what the
 incident already saw) is applied at the incident's latest instant; what was emitted stays.
 Outputs include ``PenaltyDue`` records for per-breach remedies; caps are applied by ``ledger``.
+On-call alerts (DESIGN.md §11) are kept by ``alerts``: every fired output opens or extends its
+clock's alert, and whoever acknowledges a clock or ends its cycle (stop, restart, close, a priority
+the agreement no longer covers) lets ``alerts`` emit ``escalation.acknowledged``/``resolved`` there.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from . import alerts
 from . import clocks as ck
 from .compiled import ALWAYS, BREACH, LEVEL, CompiledAgreement, TargetRule, Threshold
 from .events import TicketOpened
@@ -69,6 +73,8 @@ def check_event(compiled: CompiledAgreement, incident: Incident, event) -> str:
     lifecycle = lifecycle_for(compiled.source).fire(incident.lifecycle, incident.acknowledged, event.type, incident.ticket)
     if event.type == "ticket.priority_changed" and event.priority != incident.priority:
         check_priority(compiled, event.priority)
+    elif event.type == "notification.acknowledged":
+        alerts.clock_of(incident, event.dedup_key)
     return lifecycle
 
 
@@ -93,16 +99,31 @@ def _stop(compiled, incident, name, t, stopped_by) -> list:
     cal = _calendar(compiled, name, incident.priority)
     ck.stop(clock, cal, t)
     rule = compiled.target(name, incident.priority)
-    if rule is None or BREACH in clock.fired:
-        return []
-    deadline = cal.add(t, rule.within - clock.elapsed) if rule.within > clock.elapsed else t
-    return [met_notice(compiled, incident, name, clock, rule, t, deadline, stopped_by)]
+    outputs = []
+    if rule is not None and BREACH not in clock.fired:
+        deadline = cal.add(t, rule.within - clock.elapsed) if rule.within > clock.elapsed else t
+        outputs.append(met_notice(compiled, incident, name, clock, rule, t, deadline, stopped_by))
+    # the cycle ended: close what it opened on the on-call side (after the verdict)
+    return outputs + alerts.close(compiled, incident, name, t, alerts.CLOCK_STOPPED, f"{name} stopped by {stopped_by}")
 
 
 def _acknowledged(compiled, incident, event, t) -> list:
+    """Stops the clocks that stop on acknowledge; each one's open alert is acknowledged first
+    (by the assignee, else ``ticket``: the ticket tool), then resolved as its cycle ends."""
     incident.acknowledged = True
-    return [o for name, spec in compiled.agreement.clocks.items() if spec.stops == "acknowledged"
-            for o in _stop(compiled, incident, name, t, "ticket.acknowledged")]
+    by = incident.assignee or "ticket"
+    outputs = []
+    for name, spec in compiled.agreement.clocks.items():
+        if spec.stops == "acknowledged":
+            outputs += alerts.acknowledge(compiled, incident, name, t, by, "ticket.acknowledged")
+            outputs += _stop(compiled, incident, name, t, "ticket.acknowledged")
+    return outputs
+
+
+def _notification_acknowledged(compiled, incident, event, t) -> list:
+    """An on-call tool took the alert: no clock changes; its levels stop repeating (DESIGN.md §11)."""
+    name = alerts.clock_of(incident, event.dedup_key)
+    return alerts.acknowledge(compiled, incident, name, t, event.by, event.type, event.source)
 
 
 def _resolved(compiled, incident, event, t) -> list:
@@ -112,10 +133,14 @@ def _resolved(compiled, incident, event, t) -> list:
 
 
 def _closed(compiled, incident, event, t) -> list:
+    """Ends the incident: every clock stops; the only outputs are the ``escalation.resolved`` of
+    the alerts still open (DESIGN.md §3)."""
+    outputs = []
     for name, clock in incident.clocks.items():
         if clock.status != STOPPED:
             ck.stop(clock, _calendar(compiled, name, incident.priority), t)
-    return []
+        outputs += alerts.close(compiled, incident, name, t, alerts.CLOSE_REASONS[event.type], event.type)
+    return outputs
 
 
 def _updated(compiled, incident, event, t) -> list:
@@ -153,6 +178,8 @@ def _priority_changed(compiled, incident, event, t) -> list:
         return []
     policy = compiled.agreement.on_priority_change
     note = f"{policy}: priority {old} -> {new} at {t.isoformat()}"
+    # Alerts close under the old priority (the target they were about), before anything changes.
+    outputs = _priority_alerts(compiled, incident, t, new, policy, note)
     for name, clock in incident.clocks.items():
         if clock.status == STOPPED:
             continue
@@ -164,7 +191,22 @@ def _priority_changed(compiled, incident, event, t) -> list:
             ck.recompute(clock, _calendar(compiled, name, new), t)
         clock.note = note
     incident.priority = new
-    return []
+    return outputs
+
+
+def _priority_alerts(compiled, incident, t, new: str, policy: str, note: str) -> list:
+    """The alerts a priority change closes: under ``restart`` every running cycle ends (its clock
+    restarts); otherwise those the agreement no longer covers at ``new`` (``alerts.covered``)."""
+    outputs = []
+    for name, clock in incident.clocks.items():
+        if clock.status == STOPPED:
+            continue
+        if policy == "restart":
+            outputs += alerts.close(compiled, incident, name, t, alerts.CLOCK_STOPPED, f"{name} restarted ({note})")
+        elif not alerts.covered(compiled, incident, name, new):
+            outputs += alerts.close(compiled, incident, name, t, alerts.POLICY_GONE,
+                                    f"no target or escalation policy covers it at priority {new} ({note})")
+    return outputs
 
 
 def _reopened(compiled, incident, event, t) -> list:
@@ -186,17 +228,20 @@ _HANDLERS = {
     "ticket.acknowledged": _acknowledged, "ticket.resolved": _resolved, "ticket.closed": _closed,
     "ticket.cancelled": _closed, "ticket.updated": _updated, "ticket.status_changed": _status_changed,
     "ticket.assigned": _assigned, "ticket.priority_changed": _priority_changed, "ticket.reopened": _reopened,
+    "notification.acknowledged": _notification_acknowledged,
 }
 
 
 # --- time -------------------------------------------------------------------------------------
 
 def _applies(incident: Incident, thr: Threshold) -> bool:
-    return thr.services is None or incident.service in thr.services
+    return thr.applies_to(incident.service)
 
 
 def _next_item(compiled: CompiledAgreement, incident: Incident):
-    """(due, order, clock name, rule, threshold, repeat n) of the earliest pending item, or None."""
+    """(at, order, index, clock name, rule, threshold, repeat n, due, cause) of the earliest
+    pending item, or None. ``cause``: the level whose ack timeout makes ``threshold`` (the next
+    level) fire, else None. Acknowledged alerts stop their levels' repeats and timeouts."""
     best = None
     best_at = None
     last_time = incident.last_time
@@ -218,19 +263,36 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
                     due = ck.due_of(clock, rule.calendar, thr.offset)
                     at = last_time if last_time > due else due  # max(due, last_time), same object
                     if best is None or at < best_at:
-                        best, best_at = (at, order, index, name, rule, thr, 0, due), at
+                        best, best_at = (at, order, index, name, rule, thr, 0, due, None), at
                     break
-        if not fired:
+        alert = clock.alert
+        if fired and (alert is None or alert.acked_at is None):
+            item = _wall_clock_item(incident, order, name, clock, rule, targets)
+            if item is not None and (best is None or item[0] < best_at):
+                best, best_at = item, item[0]
+    return best
+
+
+def _wall_clock_item(incident: Incident, order: int, name: str, clock, rule: TargetRule, targets: dict):
+    """The earliest wall-clock item (``_next_item``'s form) of a clock with fired thresholds and
+    no acknowledged alert: a level's repeat, or the next level of an ack timeout that ran out."""
+    best = None
+    last_time = incident.last_time
+    fired = clock.fired
+    for index, thr in enumerate(rule.thresholds):
+        if thr.repeat_every is None or thr.key not in fired or not _applies(incident, thr):
             continue
-        for index, thr in enumerate(rule.thresholds):
-            if thr.repeat_every is None or thr.key not in fired or not _applies(incident, thr):
-                continue
-            done = clock.repeats.get(thr.key, 0)
-            if done < thr.level.repeat.times:
-                due = repeat_due(fired[thr.key], thr.repeat_every, done)
-                at = last_time if last_time > due else due
-                if best is None or at < best_at:
-                    best, best_at = (at, order, 1000 + index, name, rule, thr, done + 1, due), at
+        done = clock.repeats.get(thr.key, 0)
+        if done < thr.level.repeat.times:
+            due = repeat_due(fired[thr.key], thr.repeat_every, done)
+            at = last_time if last_time > due else due
+            if best is None or at < best[0]:
+                best = (at, order, 1000 + index, name, rule, thr, done + 1, due, None)
+    if clock.alert is not None and clock.alert.levels:
+        for due, next_name, next_rule, nxt, cause in alerts.timeouts(incident, clock, rule, targets):
+            at = last_time if last_time > due else due
+            if best is None or at < best[0]:
+                best = (at, order, 2000, next_name, next_rule, nxt, 0, due, cause)
     return best
 
 
@@ -263,14 +325,23 @@ def advance_and_next(compiled: CompiledAgreement, incident: Incident, until: dat
     return outputs, None if item is None else item[0]
 
 
-def _fire(compiled, incident, name, rule: TargetRule, thr: Threshold, repeat: int, due: datetime, at: datetime) -> list:
+def _fire(compiled, incident, name, rule: TargetRule, thr: Threshold, repeat: int, due: datetime,
+          cause: Threshold | None, at: datetime) -> list:
+    """Emit one pending item; whatever goes to ``notifications`` opens or extends the clock's alert."""
     clock = incident.clocks[name]
+    outputs = _fired(compiled, incident, name, clock, rule, thr, repeat, due, cause, at)
+    alerts.track(clock, outputs[0], thr.key if thr.kind == LEVEL and not repeat else None)
+    return outputs
+
+
+def _fired(compiled, incident, name, clock, rule: TargetRule, thr: Threshold, repeat: int, due: datetime,
+           cause: Threshold | None, at: datetime) -> list:
     if repeat:
         clock.repeats[thr.key] = repeat
         return [level_notice(compiled, incident, name, clock, rule, thr, at, due, repeat)]
     clock.fired[thr.key] = at
     if thr.kind == LEVEL:
-        return [level_notice(compiled, incident, name, clock, rule, thr, at, due)]
+        return [level_notice(compiled, incident, name, clock, rule, thr, at, due, cause=cause)]
     if thr.kind != BREACH:
         deadline = ck.due_of(clock, rule.calendar, rule.within) or at
         return [threshold_notice(compiled, incident, name, clock, rule, thr, at, due, deadline)]

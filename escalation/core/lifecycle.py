@@ -6,8 +6,9 @@ back (a machine per incident would cost ~47 KB and ~1 ms to build). ``auto_trans
 no ``to_<state>()`` shortcut can bypass the rules, and callbacks never perform I/O.
 
 States: open -> acknowledged -> resolved -> closed, with reopen back to acknowledged (or open if
-never acknowledged). Triggers that only record data (update, status, priority, assign) are
-internal transitions, valid while the incident is not closed. A trigger that does not fit the
+never acknowledged). Triggers that only record data (update, status, priority, assign, and a
+``notification.acknowledged`` from an on-call tool) are internal transitions, valid while the
+incident is not closed. A trigger that does not fit the
 current state raises ``Rejected`` with the reason.
 
 The machine has no side effects and its only condition reads ``acknowledged``, so the outcome of

@@ -16,7 +16,7 @@ from escalation.agreement.durations import iso_duration
 from .clocks import elapsed_at, paused_total
 from .compiled import CompiledAgreement, TargetRule, Threshold
 from .outputs import cloudevent, utc
-from .state import ClockState, Incident
+from .state import Alert, ClockState, Incident
 
 SEVERITY = {"sla.warning": "warning", "sla.breached": "error", "sla.met": "info"}
 
@@ -107,8 +107,9 @@ def recipients(compiled: CompiledAgreement, incident: Incident, names: list[str]
 
 
 def level_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState, rule: TargetRule,
-                 thr: Threshold, at: datetime, due: datetime, repeat: int = 0) -> dict:
-    """``escalation.triggered`` (repeat 0) or ``escalation.repeated`` (repeat n) for one level."""
+                 thr: Threshold, at: datetime, due: datetime, repeat: int = 0, cause: Threshold | None = None) -> dict:
+    """``escalation.triggered`` (repeat 0) or ``escalation.repeated`` (repeat n) for one level;
+    ``cause``: the previous level, when this one fires because that one's ack timeout ran out."""
     level = thr.level
     type_ = "escalation.repeated" if repeat else "escalation.triggered"
     data = _base(incident, name, clock, rule, at)
@@ -122,11 +123,43 @@ def level_notice(compiled: CompiledAgreement, incident: Incident, name: str, clo
         data.update(repeat=repeat, times=level.repeat.times)
         reason = f"repeat {repeat} of {level.repeat.times} every {level.repeat.every}: {reason}; still not " + (
             "acknowledged" if name == "response" else "resolved")
+    clause = thr.clause
+    if cause is not None:  # DESIGN.md §11: the reason names the unacknowledged level and its timeout
+        reason = f"level {cause.level.level} not acknowledged within {cause.level.ack_timeout}"
+        clause = f"{cause.clause}.ack_timeout"
     names = ", ".join(level.notify)
     data["summary"] = f"{incident.ticket} {incident.priority} escalated to level {level.level} ({names})" + (
         f", repeat {repeat}/{level.repeat.times}" if repeat else "")
-    data["explain"] = explain(compiled, incident, name, clock, rule, at, thr.clause, reason, due, elapsed=data["elapsed"])
+    data["explain"] = explain(compiled, incident, name, clock, rule, at, clause, reason, due, elapsed=data["elapsed"])
     return cloudevent(compiled.source, type_, incident.ticket, at, (name, clock.cycle, thr.key, repeat), data)
+
+
+def acknowledged_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState, rule: TargetRule,
+                        at: datetime, alert: Alert, level: int | None, by_input: str, source: str | None) -> dict:
+    """``escalation.acknowledged`` (DESIGN.md §11): the first acknowledgement of an open alert.
+    Severity ``info``: it reports that someone took the alert, it pages nobody."""
+    data = _base(incident, name, clock, rule, at)
+    via = f" via {source}" if source else ""
+    data.update(by=alert.acked_by, level=level, recipients=[dict(r) for r in alert.recipients], severity="info",
+                summary=f"{incident.ticket} {incident.priority} {name} acknowledged by {alert.acked_by}")
+    data["explain"] = explain(compiled, incident, name, clock, rule, at, rule.clause,
+                              f"{name} alert acknowledged by {alert.acked_by} ({by_input}{via})", elapsed=data["elapsed"])
+    return cloudevent(compiled.source, "escalation.acknowledged", incident.ticket, at,
+                      (name, clock.cycle, "acknowledged", alert.number), data)
+
+
+def resolved_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState, rule: TargetRule,
+                    at: datetime, alert: Alert, reason: str, overrun: str, why: str) -> dict:
+    """``escalation.resolved`` (DESIGN.md §11): the alert's cycle ended (``reason``), with the
+    counted time past the target (``PT0S`` when met). Severity ``info``: it closes, never pages."""
+    data = _base(incident, name, clock, rule, at)
+    data.update(reason=reason, overrun=overrun, recipients=[dict(r) for r in alert.recipients], severity="info")
+    verdict = "target met" if overrun == "PT0S" else f"{overrun} past its {rule.within_text} target"
+    data["summary"] = f"{incident.ticket} {incident.priority} {name} alert resolved ({reason}): {verdict}"
+    data["explain"] = explain(compiled, incident, name, clock, rule, at, rule.clause,
+                              f"{name} cycle {clock.cycle} alert closed: {why}", elapsed=data["elapsed"])
+    return cloudevent(compiled.source, "escalation.resolved", incident.ticket, at,
+                      (name, clock.cycle, "resolved", alert.number), data)
 
 
 def repeat_due(fired_at: datetime, every: timedelta, done: int) -> datetime:

@@ -6,6 +6,8 @@ An incident is data attached to the lifecycle machine only for the length of a s
   so a late event can still be applied at its own time.
 - ``fired`` holds the thresholds already emitted in the current cycle (key -> instant); nothing in
   it fires again in that cycle, which is what makes every output once-only.
+- ``alert`` is the clock's open on-call alert (DESIGN.md §11), None when nothing went to
+  ``notifications`` since the cycle began or since the last ``escalation.resolved``.
 - ``pauses`` lists the paused intervals of the current cycle, so a clock can be recomputed from
   its start under another calendar (``recompute_from_start``).
 - ``Incident.seen`` lists the input ids applied to the incident and ``Incident.digests`` (same
@@ -26,6 +28,34 @@ RUNNING, PAUSED, STOPPED = "running", "paused", "stopped"
 
 
 @dataclass(slots=True)
+class Alert:
+    """What on-call tools hold open for one clock's ``dedup_key`` (DESIGN.md §11): opened by the
+    first output of a cycle that goes to ``notifications``, closed by ``escalation.resolved``.
+
+    ``number`` counts the alerts of the cycle (1, 2, ...: a resumed or re-covered cycle may open a
+    second one), so acknowledged/resolved ids never collide. ``recipients`` are those of every
+    output of this alert, deduplicated, in first-seen order; ``levels`` the keys of the levels
+    fired in it (their ack timeouts run while it is open and unacknowledged).
+    """
+
+    number: int
+    recipients: list[dict] = field(default_factory=list)
+    levels: list[str] = field(default_factory=list)
+    acked_at: datetime | None = None
+    acked_by: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "recipients": [dict(r) for r in self.recipients], "levels": list(self.levels),
+                "acked_at": _t(self.acked_at), "acked_by": self.acked_by}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Alert | None":
+        if d is None:
+            return None
+        return cls(d["number"], [dict(r) for r in d["recipients"]], list(d["levels"]), _p(d["acked_at"]), d["acked_by"])
+
+
+@dataclass(slots=True)
 class ClockState:
     status: str
     cycle_start: datetime
@@ -38,6 +68,8 @@ class ClockState:
     breached_at: datetime | None = None
     stops: int = 0
     note: str | None = None                                 # last policy applied, for explain
+    alert: Alert | None = None                              # the open alert of this clock's dedup_key
+    alerts: int = 0                                         # alerts opened in this cycle
 
     def to_dict(self) -> dict:
         return {
@@ -46,14 +78,17 @@ class ClockState:
             "pauses": [[_t(a), _t(b)] for a, b in self.pauses],
             "fired": {k: _t(v) for k, v in self.fired.items()}, "repeats": dict(self.repeats),
             "breached_at": _t(self.breached_at), "stops": self.stops, "note": self.note,
+            "alert": None if self.alert is None else self.alert.to_dict(), "alerts": self.alerts,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClockState":
+        """State saved before alerts existed reads as "no alert open" (nothing to acknowledge or resolve)."""
         return cls(
             d["status"], _p(d["cycle_start"]), _p(d["checkpoint"]), d["elapsed_us"] * _US, d["cycle"],
             [[_p(a), _p(b)] for a, b in d["pauses"]], {k: _p(v) for k, v in d["fired"].items()},
             dict(d["repeats"]), _p(d["breached_at"]), d["stops"], d["note"],
+            Alert.from_dict(d.get("alert")), d.get("alerts", 0),
         )
 
 

@@ -61,7 +61,12 @@ def test_late_event_is_applied_at_the_incident_clock_and_emitted_outputs_stay():
     assert rejects == [] and stats.late == 1
     inc1 = [(o["time"], o["type"]) for o in outputs if o["subject"] == "INC-1" and o["data"]["clock"] == "response"]
     # the breach at 08:15 was emitted before the late ack was seen; it is not withdrawn and no met follows
-    assert inc1[-2:] == [("2026-03-02T08:15:00+00:00", "sla.breached"), ("2026-03-02T08:15:00+00:00", "escalation.triggered")]
+    assert inc1[-4:-2] == [("2026-03-02T08:15:00+00:00", "sla.breached"), ("2026-03-02T08:15:00+00:00", "escalation.triggered")]
+    # the late ack still closes the alert the breach opened, at its own time, saying it was late
+    assert inc1[-2:] == [("2026-03-02T08:10:00+00:00", "escalation.acknowledged"), ("2026-03-02T08:10:00+00:00", "escalation.resolved")]
+    resolved = next(o for o in outputs if o["type"] == "escalation.resolved")
+    assert resolved["data"]["explain"]["late_event"]["late_by"] == "PT20M"   # applied when the clock was at 08:30
+    assert resolved["data"]["overrun"] == "PT0S"  # stopped at its own 08:10: 10m of 15m
 
 
 def test_unknown_fields_are_ignored():

@@ -112,6 +112,9 @@ def test_level_repeats_every_interval_until_resolved():
         ("2026-03-02T12:00:00+00:00", "escalation.triggered", 3),
         ("2026-03-02T14:00:00+00:00", "escalation.triggered", 4),
         ("2026-03-02T14:30:00+00:00", "escalation.repeated", 4, 1),
+        ("2026-03-02T14:40:00+00:00", "escalation.resolved", "resolution", "clock_stopped", "PT2H40M"),  # 6h40m - 4h
+        # the update clock (30m, no levels) breached at 08:30 and stops on resolve too: 6h40m - 30m
+        ("2026-03-02T14:40:00+00:00", "escalation.resolved", "update", "clock_stopped", "PT6H10M"),
     ]
 
 
@@ -133,6 +136,8 @@ def test_response_level_repeats_stop_at_acknowledge():
     assert [r for r in brief(outputs) if r[1].startswith("escalation")] == [
         ("2026-03-02T08:15:00+00:00", "escalation.triggered", 1),
         ("2026-03-02T08:20:00+00:00", "escalation.repeated", 1, 1),
+        ("2026-03-02T08:22:00+00:00", "escalation.acknowledged", "response", "ticket", 1),    # no assignee
+        ("2026-03-02T08:22:00+00:00", "escalation.resolved", "response", "clock_stopped", "PT7M"),  # 22m - 15m
     ]
 
 

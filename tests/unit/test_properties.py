@@ -16,6 +16,12 @@ REG = registry()
 START = datetime(2026, 3, 2, 7, 0, tzinfo=timezone.utc)
 UNTIL = START + timedelta(days=9)
 KINDS = ["acknowledged", "updated", "status_changed", "priority_changed", "assigned", "resolved", "reopened", "closed"]
+NOTIFICATION_ACK = "notification.acknowledged"  # DESIGN.md §11: by dedup_key, any clock (or none)
+_CLOCKS = ["response", "resolution", "update", "nope"]
+
+
+def _type_of(kind: str) -> str:
+    return kind if kind == NOTIFICATION_ACK else f"ticket.{kind}"
 
 
 @st.composite
@@ -29,9 +35,11 @@ def histories(draw):
     t += timedelta(minutes=len(tickets) * 7)
     for n in range(draw(st.integers(0, 25))):
         t += timedelta(minutes=draw(st.integers(0, 400)))
-        kind = draw(st.sampled_from(KINDS))
-        event = {"id": f"x{n}", "type": f"ticket.{kind}", "time": t, "ticket": draw(st.sampled_from(tickets))}
-        if kind == "status_changed":
+        kind = draw(st.sampled_from(KINDS + [NOTIFICATION_ACK]))
+        event = {"id": f"x{n}", "type": _type_of(kind), "time": t, "ticket": draw(st.sampled_from(tickets))}
+        if kind == NOTIFICATION_ACK:
+            event.update(dedup_key=f"acme-erp/{event['ticket']}/{draw(st.sampled_from(_CLOCKS))}", by="bob", source="pagerduty")
+        elif kind == "status_changed":
             event["status"] = draw(st.sampled_from(["pending_customer", "pending_vendor", "in_progress"]))
         elif kind == "priority_changed":
             event["priority"] = draw(st.sampled_from(["P1", "P2", "P3", "P4"]))
@@ -91,10 +99,12 @@ def probes(draw, tickets: list[str]):
         total = draw(st.integers(0, 100))
         return {**_SLICE, "id": draw(st.sampled_from(["m0", "m1", "probe"])), "service": draw(st.sampled_from(["erp-prod", "nope"])),
                 "start": start.isoformat(), "end": t.isoformat(), "good": draw(st.integers(0, total)), "total": total}
-    kind = draw(st.sampled_from(["opened"] + KINDS))
-    event = {"id": draw(st.sampled_from(["o0", "x0", "probe"])), "type": f"ticket.{kind}", "time": t.isoformat(),
-             "ticket": draw(st.sampled_from(tickets + ["UNKNOWN"])), "priority": draw(st.sampled_from(_PRIORITIES)),
-             "status": "pending_customer", "agreement": draw(st.sampled_from(["acme-erp", "nope"])), "service": "erp-prod"}
+    kind = draw(st.sampled_from(["opened"] + KINDS + [NOTIFICATION_ACK]))
+    ticket = draw(st.sampled_from(tickets + ["UNKNOWN"]))
+    event = {"id": draw(st.sampled_from(["o0", "x0", "probe"])), "type": _type_of(kind), "time": t.isoformat(),
+             "ticket": ticket, "priority": draw(st.sampled_from(_PRIORITIES)),
+             "status": "pending_customer", "agreement": draw(st.sampled_from(["acme-erp", "nope"])), "service": "erp-prod",
+             "dedup_key": f"acme-erp/{ticket}/{draw(st.sampled_from(_CLOCKS))}", "by": "bob"}
     return event
 
 

@@ -25,18 +25,25 @@ def test_p1_unacknowledged_warns_breaches_and_escalates_at_exact_instants():
 
 
 @pytest.mark.parametrize("ack, expected", [
-    # acknowledged after 10m: the 50 % warning fired, then met with PT10M
+    # acknowledged after 10m: the 50 % warning fired (alert open), then acknowledged (no level yet),
+    # met with PT10M, and the alert resolved with no overrun
     ("2026-03-02T08:10:00Z", [("2026-03-02T08:07:30+00:00", "sla.warning", "response", 0.5),
-                              ("2026-03-02T08:10:00+00:00", "sla.met", "response", "PT10M")]),
+                              ("2026-03-02T08:10:00+00:00", "escalation.acknowledged", "response", "ticket", None),
+                              ("2026-03-02T08:10:00+00:00", "sla.met", "response", "PT10M"),
+                              ("2026-03-02T08:10:00+00:00", "escalation.resolved", "response", "clock_stopped", "PT0S")]),
     # acknowledged at exactly 15m: an event at T comes before a deadline at T, so it is met
     ("2026-03-02T08:15:00Z", [("2026-03-02T08:07:30+00:00", "sla.warning", "response", 0.5),
                               ("2026-03-02T08:12:00+00:00", "sla.warning", "response", 0.8),
-                              ("2026-03-02T08:15:00+00:00", "sla.met", "response", "PT15M")]),
-    # acknowledged after the breach: no sla.met for that cycle
+                              ("2026-03-02T08:15:00+00:00", "escalation.acknowledged", "response", "ticket", None),
+                              ("2026-03-02T08:15:00+00:00", "sla.met", "response", "PT15M"),
+                              ("2026-03-02T08:15:00+00:00", "escalation.resolved", "response", "clock_stopped", "PT0S")]),
+    # acknowledged after the breach: no sla.met for that cycle; level 1 acknowledged, 1m overrun
     ("2026-03-02T08:16:00Z", [("2026-03-02T08:07:30+00:00", "sla.warning", "response", 0.5),
                               ("2026-03-02T08:12:00+00:00", "sla.warning", "response", 0.8),
                               ("2026-03-02T08:15:00+00:00", "sla.breached", "response"),
-                              ("2026-03-02T08:15:00+00:00", "escalation.triggered", 1)]),
+                              ("2026-03-02T08:15:00+00:00", "escalation.triggered", 1),
+                              ("2026-03-02T08:16:00+00:00", "escalation.acknowledged", "response", "ticket", 1),
+                              ("2026-03-02T08:16:00+00:00", "escalation.resolved", "response", "clock_stopped", "PT1M")]),
 ])
 def test_response_met_or_breached(ack, expected):
     outputs, _, _ = run(Events().open(OPEN).add("acknowledged", ack), until="2026-03-02T08:20:00Z")
