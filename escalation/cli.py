@@ -108,7 +108,7 @@ def _pretty(out: dict) -> str:
     data = out["data"]
     summary = data.get("summary")
     text = summary if isinstance(summary, str) else data.get("headline", "")
-    return f"{out['time'][:19]}Z  {out['type']:<21} {out['subject']:<10} {text}"
+    return f"{out['time'][:19]}Z  {out['type']:<23} {out['subject']:<10} {text}"
 
 
 @main.command()

@@ -85,6 +85,14 @@ CASES = {
             ("2026-03-02T08:15:00+00:00", "escalation.triggered", 1),
             ("2026-03-02T08:25:00+00:00", "escalation.triggered", 2),
         ]),
+    # pending_customer at 08:20 pauses the resolution clock (not response): the timeout is
+    # wall-clock time, so level 2 still fires at 08:25, on the paused clock
+    "ack timeout while the next clock is paused": (
+        Events().open(OPEN).add("status_changed", "2026-03-02T08:20:00Z", status="pending_customer"),
+        TIMEOUTS, "2026-03-02T10:30:00Z", ("escalation.triggered",), [
+            ("2026-03-02T08:15:00+00:00", "escalation.triggered", 1),
+            ("2026-03-02T08:25:00+00:00", "escalation.triggered", 2),
+        ]),
     # bob acknowledges the response alert at 08:20, within 10m of 08:15: level 2 waits for its 2h
     "notification ack before the timeout": (
         Events().open(OPEN).notification_ack("2026-03-02T08:20:00Z", "response", by="bob"),
