@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
+# the core's page/ticket -> on-call severity, reused so the two never disagree
+from escalation.core.slo_outputs import NOTIFY_SEVERITY
+
 Action = Literal["trigger", "acknowledge", "resolve"]
 
 _ACTIONS: dict[str, Action] = {
@@ -30,9 +33,19 @@ def action_of(output: dict) -> Action | None:
 
 
 def severity_of(output: dict) -> str:
-    """The output's severity; anything unknown (acknowledged/resolved carry none) is ``info``."""
-    severity = output["data"].get("severity")
-    return severity if severity in SEVERITIES else "info"
+    """The on-call severity (one of :data:`SEVERITIES`) of an output; the one place delivery decides it.
+
+    Invariant: always a member of :data:`SEVERITIES`. In order: ``data.notification_severity``
+    (``slo.burn_rate`` carries it: the core's own mapping of its rule severity), else
+    ``data.severity`` when it already is an on-call severity (SLA outputs), else a burn-rate rule
+    severity ``page``/``ticket`` mapped as the core maps it (outputs written before the core added
+    ``notification_severity``), else ``info`` (acknowledged/resolved carry none).
+    """
+    data = output["data"]
+    for value in (data.get("notification_severity"), data.get("severity")):
+        if value in SEVERITIES:
+            return value
+    return NOTIFY_SEVERITY.get(data.get("severity"), "info")
 
 
 def dedup_key_of(output: dict) -> str:
