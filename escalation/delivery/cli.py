@@ -20,7 +20,8 @@ from escalation.live.logs import say, setup_logging
 from escalation.secrets import redact, remember
 
 _COMMON = [
-    click.option("--broker", help="kafka://host:port[,host:port] (env ESCALATION_BROKER)"),
+    click.option("--broker", help="kafka://host:port[,host:port] (env ESCALATION_BROKER); default: the broker of "
+                 "`escalation run` in this directory (.escalation/broker)"),
     click.option("--topic-prefix", help="topic prefix (env ESCALATION_TOPIC_PREFIX, default 'escalation.')"),
     click.option("--app-id", help="app id (env ESCALATION_APP_ID); deliverers use the group <app_id>-deliver"),
     click.option("--profile", type=click.Choice(["auto", "production", "test"]), help="client tuning profile"),
@@ -36,17 +37,18 @@ def _common(fn):
 
 
 def _settings(log_format: str, settings_file, **flags):
-    from escalation.live.settings import load_settings
+    """Live settings with a usable broker: the configured one, else the embedded broker of the
+    ``escalation run`` in this directory (``.escalation/broker``, DESIGN.md §14), found as
+    ``send`` and ``tail`` find it; neither is a usage error saying how to get one."""
+    from escalation.edges.brokerfile import NoBroker, client_settings
 
     setup_logging(log_format, "WARNING")
     try:
-        settings = load_settings(flags, settings_file=settings_file)
+        return client_settings(flags, settings_file=settings_file)
+    except NoBroker as err:
+        raise click.UsageError(str(err)) from None
     except Exception as err:  # noqa: BLE001 - SettingsError and friends: unusable arguments
         raise click.UsageError(redact(str(err))) from None
-    if settings.embedded:
-        raise click.UsageError("no broker configured: give --broker or ESCALATION_BROKER "
-                               "(or use `escalation run --deliver` with the embedded broker)")
-    return settings
 
 
 def parse_max_age(text: str) -> float:
