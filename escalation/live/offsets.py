@@ -48,7 +48,6 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
-    refetched: bool = False
 
     @classmethod
     def of_event(cls, event: Any) -> "Record":
@@ -128,7 +127,7 @@ class RangeReader:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"could not read {topic}[{partition}] offsets {start}..{end - 1}")
                 batch = await consumer.getmany(tp, timeout_ms=200, max_records=max(1, end - start))
-                out += [Record(r.topic, r.partition, r.offset, r.key, r.value, refetched=True)
+                out += [Record(r.topic, r.partition, r.offset, r.key, r.value)
                         for r in batch.get(tp, ()) if start <= r.offset < end]
             return out
 
@@ -187,8 +186,8 @@ class InputGuard:
             if end is None or expected is None or end <= expected:
                 self._lagging.pop(key, None)
                 continue
-            seen = self._lagging.setdefault(key, (expected, now))
-            if seen[0] != expected:
+            seen = self._lagging.get(key)
+            if seen is None or seen[0] != expected:  # first sighting of this lag: wait for a later tick
                 self._lagging[key] = (expected, now)
             elif now - seen[1] >= self.tail_wait:
                 del self._lagging[key]
