@@ -14,16 +14,20 @@ import hashlib
 from datetime import datetime, timezone
 
 NOTIFICATIONS, REMEDIES, TIMELINE = "notifications", "remedies", "timeline"
-_TOPIC = {
+#: every output type and its topic (DESIGN.md §9: notifications carry `escalation.*`, so the
+#: alert lifecycle reaches the deliverer that consumes them); the one list of output types
+OUTPUT_TOPICS = {
     "sla.warning": NOTIFICATIONS, "sla.breached": NOTIFICATIONS, "escalation.triggered": NOTIFICATIONS,
-    "escalation.repeated": NOTIFICATIONS, "slo.burn_rate": NOTIFICATIONS,
+    "escalation.repeated": NOTIFICATIONS, "escalation.acknowledged": NOTIFICATIONS,
+    "escalation.resolved": NOTIFICATIONS, "slo.burn_rate": NOTIFICATIONS,
     "penalty.assessed": REMEDIES, "credit.issued": REMEDIES,
+    "sla.met": TIMELINE, "slo.attainment": TIMELINE, "slo.no_data": TIMELINE, "report.published": TIMELINE,
 }
 
 
 def topic_for(output_type: str) -> str:
     """The output topic (after the prefix) an output type goes to; everything else is timeline."""
-    return _TOPIC.get(output_type, TIMELINE)
+    return OUTPUT_TOPICS.get(output_type, TIMELINE)
 
 
 def output_id(*parts: object) -> str:

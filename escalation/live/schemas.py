@@ -10,13 +10,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from escalation.core.events import MetricObserved, TicketEvent
+from escalation.core.outputs import OUTPUT_TOPICS
 from escalation.paths import SCHEMAS
 
-OUTPUT_TYPES = {
-    "notifications": ["sla.warning", "sla.breached", "escalation.triggered", "escalation.repeated", "slo.burn_rate"],
-    "remedies": ["penalty.assessed", "credit.issued"],
-    "timeline": ["sla.met", "slo.attainment", "slo.no_data", "report.published"],
-}
+OUTPUT_TYPES = {topic: [t for t, where in OUTPUT_TOPICS.items() if where == topic]
+                for topic in ("notifications", "remedies", "timeline")}
 
 
 def _cloudevent(types: list[str]) -> type[BaseModel]:
