@@ -133,19 +133,44 @@ def deliver_command(broker, topic_prefix, app_id, profile, settings_file, log_fo
 @_common
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", type=int, default=8787, show_default=True, help="port (0: a free port)")
-def receive_command(broker, topic_prefix, app_id, profile, settings_file, log_format, host, port) -> None:
-    """Accept acknowledgements (PagerDuty, Opsgenie, POST /ack) as notification.acknowledged inputs."""
+@click.option("--mapping", "mappings", multiple=True, metavar="TOOL=FILE",
+              help="mapping file of jira, zendesk or servicenow webhooks (default: the bundled "
+                   "examples/mappings/jira.yaml, zendesk.yaml, servicenow-webhook.yaml); repeatable")
+def receive_command(broker, topic_prefix, app_id, profile, settings_file, log_format, host, port, mappings) -> None:
+    """Accept acknowledgements (PagerDuty, Opsgenie, POST /ack) as notification.acknowledged inputs, and
+    Jira, Zendesk and ServiceNow webhooks (/hooks/TOOL) as ticket events."""
+    from .hook_auth import SECRET_VARS
+
+    for name in ("ESCALATION_PAGERDUTY_WEBHOOK_SECRET", "ESCALATION_OPSGENIE_CALLBACK_TOKEN", "ESCALATION_ACK_TOKEN",
+                 *SECRET_VARS):
+        remember(os.environ.get(name))
+    hooks = hook_mappings(mappings)          # a broken mapping file stops us before the broker is touched
     settings = _settings(log_format, settings_file, broker=broker, topic_prefix=topic_prefix, app_id=app_id,
                          profile=profile)
     from escalation.live.run import _ensure
 
-    for name in ("ESCALATION_PAGERDUTY_WEBHOOK_SECRET", "ESCALATION_OPSGENIE_CALLBACK_TOKEN", "ESCALATION_ACK_TOKEN"):
-        remember(os.environ.get(name))
     _ensure(settings, settings.bootstrap_servers())   # the tickets topic must exist, partitioned as the engine wants
-    asyncio.run(run_until_signal(lambda stop: _receive(settings, host, port, stop)))
+    asyncio.run(run_until_signal(lambda stop: _receive(settings, host, port, stop, hooks)))
 
 
-async def _receive(settings, host: str, port: int, stop: asyncio.Event) -> None:
+def hook_mappings(options) -> dict:
+    """``--mapping TOOL=FILE`` options -> every tool's loaded mapping; a usage error names what is wrong."""
+    from .hook_mapping import TOOLS, HookMappingError, load_hook_mappings
+
+    files = {}
+    for option in options:
+        tool, sep, path = option.partition("=")
+        if not sep or tool not in TOOLS or not path:
+            raise click.BadParameter(f"{option!r}: want TOOL=FILE with TOOL one of {', '.join(TOOLS)}",
+                                     param_hint="--mapping")
+        files[tool] = path
+    try:
+        return load_hook_mappings(files)
+    except HookMappingError as err:
+        raise click.UsageError(str(err)) from None
+
+
+async def _receive(settings, host: str, port: int, stop: asyncio.Event, hooks: dict) -> None:
     import orjson
     from aiokafka import AIOKafkaProducer
 
@@ -158,8 +183,9 @@ async def _receive(settings, host: str, port: int, stop: asyncio.Event) -> None:
     async def produce(event: dict) -> None:
         await producer.send_and_wait(topic, orjson.dumps(event), key=event["ticket"].encode())
 
-    runner, bound = await start_server(build_app(produce, os.environ), host, port)
-    say(f"receive: listening on http://{host}:{bound} (/pagerduty, /opsgenie, /ack) -> {topic}", port=bound)
+    runner, bound = await start_server(build_app(produce, os.environ, hooks=hooks), host, port)
+    say(f"receive: listening on http://{host}:{bound} (/pagerduty, /opsgenie, /ack, /hooks/jira, /hooks/zendesk, "
+        f"/hooks/servicenow) -> {topic}", port=bound)
     try:
         await stop.wait()
     finally:

@@ -4,10 +4,14 @@ Routes (DESIGN.md §12): ``POST /pagerduty`` (v3 webhooks, ``X-PagerDuty-Signatu
 ``$ESCALATION_PAGERDUTY_WEBHOOK_SECRET``), ``POST /opsgenie`` (webhook callbacks; the shared secret
 ``$ESCALATION_OPSGENIE_CALLBACK_TOKEN`` in the ``X-Escalation-Token`` header or a ``token`` query
 parameter), ``POST /ack {"dedup_key", "by"}`` (``Authorization: Bearer $ESCALATION_ACK_TOKEN``
-when that variable is set), ``GET /health``.
+when that variable is set), ``GET /health``; and ticket tools' webhooks (DESIGN.md §14):
+``POST /hooks/jira``, ``/hooks/zendesk``, ``/hooks/servicenow``, checked by
+:mod:`~escalation.delivery.hook_auth` and mapped by :mod:`~escalation.delivery.hook_events` into
+§3 ticket events.
 
-Invariants: a request is answered 202 only after its ``notification.acknowledged`` event is
-stored in the topic (key: the ticket), so a tool that got 202 need not retry; a vendor route whose
+Invariants: a request is answered 202 only after its ``notification.acknowledged`` event (a
+webhook: all of its ticket events, in order) is stored in the topic (key: the ticket), so a tool
+that got 202 need not retry; a refused request (401, 422, ...) produces nothing; a vendor route whose
 secret is not configured refuses everything (503) rather than accept unsigned input; bodies are
 limited to 1 MiB; the server binds 127.0.0.1 unless told otherwise.
 """
@@ -22,6 +26,9 @@ import orjson
 from aiohttp import web
 
 from .ack import AckRefused, Ignored, from_opsgenie, from_pagerduty, from_plain, verify_pagerduty
+from .hook_auth import CHECKS
+from .hook_events import ticket_events
+from .hook_mapping import HookMapping
 
 PD_SECRET = "ESCALATION_PAGERDUTY_WEBHOOK_SECRET"
 OG_TOKEN = "ESCALATION_OPSGENIE_CALLBACK_TOKEN"
@@ -58,17 +65,24 @@ def _check(route: str, request: web.Request, body: bytes, env: Mapping[str, str]
 _MAPPERS = {"pagerduty": from_pagerduty, "opsgenie": from_opsgenie, "ack": from_plain}
 
 
-def build_app(produce: Produce, env: Mapping[str, str], now: Callable[[], datetime] = _now) -> web.Application:
+def _parse(body: bytes):
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise AckRefused(400, "body is not JSON") from None
+
+
+def build_app(produce: Produce, env: Mapping[str, str], now: Callable[[], datetime] = _now,
+              hooks: Mapping[str, HookMapping] | None = None) -> web.Application:
+    """The receiver; ``hooks`` are the ticket tools' mappings (a tool without one answers 503)."""
+    hooks = hooks or {}
+
     async def handle(request: web.Request) -> web.Response:
         route = request.match_info["route"]
         body = await request.read()
         try:
             _check(route, request, body, env)     # authenticate before parsing anything
-            try:
-                payload = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise AckRefused(400, "body is not JSON") from None
-            event = _MAPPERS[route](payload, now())
+            event = _MAPPERS[route](_parse(body), now())
         except AckRefused as err:
             return web.json_response({"error": str(err)}, status=err.status)
         except Ignored as what:
@@ -76,11 +90,30 @@ def build_app(produce: Produce, env: Mapping[str, str], now: Callable[[], dateti
         await produce(event)
         return web.json_response({"id": event["id"], "ticket": event["ticket"]}, status=202)
 
+    async def hook(request: web.Request) -> web.Response:
+        tool = request.match_info["tool"]
+        body = await request.read()
+        try:
+            CHECKS[tool](body, request.headers, request.query, env)    # authenticate before parsing
+            if tool not in hooks:
+                raise AckRefused(503, f"no mapping for {tool} webhooks")
+            events = ticket_events(_parse(body), hooks[tool])           # all mapped and checked, or none
+        except AckRefused as err:
+            return web.json_response({"error": str(err)}, status=err.status)
+        except Ignored as what:
+            return web.json_response({"ignored": str(what)}, status=200)
+        # in order, one at a time: one ticket's events stay in order. A broker error half way is a
+        # 5xx, the tool retries, and the events already stored come again with their same ids.
+        for event in events:
+            await produce(event)
+        return web.json_response({"ids": [e["id"] for e in events], "ticket": events[0]["ticket"]}, status=202)
+
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     app = web.Application(client_max_size=1 << 20)
     app.router.add_post("/{route:pagerduty|opsgenie|ack}", handle)
+    app.router.add_post("/hooks/{tool:jira|zendesk|servicenow}", hook)
     app.router.add_get("/health", health)
     return app
 
