@@ -66,6 +66,9 @@ class DeliverConfig:
     smtp_url: str | None = None
     http_timeout: float = 10.0
     max_in_flight: int = 10_000
+    # Deliver to these target names only (None: every target). The demo of `escalation run` sets
+    # its local webhook here, so the bundled agreement's e-mail and Kafka targets stay untouched.
+    only: frozenset[str] | None = None
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -159,7 +162,7 @@ class Deliverer:
             log.warning("notifications %s@%s: not an output record, skipped", tp, msg.offset)
             names, output = {}, None
         for name in names:
-            job = resolve(self.registry, output, msg.key, name, self.env)
+            job = None if self._excluded(name) else resolve(self.registry, output, msg.key, name, self.env)
             if job is None:
                 metrics.finished("none", "skipped")
             elif log_key(output["id"], name) in self.log:
@@ -171,6 +174,10 @@ class Deliverer:
             task = self.lanes.submit(job.lane, job.name, lambda j=job: self._deliver(j, tp, msg.offset))
             self._tasks_by_tp.setdefault(tp, set()).add(task)
             task.add_done_callback(self._tasks_by_tp[tp].discard)
+
+    def _excluded(self, name) -> bool:
+        """A recipient outside ``config.only``: skipped like a name that is no target."""
+        return self.config.only is not None and name not in self.config.only
 
     async def _deliver(self, job: Job, tp, offset: int) -> None:
         """Send (with retries), write the record, then let the offset go."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from escalation.agreement.models import Agreement
 from escalation.core.registry import Registry
 from escalation.paths import EXAMPLE_EVENTS
 
-__all__ = ["compress_registry", "install_demo", "retime"]
+__all__ = ["compress_registry", "install_demo", "retime", "still_valid"]
 
 
 def _compressed(text: str, speed: float) -> str:
@@ -49,6 +49,24 @@ def compress_registry(registry: Registry, speed: float) -> Registry:
                     level["repeat"]["every"] = _compressed(level["repeat"]["every"], speed)
         compressed.append(Agreement.model_validate(data))
     return Registry(compressed)
+
+
+def still_valid(registry: Registry, today: date) -> Registry:
+    """The same agreements, each still valid ``today`` (demo only).
+
+    Why: the demo re-times the bundled 2026 events to now, but the bundled agreement's validity
+    ends on 2026-12-31; after that every re-timed ticket would be rejected as outside any valid
+    revision. An agreement whose validity ended before ``today`` gets an open end; one not yet
+    started is left alone (its start is a decision of its author, not a matter of the demo's clock).
+    """
+    out = []
+    for c in registry:
+        validity = c.agreement.validity
+        if validity is not None and validity.end is not None and validity.end < today:
+            out.append(c.agreement.model_copy(update={"validity": validity.model_copy(update={"end": None})}))
+        else:
+            out.append(c.agreement)
+    return Registry(out)
 
 
 def retime(lines: list[bytes], now: datetime, speed: float = 1.0) -> list[tuple[datetime, dict]]:

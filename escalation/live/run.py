@@ -54,7 +54,8 @@ def _ensure(settings, bootstrap: str, *, create: bool = True):
 @click.option("--profile", type=click.Choice(["auto", "production", "test"]), help="client tuning profile")
 @click.option("--settings", "settings_file", type=click.Path(exists=True, dir_okay=False), help="settings file (TOML/YAML)")
 @click.option("--manual-ticks", is_flag=True, help="no ticker: time moves only by ticks produced externally (tests)")
-@click.option("--demo", is_flag=True, help="feed the bundled example events re-timed to now and print the outputs")
+@click.option("--demo", is_flag=True, help="feed the bundled example events re-timed to now, print the outputs, and "
+              "deliver them to a local webhook it runs on 127.0.0.1 (implies --deliver, to that webhook only)")
 @click.option("--speed", type=float, default=60.0, show_default=True, help="--demo time compression (event spacing / speed)")
 @click.option("--metrics-host", help="address of the /metrics and /health endpoint (default 127.0.0.1)")
 @click.option("--metrics-port", type=int, help="port of the /metrics and /health endpoint (default 9464; 0: free port)")
@@ -99,9 +100,11 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
         registry = compress_registry(registry, speed)
         _say(f"demo: agreement durations compressed x{speed:g} (15m response target -> {900 / speed:g}s)")
 
-    embedded = http = worker = scratch = None
+    embedded = http = worker = scratch = hook = None
     try:
         http = _start_http(settings)
+        if demo:
+            hook, registry = _demo_webhook(registry)
         if settings.embedded:
             embedded = start_embedded()
             broker_url, bootstrap = embedded.url, embedded.bootstrap
@@ -131,8 +134,8 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
             obs.set_ready(True)
             _say(f"ready: {len(assigned)} partitions assigned", partitions_assigned=len(assigned))
 
-        if deliver:
-            _install_deliverer(app, settings, registry, bootstrap)
+        if deliver or demo:
+            _install_deliverer(app, settings, registry, bootstrap, hook)
         if demo:
             from escalation.live.demo import install_demo
 
@@ -146,6 +149,8 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
         worker.execute_from_commandline()
     finally:
         obs.stop_http(http)
+        if hook is not None:
+            hook.stop()
         if scratch is not None:
             scratch.cleanup()
         if worker is not None:
@@ -156,13 +161,39 @@ def run_command(broker, agreements, topic_prefix, app_id, partitions, tick_inter
             _say("embedded broker stopped")
 
 
-def _install_deliverer(app, settings, registry, bootstrap: str) -> None:
+def _demo_webhook(registry):
+    """``--demo``: start the local webhook receiver and give every escalation level of the demo's
+    agreements a webhook target pointing at it (:mod:`escalation.live.demo_hook`); also keep the
+    agreements valid today, since the demo's events are re-timed to now."""
+    from datetime import date
+
+    from escalation.live.demo import still_valid
+    from escalation.live.demo_hook import DemoWebhook, with_demo_webhook
+    from escalation.secrets import remember
+
+    hook = DemoWebhook().start()
+    remember(hook.secret)
+    registry = with_demo_webhook(still_valid(registry, date.today()), hook.url)
+    _say(f"demo: webhook receiver on {hook.url}; every escalation level also notifies it (signed CloudEvents)")
+    return hook, registry
+
+
+def _install_deliverer(app, settings, registry, bootstrap: str, hook=None) -> None:
     """``--deliver``: the deliverer (escalation.delivery.worker) as a task of the Faust app, on its
-    loop; Faust cancels it at shutdown, which stops its Kafka clients."""
+    loop; Faust cancels it at shutdown, which stops its Kafka clients. With the demo's ``hook``
+    it delivers to that local webhook only (never to the example's e-mail or Kafka targets)."""
+    import dataclasses
+    import os
+
     from escalation.delivery.cli import deliver_config
     from escalation.delivery.worker import Deliverer
+    from escalation.live.demo_hook import SECRET_ENV, TARGET
 
-    deliverer = Deliverer(deliver_config(settings, bootstrap), registry)
+    config, env = deliver_config(settings, bootstrap), None
+    if hook is not None:
+        config = dataclasses.replace(config, only=frozenset({TARGET}))
+        env = {**os.environ, SECRET_ENV: hook.secret}   # the run's own secret, never the process environment
+    deliverer = Deliverer(config, registry, env=env)
 
     @app.task
     async def _deliver() -> None:
