@@ -377,3 +377,141 @@ def post(port: int, path: str, body: bytes, headers: dict) -> int:
         return urllib.request.urlopen(req, timeout=10).status
     except urllib.error.HTTPError as err:
         return err.code
+
+
+# --- the core's real outputs through the deliverer (DESIGN.md §11, §12) -----------------------------
+
+VENDOR_TARGETS = ["pd", "og", "chat", "hook", "mail", "am"]
+
+
+def _example_with_local_targets(setup, vendors) -> Path:
+    """The bundled agreement with the local vendors as targets of every level; the Kafka target
+    writes to a topic that exists here (Tansu does not create one on produce)."""
+    from ruamel.yaml import YAML
+
+    from escalation.paths import EXAMPLE_AGREEMENT
+
+    yaml = YAML(typ="safe")
+    data = yaml.load(EXAMPLE_AGREEMENT.read_text())
+    data["notification_targets"].update({
+        "pd": {"kind": "pagerduty", "routing_key_env": "PD_KEY"},
+        "og": {"kind": "opsgenie", "api_key_env": "OG_KEY", "responders": [{"type": "team", "name": "ops"}]},
+        "chat": {"kind": "slack", "webhook_url_env": "SLACK_URL"},
+        "hook": {"kind": "webhook", "url": vendors.url("/hook"), "secret_env": "HOOK_SECRET"},
+        "mail": {"kind": "email", "address": "oncall@warp.example"},
+        "am": {"kind": "alertmanager", "url_env": "AM_URL", "resend": "1m"}})
+    data["notification_targets"]["service-owner"]["topic"] = setup["bus"]
+    for policy in data["escalation"]:
+        for level in policy["levels"]:
+            level["notify"] += VENDOR_TARGETS
+    path = setup["tmp"] / "agreement.yaml"
+    with path.open("w") as f:
+        yaml.dump(data, f)
+    return path
+
+
+def _replayed_notifications(agreement: Path, tmp: Path) -> list[dict]:
+    """`escalation replay` of the bundled events: its outputs bound for the notifications topic."""
+    from escalation.core.outputs import NOTIFICATIONS, topic_for
+    from escalation.paths import EXAMPLE_EVENTS
+
+    out = tmp / "outputs.jsonl"
+    subprocess.run([sys.executable, "-m", "escalation.cli", "replay", "--agreements", str(agreement), "--events",
+                    str(EXAMPLE_EVENTS), "--until", "2026-03-03T12:00:00Z", "--out", str(out)],
+                   check=True, capture_output=True, cwd=tmp, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    outputs = [json.loads(line) for line in out.read_text().splitlines()]
+    return [o for o in outputs if topic_for(o["type"]) == NOTIFICATIONS]
+
+
+def _for(outputs: list[dict], target: str, types=None) -> list[dict]:
+    """The outputs a target must act on, in output order."""
+    from escalation.delivery.actions import action_of
+
+    return [o for o in outputs if target in {r["name"] for r in o["data"]["recipients"]}
+            and (types is None or o["type"] in types) and action_of(o) is not None]
+
+
+def test_the_cores_outputs_for_the_bundled_example_reach_every_vendor_as_section_12_says(
+        broker, namespace, setup, vendors, mailbox):
+    from escalation.delivery.actions import action_of
+
+    outputs = _replayed_notifications(_example_with_local_targets(setup, vendors), setup["tmp"])
+    lifecycle = [(o["type"], o["data"]["dedup_key"]) for o in outputs if o["data"]["dedup_key"] == DK]
+    assert [t for t, _ in lifecycle][-3:] == ["escalation.triggered", "escalation.acknowledged", "escalation.resolved"]
+    d = start(broker, namespace, setup)
+    try:
+        produce(broker, setup["notifications"], outputs)
+        wanted = sum(len({r["name"] for r in o["data"]["recipients"]} & set(VENDOR_TARGETS)) for o in outputs)
+        wait_for(lambda: len([r for r in deliveries(broker, namespace) if r["target"] in VENDOR_TARGETS]) >= wanted,
+                 40, every=0.5)
+    finally:
+        d.stop()
+    records = [r for r in deliveries(broker, namespace) if r["target"] in VENDOR_TARGETS]
+    assert len({r["key"] for r in records}) == len(records) == wanted                  # once per (output, target)
+    assert all(r["type"] == "delivery.succeeded" for r in records), [r for r in records if r["type"] != "delivery.succeeded"]
+    _check_pagerduty(_for(outputs, "pd"), [r.json for r in vendors.seen("pd")])
+    _check_opsgenie(_for(outputs, "og"), vendors.seen("og"))
+    _check_alertmanager(_for(outputs, "am"), [r.json for r in vendors.seen("am")])
+    hooks = vendors.seen("hook")
+    assert all(r.status == 200 for r in hooks)                                         # every body signed
+    assert [r.json["id"] for r in hooks if r.json["data"]["dedup_key"] == DK] == [
+        o["id"] for o in _for(outputs, "hook") if o["data"]["dedup_key"] == DK]
+    slack = vendors.seen("slack", 200)
+    assert sorted(t for r in slack for t in [r.json["text"].split("*")[1]]) == sorted(o["type"] for o in _for(outputs, "chat"))
+    mails = [message_from_bytes(m) for m in mailbox.messages if b"oncall@warp.example" in m]
+    assert sorted(m["Message-ID"] for m in mails) == sorted(f"<{o['id']}.mail@escalation>" for o in _for(outputs, "mail"))
+    assert {action_of(o) for o in outputs} == {"trigger", "acknowledge", "resolve"}
+
+
+def _check_pagerduty(outputs: list[dict], bodies: list[dict]) -> None:
+    """One Events v2 request per output, in order per dedup_key, every field as DESIGN.md §12 says."""
+    action = {"escalation.acknowledged": "acknowledge", "escalation.resolved": "resolve"}
+    assert len(bodies) == len(outputs)
+    for key in {o["data"]["dedup_key"] for o in outputs}:
+        mine = [o for o in outputs if o["data"]["dedup_key"] == key]
+        got = [b for b in bodies if b["dedup_key"] == key]
+        assert [b["event_action"] for b in got] == [action.get(o["type"], "trigger") for o in mine]
+        for o, b in zip(mine, got):
+            assert b["routing_key"] == "pd-key"
+            if b["event_action"] != "trigger":
+                continue
+            data = o["data"]
+            assert b["payload"] == {
+                "summary": data["summary"], "source": f"acme-erp/{data['service']}", "severity": data["severity"],
+                "timestamp": o["time"], "component": data["service"], "group": "acme-erp", "class": o["type"],
+                "custom_details": data}
+    assert [b["event_action"] for b in bodies if b["dedup_key"] == DK] == ["trigger", "acknowledge", "resolve"]
+
+
+def _check_opsgenie(outputs: list[dict], seen) -> None:
+    """Create with alias = dedup_key, then acknowledge and close by alias (Opsgenie Alert API)."""
+    from urllib.parse import quote
+
+    assert len(seen) == len(outputs) and all(r.status == 202 for r in seen)
+    alias = quote(DK, safe="")
+    mine = [r for r in seen if (r.json.get("alias") == DK) or f"/alerts/{alias}/" in r.path]
+    assert [r.path.split("?")[0].rsplit("/", 1)[-1] for r in mine] == ["alerts", "acknowledge", "close"]
+    create = mine[0].json
+    assert create["priority"] == "P2" and len(create["message"]) <= 130 and create["responders"] == [
+        {"type": "team", "name": "ops"}]
+    assert mine[1].json["user"] == "alice" and all(r.path.endswith("?identifierType=alias") for r in mine[1:])
+    priorities = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
+    creates = [r.json for r in seen if r.path.endswith("/v2/alerts")]
+    assert sorted(c["priority"] for c in creates) == sorted(
+        priorities[o["data"]["severity"]] for o in outputs if o["type"] in ("escalation.triggered", "escalation.repeated"))
+
+
+def _check_alertmanager(outputs: list[dict], posts: list[list[dict]]) -> None:
+    """The trigger's alert starts at its time; the resolve posts the same labels with endsAt = its time."""
+    trig, ack, res = [o for o in outputs if o["data"]["dedup_key"] == DK]
+    mine = [p for p in posts if any(a["labels"]["dedup_key"] == DK for a in p)]
+    assert len(mine) >= 3
+    first, acked, ended = mine[0], mine[1], mine[-1]
+    [alert] = first
+    assert alert["labels"] == {"alertname": "EscalationTriggered", "agreement": "acme-erp", "ticket": "INC-1",
+                               "clock": "response", "severity": "error", "dedup_key": DK}
+    assert alert["startsAt"] == trig["time"] and alert["annotations"]["summary"] == trig["data"]["summary"]
+    assert json.loads(alert["annotations"]["explain"]) == trig["data"]["explain"]
+    assert acked[0]["annotations"]["acknowledged_by"] == "alice"
+    assert [a["labels"] for a in ended] == [alert["labels"]] and ended[0]["endsAt"] == res["time"]
+    assert ack["time"] <= res["time"]
