@@ -109,6 +109,21 @@ def test_opsgenie_acknowledge_and_close_by_alias(type_, verb, extra):
     assert orjson.loads(req.body).get("user") == extra.get("by")
 
 
+def test_opsgenie_fields_never_exceed_the_alert_apis_limits():
+    """Opsgenie answers an over-long field with 422 (not retried): every field is cut to its limit."""
+    target = TARGET.validate_python({"kind": "opsgenie", "api_key_env": "OG_KEY"})
+    long_id = "x" * 300
+    trigger = output("escalation.triggered", ticket=long_id * 2, agreement=long_id)
+    trigger["source"] = f"escalation/{long_id}@3"
+    (req,) = plan(trigger, None, "og", target, ENV, EP).requests
+    body = orjson.loads(req.body)
+    assert len(body["source"]) == 100 and len(body["entity"]) == 512 and all(len(t) <= 50 for t in body["tags"])
+    ack = output("escalation.acknowledged", by="b" * 200)
+    ack["source"] = trigger["source"]
+    (req,) = plan(ack, None, "og", target, ENV, EP).requests
+    assert len(orjson.loads(req.body)["user"]) == 100 and len(orjson.loads(req.body)["source"]) == 100
+
+
 @pytest.mark.parametrize("type_", ALL + ["sla.met"])
 def test_slack_one_message_per_output(type_):
     target = TARGET.validate_python({"kind": "slack", "webhook_url_env": "SLACK_URL"})
