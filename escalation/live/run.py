@@ -199,7 +199,8 @@ def _install_deliverer(app, settings, registry, bootstrap: str, hook=None) -> No
     async def _deliver() -> None:
         await deliverer.run(asyncio.Event())
 
-    _say(f"deliver: {deliverer.config.notifications} -> notification targets (group {deliverer.config.group})")
+    where = f"the demo's webhook only ({TARGET})" if hook is not None else "notification targets"
+    _say(f"deliver: {deliverer.config.notifications} -> {where} (group {deliverer.config.group})")
 
 
 def _start_http(settings):
