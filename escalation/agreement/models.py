@@ -21,6 +21,7 @@ import holidays
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .durations import BusinessDays, parse_duration
+from .parties import Obligation, Renewal, Scope
 
 # The plausible range of DESIGN.md §10 (event times obey the same bounds).
 FIRST_DATE, END_DATE = date(1970, 1, 1), date(2200, 1, 1)
@@ -86,14 +87,18 @@ class Party(Frozen):
 class Parties(Frozen):
     provider: Party
     customer: Party
+    supporting: list[Party] = []   # vendors, internal teams (DESIGN.md §13)
 
 
 class Validity(Frozen):
     start: PlausibleDate
     end: PlausibleDate | None = None
+    renewal: Renewal | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "Validity":
+        if self.renewal is not None and self.end is None:
+            raise ValueError("renewal needs an end: the term renews at validity.end")
         if self.end is not None and self.end < self.start:
             raise ValueError(f"validity ends ({self.end}) before it starts ({self.start})")
         return self
@@ -402,7 +407,7 @@ class Agreement(Frozen):
     """One revision of one customer agreement."""
 
     apiVersion: Literal["escalation/v1"]
-    kind: Literal["Agreement"]
+    kind: Literal["Agreement", "OperationalLevelAgreement", "UnderpinningContract"]
     id: Annotated[str, Field(min_length=1)]
     revision: Annotated[int, Field(ge=1, lt=2**31)]
     title: str | None = None
@@ -425,3 +430,15 @@ class Agreement(Frozen):
     remedies: list[Remedy] = []
     caps: list[Cap] = []
     reporting: Reporting | None = None
+    # DESIGN.md §13 parties: a supporting agreement (OLA, UC) runs beside the customer's while
+    # its scope holds; ``supports`` names the customer agreements it backs (empty: any)
+    scope: Scope | None = None
+    supports: list[str] = []
+    obligations: list[Obligation] = []
+
+    @model_validator(mode="after")
+    def _scoped(self) -> "Agreement":
+        if (self.kind == "Agreement") != (self.scope is None):
+            raise ValueError(f"kind {self.kind} " + ("has no scope" if self.scope is None else "takes no scope")
+                             + ": OperationalLevelAgreement and UnderpinningContract need one, Agreement none")
+        return self

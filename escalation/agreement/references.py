@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .models import Agreement, PerBreachPenalty, TieredCredit
+from .parties import check_parties
 
 Problem = tuple[tuple, str]
 RECIPIENT_ASSIGNEE = "assignee"
@@ -17,7 +18,7 @@ RECIPIENT_ASSIGNEE = "assignee"
 
 def check_references(agreement: Agreement) -> list[Problem]:
     checks = (_priorities, _calendars, _targets, _escalation, _slos, _windows, _remedies, _caps, _reporting)
-    return [problem for check in checks for problem in check(agreement)]
+    return [problem for check in checks for problem in check(agreement)] + check_parties(agreement)
 
 
 def _unknown(kind: str, name: str, known) -> str:

@@ -115,6 +115,7 @@ class TicketUpdated(_TicketEvent):
 class TicketStatusChanged(_TicketEvent):
     type: Literal["ticket.status_changed"]
     status: Text
+    vendor: Text | None = None   # the vendor the ticket now waits on (DESIGN.md §13 scope)
 
 
 class TicketPriorityChanged(_TicketEvent):

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import alerts
+from . import alerts, obligations
 from . import clocks as ck
 from .compiled import ALWAYS, BREACH, LEVEL, CompiledAgreement, TargetRule, Threshold
 from .events import TicketOpened
@@ -81,15 +81,22 @@ def check_event(compiled: CompiledAgreement, incident: Incident, event) -> str:
 def apply_event(compiled: CompiledAgreement, incident: Incident, event) -> list:
     """Apply one ticket event (not ``ticket.opened``); Rejected (before any change) if it does not
     fit. The caller records the event's id (``Incident.remember``)."""
+    outputs = apply_only(compiled, incident, event)
+    if incident.lifecycle == "closed":
+        return outputs  # closed or cancelled: the incident ends, nothing more fires
+    return outputs + advance(compiled, incident, incident.last_time, inclusive=True)
+
+
+def apply_only(compiled: CompiledAgreement, incident: Incident, event) -> list:
+    """``apply_event`` without firing what falls due at the event's instant (``ticket.py`` fires
+    that over the ticket's obligations and engagements too)."""
     lifecycle = check_event(compiled, incident, event)
     t = max(event.time, incident.last_time)
     incident.last_time = t
     handler = _HANDLERS.get(event.type)
     outputs = handler(compiled, incident, event, t) if handler else []
     incident.lifecycle = lifecycle
-    if lifecycle == "closed":
-        return outputs  # closed or cancelled: the incident ends, nothing more fires
-    return outputs + advance(compiled, incident, t, inclusive=True)
+    return outputs
 
 
 def _stop(compiled, incident, name, t, stopped_by) -> list:
@@ -347,6 +354,8 @@ def _fired(compiled, incident, name, clock, rule: TargetRule, thr: Threshold, re
         return [threshold_notice(compiled, incident, name, clock, rule, thr, at, due, deadline)]
     clock.breached_at = at
     out = [threshold_notice(compiled, incident, name, clock, rule, thr, at, due, due)]
+    if incident.obligations and obligations.excuse(compiled, incident, out[0], at):
+        return out  # DESIGN.md §13: a customer obligation was missed; no penalty is owed
     for remedy in compiled.penalties.get((name, incident.priority), ()):
         out.append(PenaltyDue(compiled.source, compiled.id, compiled.revision, remedy.id, incident.ticket,
                               name, clock.cycle, incident.priority, at, remedy.amount))

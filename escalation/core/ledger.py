@@ -80,8 +80,19 @@ def assess_penalty(compiled: CompiledAgreement, ledger: Ledger, due) -> dict:
             "cap_limit": None if limit is None else str(limit),
         },
     }
+    data.update(direction_of(compiled))
     return cloudevent(due.source, "penalty.assessed", due.ticket, due.at,
                       (due.ticket, due.clock, due.cycle, due.remedy), data)
+
+
+def direction_of(compiled: CompiledAgreement) -> dict:
+    """Who owes a supporting agreement's penalty (DESIGN.md §13): a vendor's (UnderpinningContract)
+    is ``receivable`` (owed to the provider), an internal team's (OperationalLevelAgreement)
+    ``payable`` and ``internal``. Customer agreements' penalties carry neither key (payable, as always)."""
+    kind = compiled.agreement.kind
+    if kind == "Agreement":
+        return {}
+    return {"direction": "receivable" if kind == "UnderpinningContract" else "payable", "internal": True}
 
 
 def _remedy_index(compiled: CompiledAgreement, remedy_id: str) -> int:

@@ -22,6 +22,7 @@ OUTPUT_TOPICS = {
     "escalation.resolved": NOTIFICATIONS, "slo.burn_rate": NOTIFICATIONS,
     "penalty.assessed": REMEDIES, "credit.issued": REMEDIES,
     "sla.met": TIMELINE, "slo.attainment": TIMELINE, "slo.no_data": TIMELINE, "report.published": TIMELINE,
+    "obligation.missed": TIMELINE,  # DESIGN.md §13: a customer obligation, no money
 }
 
 

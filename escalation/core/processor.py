@@ -41,7 +41,7 @@ from escalation.agreement.durations import iso_duration
 
 from .desk import DESK_ITEMS, Desk
 from .events import MetricObserved, Rejected, TicketOpened, content_digest
-from .incident import advance_and_next, apply_event, check_event, next_due, open_incident
+from . import ticket as tk
 from .registry import Registry
 from .slo_engine import MetricEngine
 from .state import Incident, seen_digest
@@ -135,7 +135,7 @@ class Processor:
             if isinstance(event, TicketOpened):
                 raise Rejected(f"ticket {event.ticket!r} is already open (opened at {incident.opened_at.isoformat()})")
             compiled = self.registry.get(incident.agreement, incident.revision)
-            check_event(compiled, incident, event)
+            tk.check_event(self.registry, compiled, incident, event)
             return compiled
         tomb = self.closed.get(event.ticket)
         if tomb is not None:
@@ -147,7 +147,7 @@ class Processor:
             raise Rejected(f"{event.type} does not apply to ticket {event.ticket!r} in state 'closed'")
         if not isinstance(event, TicketOpened):
             raise Rejected(f"unknown ticket {event.ticket!r}: no ticket.opened seen for it")
-        return self.registry.for_opening(event)
+        return tk.for_opening(self.registry, event)
 
     def apply(self, event) -> Applied:
         """Apply ``event`` at the current clock (``step`` advances first); Rejected before any change."""
@@ -159,12 +159,12 @@ class Processor:
         late = self.now - event.time if self.now is not None and event.time < self.now else None
         compiled = plan
         if isinstance(event, TicketOpened):
-            incident, outputs = open_incident(compiled, event)
+            incident, outputs = tk.open_incident(self.registry, compiled, event)
             self.incidents[event.ticket] = incident
             self.metrics.ticket_opened(compiled.id, event.time, event.priority)
         else:
             incident = self.incidents[event.ticket]
-            outputs = apply_event(compiled, incident, event)
+            outputs = tk.apply_event(self.registry, compiled, incident, event)
         incident.remember(event.id, content_digest(event))
         self.now = max(self.now or event.time, event.time)
         if self.track_touched:
@@ -220,7 +220,7 @@ class Processor:
             del self._scheduled[key]
             incident = self.incidents[key]
             compiled = self.registry.get(incident.agreement, incident.revision)
-            fired, next_at = advance_and_next(compiled, incident, due, inclusive=True)
+            fired, next_at = tk.advance_and_next(self.registry, compiled, incident, due, inclusive=True)
             if self.track_touched:
                 self.touched.add(key)
             outputs += self._settle(fired, due)
@@ -229,7 +229,7 @@ class Processor:
 
     def _schedule(self, compiled, incident: Incident, due: object = ...) -> None:
         if due is ...:
-            due = next_due(compiled, incident)
+            due = tk.next_due(self.registry, compiled, incident)
         if due is None:
             self._scheduled.pop(incident.ticket, None)
         elif self._scheduled.get(incident.ticket) != due:

@@ -79,7 +79,8 @@ class Registry:
     def _by_customer(self, customer: str | None, service: str) -> str:
         matches = sorted({
             c.id for c in self
-            if c.agreement.parties is not None and c.agreement.parties.customer.id == customer
+            if c.agreement.kind == "Agreement"  # supporting agreements (OLA, UC) run beside, never chosen
+            and c.agreement.parties is not None and c.agreement.parties.customer.id == customer
             and service in c.agreement.services
         })
         if len(matches) != 1:

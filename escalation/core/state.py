@@ -110,6 +110,10 @@ class Incident:
     clocks: dict[str, ClockState] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)     # input event ids applied (idempotent input)
     digests: array = field(default_factory=lambda: array("Q"))  # content digest per ``seen`` id
+    # DESIGN.md §13 parties (``engagements.py``, ``obligations.py``); saved only when used
+    vendor: str | None = None              # the vendor the ticket waits on (ticket.status_changed)
+    engagements: list["Incident"] = field(default_factory=list)  # one per supporting agreement
+    obligations: dict[str, dict] = field(default_factory=dict)   # customer obligation id -> its clock
 
     def remember(self, event_id: str, digest: int) -> None:
         """Record an applied input id with its content digest."""
@@ -127,8 +131,19 @@ class Incident:
             "last_time": _t(self.last_time), "lifecycle": self.lifecycle, "acknowledged": self.acknowledged,
             "status": self.status, "assignee": self.assignee, "group": self.group, "customer": self.customer,
             "clocks": {k: c.to_dict() for k, c in self.clocks.items()}, "seen": list(self.seen),
-            "digests": list(self.digests),
+            "digests": list(self.digests), **self._parties_dict(),
         }
+
+    def _parties_dict(self) -> dict:
+        """The §13 keys, only when set, so state without parties saves as it always did."""
+        out: dict = {}
+        if self.vendor is not None:
+            out["vendor"] = self.vendor
+        if self.engagements:
+            out["engagements"] = [e.to_dict() for e in self.engagements]
+        if self.obligations:
+            out["obligations"] = {k: dict(v) for k, v in self.obligations.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Incident":
@@ -136,7 +151,8 @@ class Incident:
             d["ticket"], d["agreement"], d["revision"], d["priority"], d["service"], _p(d["opened_at"]),
             _p(d["last_time"]), d["lifecycle"], d["acknowledged"], d["status"], d["assignee"], d["group"],
             d["customer"], {k: ClockState.from_dict(c) for k, c in d["clocks"].items()}, list(d["seen"]),
-            _digests(d),
+            _digests(d), d.get("vendor"), [Incident.from_dict(e) for e in d.get("engagements", ())],
+            {k: dict(v) for k, v in d.get("obligations", {}).items()},
         )
 
 

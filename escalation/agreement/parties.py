@@ -1,0 +1,134 @@
+"""Agreement keys of DESIGN.md §13 "Parties", "Customer obligations", "Term and renewal".
+
+Invariants (DESIGN.md §10, like every model): frozen, unknown keys refused, values bounded.
+- ``Scope``: exactly one of ``group`` (an internal team: the ticket is assigned to that group)
+  or ``status`` (+ optional ``vendor``: the ticket waits in that status on that vendor).
+- ``Obligation``: a clock of the customer's, started and stopped by ticket lifecycle events.
+- ``Renewal``: ``term`` in whole calendar months (``12mo``, ``1y``; 1 to 120 months) and
+  ``notice`` in whole days (``90d``, 1 to 3650) or months (``3mo``); :func:`term_months` and
+  :func:`notice_span` are the one parser of both, for validation and for the core alike.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from .durations import BusinessDays, parse_duration
+
+SUPPORTING_KINDS = ("OperationalLevelAgreement", "UnderpinningContract")
+#: ticket lifecycle words an obligation may start or stop on
+OBLIGATION_EVENTS = ("opened", "acknowledged", "updated", "resolved", "reopened", "closed")
+MAX_TERM_MONTHS, MAX_NOTICE_DAYS = 120, 3650
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+_TERM = re.compile(r"^([1-9][0-9]{0,3})(mo|y)$")
+_NOTICE = re.compile(r"^([1-9][0-9]{0,4})(d|mo)$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Scope(_Frozen):
+    """When a supporting agreement's clocks run: while the ticket is assigned to ``group``, or
+    while its status is ``status`` (and, with ``vendor``, it waits on that vendor)."""
+
+    group: Name | None = None
+    status: Name | None = None
+    vendor: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Scope":
+        if (self.group is None) == (self.status is None):
+            raise ValueError("a scope needs exactly one of: group, status (+ vendor)")
+        if self.vendor is not None and self.status is None:
+            raise ValueError("vendor applies to a status scope: {status: pending_vendor, vendor: NAME}")
+        return self
+
+
+def _positive(text: str) -> str:
+    value = parse_duration(text)
+    empty = value.days <= 0 if isinstance(value, BusinessDays) else value.total_seconds() <= 0
+    if empty:
+        raise ValueError(f"duration {text!r} must be longer than zero")
+    return text
+
+
+class Obligation(_Frozen):
+    """A clock of the customer's: counted in ``calendar`` from ``starts`` until ``stops``; a miss
+    gives ``obligation.missed`` and excuses the provider's breaches while it lasts."""
+
+    id: Name
+    party: Literal["customer"] = "customer"
+    starts: Literal["opened", "acknowledged", "updated", "resolved", "reopened"]
+    stops: Literal["acknowledged", "updated", "resolved", "reopened", "closed"]
+    within: Annotated[str, AfterValidator(_positive)]
+    calendar: Name
+
+    @model_validator(mode="after")
+    def _sane(self) -> "Obligation":
+        if self.starts == self.stops:
+            raise ValueError(f"an obligation cannot start and stop on the same event ({self.starts!r})")
+        return self
+
+
+def term_months(text: str) -> int:
+    """``12mo`` -> 12, ``1y`` -> 12; ValueError outside 1..120 months or another form."""
+    m = _TERM.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"term {text!r}: use whole months or years, e.g. 12mo or 1y")
+    months = int(m[1]) * (12 if m[2] == "y" else 1)
+    if months > MAX_TERM_MONTHS:
+        raise ValueError(f"term {text!r} is longer than {MAX_TERM_MONTHS // 12} years")
+    return months
+
+
+def notice_span(text: str) -> tuple[int, str]:
+    """``90d`` -> (90, "d"), ``3mo`` -> (3, "mo"); ValueError beyond 10 years or another form."""
+    m = _NOTICE.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"notice {text!r}: use whole days or months, e.g. 90d or 3mo")
+    count, unit = int(m[1]), m[2]
+    if (count if unit == "d" else count * 31) > MAX_NOTICE_DAYS:
+        raise ValueError(f"notice {text!r} is longer than 10 years")
+    return count, unit
+
+
+def _check_term(text: str) -> str:
+    term_months(text)
+    return text
+
+
+def _check_notice(text: str) -> str:
+    notice_span(text)
+    return text
+
+
+class Renewal(_Frozen):
+    """Automatic renewal by ``term`` unless terminated with ``notice`` before the term ends."""
+
+    term: Annotated[str, AfterValidator(_check_term)]
+    notice: Annotated[str, AfterValidator(_check_notice)]
+
+
+def check_parties(a) -> list[tuple[tuple, str]]:
+    """Cross-references of the §13 party keys (``references.check_references`` runs it)."""
+    problems = []
+    first: dict[str, int] = {}
+    for i, o in enumerate(a.obligations):
+        if a.kind != "Agreement":
+            problems.append((("obligations", i), f"obligations are the customer's: a {a.kind} has none"))
+        if o.calendar not in a.calendars:
+            known = ", ".join(sorted(a.calendars)) or "none defined"
+            problems.append((("obligations", i, "calendar"), f"unknown calendar {o.calendar!r} (known: {known})"))
+        if o.id in first:
+            problems.append((("obligations", i, "id"), f"duplicate obligation id {o.id!r} (first at obligations[{first[o.id]}])"))
+        first.setdefault(o.id, i)
+    for i, agreement_id in enumerate(a.supports):
+        if a.kind == "Agreement":
+            problems.append((("supports", i), "supports is for OperationalLevelAgreement and UnderpinningContract"))
+        elif agreement_id == a.id:
+            problems.append((("supports", i), "an agreement cannot support itself"))
+    return problems
