@@ -21,6 +21,7 @@ from escalation.core.compiled import CompiledAgreement, compile_agreement
 from escalation.core.maintenance import compile_windows
 
 from .durations import MAX_DURATION, iso_duration
+from .levels import check_levels
 from .models import END_DATE, FIRST_DATE, Agreement
 
 Problem = tuple[tuple, str]
@@ -41,7 +42,7 @@ def check_feasible(agreement: Agreement) -> list[Problem]:
     except Exception as err:  # noqa: BLE001 - reported, never raised: see the module invariant
         return [((), f"cannot compile: {type(err).__name__}: {err}")]
     problems = [*_calendars(compiled), *_targets(compiled), *_windows(agreement)]
-    return problems or _compile_slos(compiled)
+    return problems or check_levels(compiled) or _compile_slos(compiled)
 
 
 def _compile_slos(compiled: CompiledAgreement) -> list[Problem]:
@@ -68,7 +69,7 @@ def _wall_time(calendar: Calendar, counted: timedelta) -> timedelta | None:
 
 def _targets(compiled: CompiledAgreement) -> Iterator[Problem]:
     for i, rule in enumerate(compiled.agreement.targets):
-        target = compiled.targets[(rule.clock, rule.priority)]
+        target = compiled.rules[i]
         last = target.thresholds[-1].offset  # thresholds are sorted by counted offset
         wall = _wall_time(target.calendar, last)
         if wall is not None and wall > MAX_DURATION:

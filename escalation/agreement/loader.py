@@ -116,6 +116,9 @@ def _references_after_pruning(data: dict, err: ValidationError, root, file: str)
             kept.setdefault(head, list(range(len(data[head]))))
             if rest[0] in kept[head]:
                 kept[head].remove(rest[0])
+            item_id = data[head][rest[0]].get("id") if isinstance(data[head][rest[0]], dict) else None
+            if isinstance(item_id, str):
+                dropped.add(item_id)  # a broken remedy is not also "unknown" where a cap names it
         elif rest and isinstance(value, dict):
             pruned[head] = {k: v for k, v in value.items() if k != rest[0]}
             dropped.add(str(rest[0]))

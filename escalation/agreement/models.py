@@ -169,6 +169,8 @@ class Target(Frozen):
     within: PositiveDuration
     calendar: str
     warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = []
+    # DESIGN.md §13: applies to tickets opened while this calendar is open (prime/non-prime levels)
+    opened_in: str | None = None
 
 
 class PriorityCondition(Frozen):
@@ -353,7 +355,8 @@ class MaintenanceWindow(Frozen):
     id: str
     rrule: str
     duration: PositiveDuration
-    excluded_from: list[str]
+    excluded_from: list[str]                 # SLO ids and/or clock names (DESIGN.md §13)
+    services: list[str] | None = None        # the tickets whose listed clocks pause (default: all)
     timezone: TimeZone | None = None
     dtstart: Annotated[datetime | date, AfterValidator(_check_date)] | None = None
 
@@ -363,39 +366,90 @@ class CreditTier(Frozen):
     credit_percent: Percent
 
 
+class EarnBack(Frozen):
+    """A credit for period P is returned when each of the next ``periods`` periods attains at
+    least ``at_least`` on the same SLO or objective (DESIGN.md §13)."""
+
+    periods: Annotated[int, Field(ge=1, le=120)]
+    at_least: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+
+
 class TieredCredit(Frozen):
+    """Tiers over the attainment of exactly one of: an SLO, a ticket objective."""
+
     id: str
     kind: Literal["tiered_credit"]
-    slo: str
+    slo: str | None = None
+    objective: str | None = None
     basis: str
     tiers: list[CreditTier]
+    earn_back: EarnBack | None = None
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> "TieredCredit":
+        if (self.slo is None) == (self.objective is None):
+            raise ValueError("a tiered_credit names exactly one of: slo, objective")
+        return self
 
 
 class PerBreachPenalty(Frozen):
+    """A fixed ``amount``, or ``percent`` of a fee (``percent_of: fees.monthly``), per breach."""
+
     id: str
     kind: Literal["per_breach"]
     clock: str
     priority: list[str] | None = None
-    amount: Money
+    amount: Money | None = None
+    percent_of: str | None = None
+    percent: Annotated[Percent, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> "PerBreachPenalty":
+        relative = self.percent_of is not None or self.percent is not None
+        if relative and (self.percent_of is None or self.percent is None):
+            raise ValueError("a percentage penalty needs both percent_of and percent")
+        if relative == (self.amount is not None):
+            raise ValueError("a per_breach remedy needs either amount, or percent_of + percent")
+        return self
 
 
 Remedy = Annotated[Union[TieredCredit, PerBreachPenalty], Field(discriminator="kind")]
 
 
 class Cap(Frozen):
-    """A period budget shared by penalties and credits: a percent of a fee or a fixed amount."""
+    """A period budget shared by penalties and credits: a percent of a fee or a fixed amount.
 
-    period: Literal["calendar_month"] = "calendar_month"
+    ``rolling_12_months`` sums the 12 calendar months ending with the current one; ``allocation``
+    gives each named remedy at most that percent of the cap (the shares sum to at most 100)."""
+
+    period: Literal["calendar_month", "rolling_12_months"] = "calendar_month"
     max_percent_of: str | None = None
     percent: Annotated[Percent, Field(gt=0)] | None = None
     max_amount: Money | None = None
+    allocation: dict[str, Annotated[Percent, Field(gt=0)]] | None = None
 
     @model_validator(mode="after")
     def _one_limit(self) -> "Cap":
         relative = self.max_percent_of is not None and self.percent is not None
         if relative == (self.max_amount is not None):
             raise ValueError("a cap needs either max_percent_of + percent, or max_amount")
+        if self.allocation is not None and sum(self.allocation.values()) > 100:
+            raise ValueError(f"allocation shares sum to {sum(self.allocation.values())}%, more than 100%")
         return self
+
+
+class Objective(Frozen):
+    """A ticket objective (DESIGN.md §13): at least ``at_least`` % of the decided cycles of
+    ``clock`` for these priorities (and service) met per period; fewer than ``min_cycles``
+    decided cycles give no verdict."""
+
+    id: str
+    clock: str
+    priority: Annotated[list[str], Field(min_length=1)]
+    service: str | None = None
+    at_least: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+    period: Literal["calendar_month"] = "calendar_month"
+    min_cycles: Annotated[int, Field(ge=1, le=1_000_000)] = 1
 
 
 class Reporting(Frozen):
@@ -427,6 +481,7 @@ class Agreement(Frozen):
     notification_targets: dict[str, NotificationTarget] = {}
     slos: list[Slo] = []
     maintenance_windows: list[MaintenanceWindow] = []
+    objectives: list[Objective] = []
     remedies: list[Remedy] = []
     caps: list[Cap] = []
     reporting: Reporting | None = None

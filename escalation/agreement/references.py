@@ -17,7 +17,8 @@ RECIPIENT_ASSIGNEE = "assignee"
 
 
 def check_references(agreement: Agreement) -> list[Problem]:
-    checks = (_priorities, _calendars, _targets, _escalation, _slos, _windows, _remedies, _caps, _reporting)
+    checks = (_priorities, _calendars, _targets, _escalation, _slos, _windows, _objectives, _remedies, _caps,
+              _reporting)
     return [problem for check in checks for problem in check(agreement)] + check_parties(agreement)
 
 
@@ -66,7 +67,8 @@ def _calendars(a: Agreement) -> Iterator[Problem]:
 
 
 def _targets(a: Agreement) -> Iterator[Problem]:
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str, str | None], int] = {}
+    by_level: dict[tuple[str, str], int] = {}  # (clock, priority) -> first target without opened_in
     for i, t in enumerate(a.targets):
         if t.clock not in a.clocks:
             yield ("targets", i, "clock"), _unknown("clock", t.clock, a.clocks)
@@ -74,9 +76,21 @@ def _targets(a: Agreement) -> Iterator[Problem]:
             yield ("targets", i, "priority"), _unknown("priority", t.priority, a.priorities)
         if t.calendar not in a.calendars:
             yield ("targets", i, "calendar"), _unknown("calendar", t.calendar, a.calendars)
-        if (t.clock, t.priority) in seen:
-            yield ("targets", i), f"duplicate target for clock {t.clock!r} and priority {t.priority!r} (first at targets[{seen[(t.clock, t.priority)]}])"
-        seen.setdefault((t.clock, t.priority), i)
+        if t.opened_in is not None and t.opened_in not in a.calendars:
+            yield ("targets", i, "opened_in"), _unknown("calendar", t.opened_in, a.calendars)
+        key = (t.clock, t.priority, t.opened_in)
+        if key in seen:
+            yield ("targets", i), f"duplicate target for clock {t.clock!r} and priority {t.priority!r}" + (
+                f" opened_in {t.opened_in!r}" if t.opened_in else "") + f" (first at targets[{seen[key]}])"
+        seen.setdefault(key, i)
+        if t.opened_in is None:
+            by_level.setdefault((t.clock, t.priority), i)
+    for i, t in enumerate(a.targets):
+        plain = by_level.get((t.clock, t.priority))
+        if t.opened_in is not None and plain is not None:
+            yield ("targets", i, "opened_in"), (
+                f"targets[{plain}] applies to every {t.priority} {t.clock} ticket: with opened_in levels, "
+                "every target of that clock and priority needs opened_in")
 
 
 def _escalation(a: Agreement) -> Iterator[Problem]:
@@ -109,15 +123,30 @@ def _slos(a: Agreement) -> Iterator[Problem]:
 def _windows(a: Agreement) -> Iterator[Problem]:
     from dateutil.rrule import rrulestr
 
-    slo_ids = {slo.id for slo in a.slos}
+    names = {slo.id for slo in a.slos} | set(a.clocks)
     for i, window in enumerate(a.maintenance_windows):
         try:
             rrulestr(window.rrule, ignoretz=True)
         except Exception as err:  # noqa: BLE001 - dateutil raises several types for bad text
             yield ("maintenance_windows", i, "rrule"), f"invalid RFC 5545 rrule {window.rrule!r}: {err}"
-        for slo in window.excluded_from:
-            if slo not in slo_ids:
-                yield ("maintenance_windows", i, "excluded_from"), _unknown("slo", slo, slo_ids)
+        for name in window.excluded_from:
+            if name not in names:
+                yield ("maintenance_windows", i, "excluded_from"), _unknown("slo or clock", name, names)
+        for service in window.services or []:
+            if service not in a.services:
+                yield ("maintenance_windows", i, "services"), _unknown("service", service, a.services)
+
+
+def _objectives(a: Agreement) -> Iterator[Problem]:
+    yield from _duplicates([o.id for o in a.objectives], ("objectives",), "objective id")
+    for i, o in enumerate(a.objectives):
+        if o.clock not in a.clocks:
+            yield ("objectives", i, "clock"), _unknown("clock", o.clock, a.clocks)
+        for priority in o.priority:
+            if priority not in a.priorities:
+                yield ("objectives", i, "priority"), _unknown("priority", priority, a.priorities)
+        if o.service is not None and o.service not in a.services:
+            yield ("objectives", i, "service"), _unknown("service", o.service, a.services)
 
 
 def _basis(a: Agreement, basis: str) -> str | None:
@@ -129,12 +158,15 @@ def _basis(a: Agreement, basis: str) -> str | None:
 
 
 def _remedies(a: Agreement) -> Iterator[Problem]:
-    slo_ids = {slo.id for slo in a.slos}
+    slo_ids, objective_ids = {slo.id for slo in a.slos}, {o.id for o in a.objectives}
+    yield from _duplicates([r.id for r in a.remedies], ("remedies",), "remedy id")
     for i, remedy in enumerate(a.remedies):
         if isinstance(remedy, TieredCredit):
             yield from _duplicates([t.below for t in remedy.tiers], ("remedies", i, "tiers"), "tier below")
-            if remedy.slo not in slo_ids:
+            if remedy.slo is not None and remedy.slo not in slo_ids:
                 yield ("remedies", i, "slo"), _unknown("slo", remedy.slo, slo_ids)
+            if remedy.objective is not None and remedy.objective not in objective_ids:
+                yield ("remedies", i, "objective"), _unknown("objective", remedy.objective, objective_ids)
             if (message := _basis(a, remedy.basis)) is not None:
                 yield ("remedies", i, "basis"), message
         elif isinstance(remedy, PerBreachPenalty):
@@ -143,12 +175,18 @@ def _remedies(a: Agreement) -> Iterator[Problem]:
             for priority in remedy.priority or []:
                 if priority not in a.priorities:
                     yield ("remedies", i, "priority"), _unknown("priority", priority, a.priorities)
+            if remedy.percent_of is not None and (message := _basis(a, remedy.percent_of)) is not None:
+                yield ("remedies", i, "percent_of"), message
 
 
 def _caps(a: Agreement) -> Iterator[Problem]:
     for i, cap in enumerate(a.caps):
         if cap.max_percent_of is not None and (message := _basis(a, cap.max_percent_of)) is not None:
             yield ("caps", i, "max_percent_of"), message
+        remedy_ids = [r.id for r in a.remedies]
+        for name in cap.allocation or {}:
+            if name not in remedy_ids:
+                yield ("caps", i, "allocation", name), _unknown("remedy", name, remedy_ids)
 
 
 def _reporting(a: Agreement) -> Iterator[Problem]:

@@ -73,7 +73,7 @@ def acknowledge(compiled: CompiledAgreement, incident: Incident, name: str, at: 
         return []
     alert.acked_at, alert.acked_by = at, by
     levels = [n for n in map(level_number, clock.fired) if n is not None]
-    rule = compiled.target(name, incident.priority)
+    rule = compiled.rule_of(incident, name)
     return [acknowledged_notice(compiled, incident, name, clock, rule, at, alert, max(levels, default=None),
                                 by_input, source)]
 
@@ -86,7 +86,7 @@ def close(compiled: CompiledAgreement, incident: Incident, name: str, at: dateti
     if alert is None:
         return []
     clock.alert = None
-    rule = compiled.target(name, incident.priority)
+    rule = compiled.rule_of(incident, name)
     overrun = max(elapsed_at(clock, rule.calendar, at) - rule.within, timedelta(0))
     return [resolved_notice(compiled, incident, name, clock, rule, at, alert, reason, iso_duration(overrun), why)]
 
@@ -97,13 +97,13 @@ def covered(compiled: CompiledAgreement, incident: Incident, name: str, priority
     alert = incident.clocks[name].alert
     if alert is None:
         return True
-    rule = compiled.target(name, priority)
+    rule = compiled.rule_of(incident, name, priority)
     if rule is None:
         return False
     return not alert.levels or any(key in rule.by_key for key in alert.levels)
 
 
-def timeouts(incident: Incident, clock: ClockState, rule, targets: dict):
+def timeouts(compiled: CompiledAgreement, incident: Incident, clock: ClockState, rule):
     """The ack timeouts running on ``clock``'s unacknowledged alert: (due, successor clock name,
     successor rule, successor threshold, cause) for each level fired in it whose successor can
     still fire (its clock not stopped, not fired yet in that clock's cycle, its policy applying)."""
@@ -113,7 +113,7 @@ def timeouts(incident: Incident, clock: ClockState, rule, targets: dict):
             continue
         name, next_key = cause.successor
         target = incident.clocks.get(name)
-        next_rule = targets.get((name, incident.priority))
+        next_rule = compiled.rule_of(incident, name)
         if target is None or target.status == STOPPED or next_rule is None or next_key in target.fired:
             continue
         nxt = next_rule.by_key.get(next_key)

@@ -67,6 +67,8 @@ class TargetRule:
     calendar: Calendar
     thresholds: tuple[Threshold, ...]
     by_key: dict[str, Threshold] = field(default_factory=dict)  # the thresholds by key
+    opened_in: str | None = None          # DESIGN.md §13: chosen for tickets opened in this calendar
+    maintenance: tuple[str, ...] = ()     # maintenance windows that pause the clock (explain)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class CompiledAgreement:
     targets: dict[tuple[str, str], TargetRule]          # (clock, priority) -> rule
     penalties: dict[tuple[str, str], tuple[PerBreachPenalty, ...]] = field(default_factory=dict)
     clock_order: tuple[str, ...] = ()
+    rules: tuple[TargetRule, ...] = ()                  # every target, in agreement order
+    # (clock, priority) -> ((opened_in calendar, rule), ...) for prime/non-prime levels
+    choices: dict[tuple[str, str], tuple[tuple[Calendar, TargetRule], ...]] = field(default_factory=dict)
+    clock_windows: object = None                        # clock_maintenance.ClockWindows, or None
 
     @property
     def id(self) -> str:
@@ -91,7 +97,31 @@ class CompiledAgreement:
         return f"escalation/{self.agreement.id}@{self.agreement.revision}"
 
     def target(self, clock: str, priority: str) -> TargetRule | None:
+        """The (first) target of ``clock`` at ``priority``; tickets use :meth:`rule_of`."""
         return self.targets.get((clock, priority))
+
+    def rule_of(self, incident, clock: str, priority: str | None = None) -> TargetRule | None:
+        """The target ``clock`` of ``incident`` runs against at ``priority`` (default: its own).
+
+        Invariant: a pure function of (clock, priority, opening instant, service), so the choice
+        made at opening is kept, and a priority change chooses again by the opening instant
+        (``opened_in`` levels); maintenance windows on the clock give the service's variant."""
+        key = (clock, priority or incident.priority)
+        rule = self.targets.get(key)
+        if rule is None or (not self.choices and self.clock_windows is None):
+            return rule
+        options = self.choices.get(key)
+        if options:
+            rule = next((r for cal, r in options if cal.is_open(incident.opened_at)), rule)
+        if self.clock_windows is not None:
+            rule = self.clock_windows.rule_for(rule, incident.service)
+        return rule
+
+    def penalty_amount(self, remedy: PerBreachPenalty) -> Decimal:
+        """What one breach owes before caps: ``amount``, or ``percent`` of the ``percent_of`` fee."""
+        if remedy.amount is not None:
+            return remedy.amount
+        return self.fee(remedy.percent_of) * remedy.percent / 100
 
     def period_of(self, instant: datetime) -> str:
         """The calendar-month period (agreement time zone) that contains ``instant``."""
@@ -181,16 +211,22 @@ def _ack_timeout(policy, i: int) -> dict:
 
 
 def compile_agreement(agreement: Agreement) -> CompiledAgreement:
+    from .clock_maintenance import compile_clock_windows
+
     calendars = build_calendars(agreement)
-    targets = {}
+    targets, rules, choices = {}, [], {}
     for i, t in enumerate(agreement.targets):
         calendar = calendars[t.calendar]
         within = _counted(t.within, calendar)
         thresholds = _thresholds(agreement, f"targets[{i}]", t.clock, t.priority, within, calendar, t.warn_at)
-        targets[(t.clock, t.priority)] = TargetRule(
+        rule = TargetRule(
             f"targets[{i}]", t.clock, t.priority, within, t.within, t.calendar, calendar, thresholds,
-            {thr.key: thr for thr in thresholds},
+            {thr.key: thr for thr in thresholds}, t.opened_in,
         )
+        rules.append(rule)
+        targets.setdefault((t.clock, t.priority), rule)  # opened_in levels: the first stands for all
+        if t.opened_in is not None:
+            choices.setdefault((t.clock, t.priority), []).append((calendars[t.opened_in], rule))
     penalties: dict[tuple[str, str], list[PerBreachPenalty]] = {}
     for remedy in agreement.remedies:
         if isinstance(remedy, PerBreachPenalty):
@@ -198,7 +234,8 @@ def compile_agreement(agreement: Agreement) -> CompiledAgreement:
                 penalties.setdefault((remedy.clock, priority), []).append(remedy)
     return CompiledAgreement(
         agreement, ZoneInfo(agreement.timezone), calendars, targets,
-        {k: tuple(v) for k, v in penalties.items()}, tuple(agreement.clocks),
+        {k: tuple(v) for k, v in penalties.items()}, tuple(agreement.clocks), tuple(rules),
+        {k: tuple(v) for k, v in choices.items()}, compile_clock_windows(agreement),
     )
 
 

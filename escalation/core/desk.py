@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from . import earn_back, objectives
 from .incident import PenaltyDue
+from .term import Termination, TermBook
 from .ledger import CreditDue, Ledger, assess_credit, assess_penalty, credit_output_id, penalty_output_id
 from .periods import by_label, following, to_dt, to_us
 from .registry import Registry
@@ -66,6 +68,8 @@ def item_to_dict(item) -> dict:
         return {"kind": "credit", **item.to_dict()}
     if isinstance(item, PartialReport):
         return {"kind": "partial", **item.to_dict()}
+    if isinstance(item, Termination):
+        return {"kind": "termination", **item.to_dict()}
     raise TypeError(f"not a desk item: {item!r}")
 
 
@@ -77,10 +81,12 @@ def item_from_dict(d: dict):
         return CreditDue.from_dict(d)
     if kind == "partial":
         return PartialReport.from_dict(d)
+    if kind == "termination":
+        return Termination.from_dict(d)
     raise ValueError(f"unknown desk record kind {kind!r}")
 
 
-DESK_ITEMS = (PenaltyDue, CreditDue, PartialReport)
+DESK_ITEMS = (PenaltyDue, CreditDue, PartialReport, Termination)
 
 
 @dataclass(slots=True)
@@ -92,19 +98,24 @@ class DeskState:
     closed_until_us: int | None = None
     pending: dict[str, dict] = field(default_factory=dict)   # output id -> at_us, rank, key, item
     assessed: dict[str, list[str]] = field(default_factory=dict)  # money period -> output ids booked
+    chains: list[dict] = field(default_factory=list)  # running earn-backs (``earn_back.py``)
 
     def to_dict(self) -> dict:
-        return copy.deepcopy({"ledger": self.ledger.to_dict(), "periods": self.periods,
-                              "closed_until_us": self.closed_until_us, "pending": self.pending,
-                              "assessed": self.assessed})
+        out = {"ledger": self.ledger.to_dict(), "periods": self.periods, "closed_until_us": self.closed_until_us,
+               "pending": self.pending, "assessed": self.assessed}
+        if self.chains:
+            out["chains"] = self.chains
+        return copy.deepcopy(out)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DeskState":
-        return cls(Ledger.from_dict(d["ledger"]), d["periods"], d["closed_until_us"], d["pending"], d["assessed"])
+        return cls(Ledger.from_dict(d["ledger"]), d["periods"], d["closed_until_us"], d["pending"], d["assessed"],
+                   d.get("chains", []))
 
 
 class Desk:
-    def __init__(self, registry: Registry, sources: int = 1, grace: timedelta = timedelta(0)) -> None:
+    def __init__(self, registry: Registry, sources: int = 1, grace: timedelta = timedelta(0), owns=None) -> None:
+        self.terms = TermBook(registry, owns)  # agreement terms and renewals (``term.py``); ``owns``: None = all
         self.registry, self.sources = registry, sources
         self.book = SloBook(registry)
         self.revisions = Revisions(registry)
@@ -126,6 +137,10 @@ class Desk:
 
     def submit(self, item, src: int = 0) -> None:
         """Take one ``PenaltyDue``, ``CreditDue`` or ``PartialReport`` from source ``src``."""
+        if isinstance(item, Termination):
+            self.terms.submit(item)
+            self._state(item.agreement)  # dirty: its term state is saved with the agreement's
+            return
         if isinstance(item, PartialReport):
             period = self._open(item.agreement, item.period, to_us(item.start))
             if period is not None:
@@ -165,9 +180,11 @@ class Desk:
         return True
 
     def next_close(self) -> datetime | None:
-        """The earliest pending report close instant, or None."""
+        """The earliest pending report close or term event (``term.py``) instant, or None."""
         self._drop_stale_closes()
-        return to_dt(self._closes[0][0]) if self._closes else None
+        close = to_dt(self._closes[0][0]) if self._closes else None
+        term = self.terms.next_at()
+        return close if term is None else term if close is None else min(close, term)
 
     def release(self) -> list[dict]:
         """Book and publish everything the marks allow, in (instant, rank, key) order."""
@@ -178,6 +195,11 @@ class Desk:
             self._drop_stale_closes()
             money = self._queue[0] if self._queue and self._passed(self._queue[0][0], False) else None
             close = self._closes[0] if self._closes and self._passed(self._closes[0][0], True) else None
+            term = self.terms.due(self._passed, to_us)  # after money and closes of its instant
+            if term is not None and all(x is None or term[0] < x[0] for x in (money, close)):
+                self._state(term[1])
+                outputs.append(self.terms.fire(term[1]))
+                continue
             if money is None and close is None:
                 return outputs
             if money is not None and (close is None or (money[0], money[1]) < (close[0], _REPORT)):
@@ -185,7 +207,7 @@ class Desk:
                 outputs.append(self._book(money[2], money[4]))
             else:
                 heapq.heappop(self._closes)
-                outputs.append(self._close(close[1], close[2]))
+                outputs += self._close(close[1], close[2])
 
     def _book(self, agreement: str, out_id: str) -> dict:
         st = self._state(agreement)
@@ -194,6 +216,7 @@ class Desk:
             out = assess_penalty(self.registry.get(item.agreement, item.revision), st.ledger, item)
         else:
             out = assess_credit(self.book.get(item.agreement, item.slo, item.revision), st.ledger, item)
+            earn_back.register(self.registry.get(item.agreement, item.revision), st.chains, out)
         if out["id"] != out_id:
             raise RuntimeError(f"desk output id mismatch: {out['id']} != {out_id}")
         label = out["data"]["period"]
@@ -205,19 +228,38 @@ class Desk:
             tally_money(period["money"], out["type"], out["data"])
         return out
 
-    def _close(self, agreement: str, label: str) -> dict:
+    def _close(self, agreement: str, label: str) -> list[dict]:
+        """Close a period: objective verdicts and their credits, earn-backs, then
+        ``report.published`` (with ``reporting``); all at the period's end (not the close after
+        the grace)."""
         st = self._state(agreement)
         period = st.periods.pop(label)
         st.closed_until_us = max(st.closed_until_us or period["end_us"], period["end_us"])
         compiled = self.revisions.compiled_at(agreement, period["start_us"])
         parts = [period["parts"][k] for k in sorted(period["parts"], key=int)]
         fig = merge_figures(compiled, period["start_us"], period["end_us"], parts, period["money"])
-        # its time is the period's end (when the period was over), not the close after the grace
-        out = report_notice(compiled, label, fig, to_dt(period["end_us"]), st.ledger)
+        at = to_dt(period["end_us"])
+        outputs = self._period_terms(compiled, st, label, fig, at)
+        if compiled.agreement.reporting is not None:
+            outputs.append(report_notice(compiled, label, fig, at, st.ledger))
         nxt = following(compiled.tz, by_label(compiled.tz, label))
         if nxt.label not in st.periods and nxt.start_us < validity_us(compiled)[1]:
             self._add_period(agreement, st, nxt.label, nxt.start_us, nxt.end_us)
-        return out
+        return outputs
+
+    @staticmethod
+    def _period_terms(compiled, st: DeskState, label: str, fig: dict, at: datetime) -> list[dict]:
+        """DESIGN.md §13 at a period close: objective verdicts, objective credits, earn-backs."""
+        outputs = objectives.verdict_outputs(compiled, label, fig, at)
+        values = objectives.verdicts(compiled, label, fig)
+        credits = objectives.credit_outputs(compiled, st.ledger, label, values, at)
+        earned, st.chains = earn_back.evaluate(
+            compiled, st.chains, label, {"slo": earn_back.slo_values(fig), "objective": values}, at)
+        for out in credits:
+            earn_back.register(compiled, st.chains, out)
+        for out in credits + earned:
+            tally_money(fig, out["type"], out["data"])
+        return outputs + credits + earned
 
     # -- report periods -----------------------------------------------------------------------
 
@@ -252,11 +294,15 @@ class Desk:
     # -- state --------------------------------------------------------------------------------
 
     def state_of(self, agreement: str) -> dict:
-        return self.states[agreement].to_dict()
+        out = self.states[agreement].to_dict()
+        if agreement in self.terms.states:
+            out["term"] = dict(self.terms.states[agreement])
+        return out
 
     def load(self, agreement: str, data: dict) -> None:
         """Install one agreement's saved state (and queue its pending money and closes)."""
         st = self.states[agreement] = DeskState.from_dict(copy.deepcopy(data))
+        self.terms.load(agreement, data.get("term"))
         for out_id, entry in st.pending.items():
             heapq.heappush(self._queue, (entry["at_us"], entry["rank"], agreement, tuple(entry["key"]), out_id))
         for label, period in st.periods.items():
@@ -273,7 +319,7 @@ class Desk:
 
     def to_dict(self) -> dict:
         return {"grace_us": self._grace_us, "sources": self.sources, "marks": self.marks_dict(),
-                "agreements": {a: st.to_dict() for a, st in sorted(self.states.items())}}
+                "agreements": {a: self.state_of(a) for a in sorted(self.states)}}
 
     @classmethod
     def from_dict(cls, registry: Registry, d: dict) -> "Desk":

@@ -47,8 +47,8 @@ class PenaltyDue:
     amount: object
 
 
-def _calendar(compiled: CompiledAgreement, clock: str, priority: str):
-    rule = compiled.target(clock, priority)
+def _calendar(compiled: CompiledAgreement, incident: Incident, clock: str, priority: str | None = None):
+    rule = compiled.rule_of(incident, clock, priority)
     return rule.calendar if rule else ALWAYS
 
 
@@ -103,9 +103,9 @@ def _stop(compiled, incident, name, t, stopped_by) -> list:
     clock = incident.clocks[name]
     if clock.status == STOPPED:
         return []
-    cal = _calendar(compiled, name, incident.priority)
+    cal = _calendar(compiled, incident, name)
     ck.stop(clock, cal, t)
-    rule = compiled.target(name, incident.priority)
+    rule = compiled.rule_of(incident, name)
     outputs = []
     if rule is not None and BREACH not in clock.fired:
         deadline = cal.add(t, rule.within - clock.elapsed) if rule.within > clock.elapsed else t
@@ -145,7 +145,7 @@ def _closed(compiled, incident, event, t) -> list:
     outputs = []
     for name, clock in incident.clocks.items():
         if clock.status != STOPPED:
-            ck.stop(clock, _calendar(compiled, name, incident.priority), t)
+            ck.stop(clock, _calendar(compiled, incident, name), t)
         outputs += alerts.close(compiled, incident, name, t, alerts.CLOSE_REASONS[event.type], event.type)
     return outputs
 
@@ -168,7 +168,7 @@ def _status_changed(compiled, incident, event, t) -> list:
     incident.status = event.status
     for name, clock in incident.clocks.items():
         if _pauses(compiled, name, event.status):
-            ck.pause(clock, _calendar(compiled, name, incident.priority), t)
+            ck.pause(clock, _calendar(compiled, incident, name), t)
         else:
             ck.resume(clock, t)
     return []
@@ -193,9 +193,9 @@ def _priority_changed(compiled, incident, event, t) -> list:
         if policy == "restart":
             ck.new_cycle(clock, t, clock.status == PAUSED, note)
             continue
-        ck.checkpoint(clock, _calendar(compiled, name, old), t)
+        ck.checkpoint(clock, _calendar(compiled, incident, name, old), t)
         if policy == "recompute_from_start":
-            ck.recompute(clock, _calendar(compiled, name, new), t)
+            ck.recompute(clock, _calendar(compiled, incident, name, new), t)
         clock.note = note
     incident.priority = new
     return outputs
@@ -254,13 +254,14 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
     last_time = incident.last_time
     priority = incident.priority
     targets = compiled.targets
+    variable = bool(compiled.choices) or compiled.clock_windows is not None
     # Candidates come in increasing (order, index) (clock order, then thresholds before repeats),
     # so "item[:3] < best[:3]" reduces to a strictly earlier instant.
     for order, (name, clock) in enumerate(incident.clocks.items()):
         status = clock.status
         if status == STOPPED:
             continue
-        rule = targets.get((name, priority))
+        rule = compiled.rule_of(incident, name) if variable else targets.get((name, priority))
         if rule is None:
             continue
         fired = clock.fired
@@ -274,13 +275,13 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
                     break
         alert = clock.alert
         if fired and (alert is None or alert.acked_at is None):
-            item = _wall_clock_item(incident, order, name, clock, rule, targets)
+            item = _wall_clock_item(compiled, incident, order, name, clock, rule)
             if item is not None and (best is None or item[0] < best_at):
                 best, best_at = item, item[0]
     return best
 
 
-def _wall_clock_item(incident: Incident, order: int, name: str, clock, rule: TargetRule, targets: dict):
+def _wall_clock_item(compiled: CompiledAgreement, incident: Incident, order: int, name: str, clock, rule: TargetRule):
     """The earliest wall-clock item (``_next_item``'s form) of a clock with fired thresholds and
     no acknowledged alert: a level's repeat, or the next level of an ack timeout that ran out."""
     best = None
@@ -296,7 +297,7 @@ def _wall_clock_item(incident: Incident, order: int, name: str, clock, rule: Tar
             if best is None or at < best[0]:
                 best = (at, order, 1000 + index, name, rule, thr, done + 1, due, None)
     if clock.alert is not None and clock.alert.levels:
-        for due, next_name, next_rule, nxt, cause in alerts.timeouts(incident, clock, rule, targets):
+        for due, next_name, next_rule, nxt, cause in alerts.timeouts(compiled, incident, clock, rule):
             at = last_time if last_time > due else due
             if best is None or at < best[0]:
                 best = (at, order, 2000, next_name, next_rule, nxt, 0, due, cause)
@@ -358,5 +359,5 @@ def _fired(compiled, incident, name, clock, rule: TargetRule, thr: Threshold, re
         return out  # DESIGN.md §13: a customer obligation was missed; no penalty is owed
     for remedy in compiled.penalties.get((name, incident.priority), ()):
         out.append(PenaltyDue(compiled.source, compiled.id, compiled.revision, remedy.id, incident.ticket,
-                              name, clock.cycle, incident.priority, at, remedy.amount))
+                              name, clock.cycle, incident.priority, at, compiled.penalty_amount(remedy)))
     return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from . import caps
 from .compiled import CompiledAgreement
 from .outputs import cloudevent, output_id
 
@@ -27,45 +28,56 @@ def money(value: Decimal) -> Decimal:
 
 @dataclass(slots=True)
 class Ledger:
-    """What one agreement has assessed per period (period -> amount)."""
+    """What one agreement has assessed per period (period -> amount), and per remedy
+    (period -> remedy -> amount: what cap allocations count; empty when none is used)."""
 
     assessed: dict[str, Decimal] = field(default_factory=dict)
+    by_remedy: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"assessed": {k: str(v) for k, v in self.assessed.items()}}
+        out: dict = {"assessed": {k: str(v) for k, v in self.assessed.items()}}
+        if self.by_remedy:
+            out["by_remedy"] = {p: {r: str(v) for r, v in per.items()} for p, per in self.by_remedy.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Ledger":
-        return cls({k: Decimal(v) for k, v in d["assessed"].items()})
+        by_remedy = {p: {r: Decimal(v) for r, v in per.items()} for p, per in d.get("by_remedy", {}).items()}
+        return cls({k: Decimal(v) for k, v in d["assessed"].items()}, by_remedy)
+
+
+def limit_of(compiled: CompiledAgreement, cap) -> Decimal:
+    """One cap's amount per period: ``max_amount``, or ``percent`` of the ``max_percent_of`` fee."""
+    return money(compiled.fee(cap.max_percent_of) * cap.percent / 100) if cap.max_amount is None else money(cap.max_amount)
 
 
 def cap_limit(compiled: CompiledAgreement) -> Decimal | None:
     """The tightest cap per period, or None when the agreement has no caps."""
-    limits = [
-        money(compiled.fee(cap.max_percent_of) * cap.percent / 100) if cap.max_amount is None else money(cap.max_amount)
-        for cap in compiled.agreement.caps
-    ]
+    limits = [limit_of(compiled, cap) for cap in compiled.agreement.caps]
     return min(limits) if limits else None
 
 
-def charge(compiled: CompiledAgreement, ledger: Ledger, period: str, requested: Decimal) -> tuple[Decimal, bool, Decimal | None]:
-    """Book ``requested`` against the period budget: (amount granted, capped?, budget left after)."""
+def cap_left(compiled: CompiledAgreement, ledger: Ledger, period: str) -> Decimal | None:
+    """What the caps leave in ``period`` for any remedy (None without caps)."""
+    return caps.cap_room(compiled, ledger, period, None, limit_of)[0]
+
+
+def charge(compiled: CompiledAgreement, ledger: Ledger, period: str, requested: Decimal,
+           remedy: str | None = None) -> tuple[Decimal, bool, Decimal | None, list[dict] | None]:
+    """Book ``requested`` against the caps (``caps.py``): (amount granted, capped?, room left
+    after, per-cap explain lines or None when no cap uses allocation or a rolling period)."""
     requested = money(requested)
-    limit = cap_limit(compiled)
-    already = ledger.assessed.get(period, Decimal("0.00"))
-    if limit is None:
-        ledger.assessed[period] = already + requested
-        return requested, False, None
-    left = max(limit - already, Decimal("0.00"))
-    granted = min(requested, left)
-    ledger.assessed[period] = already + granted
-    return granted, granted < requested, left - granted
+    room, lines = caps.cap_room(compiled, ledger, period, remedy, limit_of)
+    granted = requested if room is None else min(requested, room)
+    caps.book(ledger, period, remedy if caps.allocated(compiled) else None, granted)
+    left = None if room is None else room - granted
+    return granted, granted < requested, left, lines if caps.extended(compiled) else None
 
 
 def assess_penalty(compiled: CompiledAgreement, ledger: Ledger, due) -> dict:
     """Turn a PenaltyDue into ``penalty.assessed``, reduced by the period's caps."""
     period = compiled.period_of(due.at)
-    granted, capped, left = charge(compiled, ledger, period, due.amount)
+    granted, capped, left, lines = charge(compiled, ledger, period, due.amount, due.remedy)
     limit = cap_limit(compiled)
     data = {
         "agreement": due.agreement, "revision": due.revision, "remedy": due.remedy, "ticket": due.ticket,
@@ -80,6 +92,7 @@ def assess_penalty(compiled: CompiledAgreement, ledger: Ledger, due) -> dict:
             "cap_limit": None if limit is None else str(limit),
         },
     }
+    explain_money(compiled, data["explain"], compiled.agreement.remedies[_remedy_index(compiled, due.remedy)], lines)
     data.update(direction_of(compiled))
     return cloudevent(due.source, "penalty.assessed", due.ticket, due.at,
                       (due.ticket, due.clock, due.cycle, due.remedy), data)
@@ -97,6 +110,16 @@ def direction_of(compiled: CompiledAgreement) -> dict:
 
 def _remedy_index(compiled: CompiledAgreement, remedy_id: str) -> int:
     return next(i for i, r in enumerate(compiled.agreement.remedies) if r.id == remedy_id)
+
+
+def explain_money(compiled: CompiledAgreement, explain: dict, remedy, lines: list[dict] | None) -> None:
+    """Add a percentage penalty's basis and the per-cap arithmetic (only when used, so money of
+    agreements without these keys explains itself as before)."""
+    if getattr(remedy, "percent_of", None) is not None:
+        explain.update(basis=remedy.percent_of, basis_amount=str(money(compiled.fee(remedy.percent_of))),
+                       percent=str(remedy.percent))
+    if lines is not None:
+        explain["caps"] = lines
 
 
 # --- credits (tiered_credit remedies, assessed at SLO period close) ------------------------------
@@ -153,7 +176,7 @@ def assess_credit(cslo, ledger: Ledger, due: CreditDue) -> dict:
     attainment, label = due.attainment, due.period
     basis = compiled.fee(remedy.basis)
     requested = money(basis * tier.credit_percent / 100)
-    granted, capped, left = charge(compiled, ledger, label, requested)
+    granted, capped, left, lines = charge(compiled, ledger, label, requested, remedy.id)
     currency, limit = compiled.agreement.currency, cap_limit(compiled)
     data = {
         "agreement": compiled.id, "revision": compiled.revision, "remedy": remedy.id, "slo": cslo.id,
@@ -169,6 +192,7 @@ def assess_credit(cslo, ledger: Ledger, due: CreditDue) -> dict:
             "cap_left": None if left is None else str(left), "cap_limit": None if limit is None else str(limit),
         },
     }
+    explain_money(compiled, data["explain"], remedy, lines)
     return cloudevent(compiled.source, "credit.issued", compiled.id, due.at, (remedy.id, cslo.id, label), data)
 
 

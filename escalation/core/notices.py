@@ -44,6 +44,11 @@ def explain(compiled: CompiledAgreement, incident: Incident, name: str, clock: C
         "cycle_start": utc(clock.cycle_start),
         "policy": clock.note,
     }
+    if rule.opened_in is not None:  # DESIGN.md §13: the level chosen by the opening instant
+        out["opened_in"] = rule.opened_in
+    if rule.maintenance:  # windows pausing this clock: their time is not counted, deadlines move
+        removed = rule.calendar.base.counted(clock.cycle_start, at) - rule.calendar.counted(clock.cycle_start, at)
+        out["maintenance"] = {"windows": list(rule.maintenance), "not_counted": _iso(removed)}
     if due is not None and at > due:
         out["late_by"] = iso_duration(at - due)
     return out

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from . import objectives
 from .compiled import CompiledAgreement
-from .ledger import Ledger, cap_limit, money
+from .ledger import Ledger, cap_left, cap_limit, money
 from .outputs import cloudevent, utc
 from .periods import Period, by_label, period_at, to_dt, to_us
 from .registry import Registry
@@ -88,9 +89,17 @@ class Revisions:
         return next((c for c, (a, b) in revisions if a <= at_us < b), revisions[0][0])
 
     def reported(self, agreement: str, at_us: int) -> CompiledAgreement | None:
-        """The governing revision at ``at_us`` if it has a ``reporting`` section, else None."""
+        """The governing revision at ``at_us`` if it has periods to close (``tracked``), else None."""
         compiled = self.compiled_at(agreement, at_us)
-        return compiled if compiled is not None and compiled.agreement.reporting is not None else None
+        return compiled if compiled is not None and tracked(compiled) else None
+
+
+def tracked(compiled: CompiledAgreement) -> bool:
+    """Whether an agreement's periods are followed: a ``reporting`` section, ticket objectives
+    or an earn-back (``report.published`` itself only with ``reporting``)."""
+    a = compiled.agreement
+    return (a.reporting is not None or bool(a.objectives)
+            or any(getattr(r, "earn_back", None) is not None for r in a.remedies))
 
 
 class Reports:
@@ -132,6 +141,7 @@ class Reports:
         opened, fig = self.touch(agreement, at_us, d["period"] if kind in _BY_PERIOD_FIELD else None)
         if fig is not None:
             _tally(fig, kind, d)
+            objectives.tally(self.revisions.compiled_at(agreement, at_us), fig, kind, out)
         return opened
 
     def ticket_opened(self, agreement: str, at_us: int, priority: str) -> Period | None:
@@ -176,7 +186,11 @@ def tally_money(money_fig: dict, kind: str, d: dict) -> None:
         pen["amount"] = str(money(Decimal(pen["amount"]) + Decimal(d["amount"])))
         pen["capped"] += bool(d["capped"])
     elif kind == "credit.issued":
-        money_fig["credits"].append({k: d[k] for k in ("remedy", "slo", "attainment", "credit_percent", "amount", "capped")})
+        measure = "slo" if "slo" in d else "objective"
+        money_fig["credits"].append({k: d[k] for k in ("remedy", measure, "attainment", "credit_percent", "amount", "capped")})
+    elif kind == "credit.earned_back":
+        measure = "slo" if "slo" in d else "objective"
+        money_fig.setdefault("earned_back", []).append({k: d[k] for k in ("remedy", measure, "period", "amount")})
 
 
 def merge_figures(compiled: CompiledAgreement, start_us: int, end_us: int, parts: list[dict], money_fig: dict) -> dict:
@@ -191,6 +205,7 @@ def merge_figures(compiled: CompiledAgreement, start_us: int, end_us: int, parts
         fig["slos"] += part["slos"]
     order = {s.id: i for i, s in enumerate(compiled.agreement.slos)}
     fig["slos"].sort(key=lambda e: (order.get(e["slo"], len(order)), e["slo"], e["service"]))
+    fig["objectives"] = objectives.merge(parts)
     return fig
 
 
@@ -206,7 +221,7 @@ def summary(compiled: CompiledAgreement, label: str, fig: dict, ledger: Ledger) 
     a = compiled.agreement
     penalties = Decimal(fig["penalties"]["amount"])
     credits = money(sum((Decimal(c["amount"]) for c in fig["credits"]), Decimal("0")))
-    limit, charged = cap_limit(compiled), ledger.assessed.get(label, Decimal("0.00"))
+    limit, left = cap_limit(compiled), cap_left(compiled, ledger, label)
     return {
         "tickets": {"opened": {p: fig["opened"].get(p, 0) for p in a.priorities},
                     "opened_total": sum(fig["opened"].values())},
@@ -215,8 +230,24 @@ def summary(compiled: CompiledAgreement, label: str, fig: dict, ledger: Ledger) 
         "penalties": dict(fig["penalties"]), "credits": fig["credits"],
         "totals": {"penalties": str(penalties), "credits": str(credits), "total": str(money(penalties + credits)),
                    "currency": a.currency, "cap_limit": None if limit is None else str(limit),
-                   "cap_left": None if limit is None else str(max(limit - charged, Decimal("0.00")))},
+                   "cap_left": None if left is None else str(left)},
+        **_contract_terms(compiled, label, fig),
     }
+
+
+def _contract_terms(compiled: CompiledAgreement, label: str, fig: dict) -> dict:
+    """Objectives and earn-backs of the period, only for agreements that have them (DESIGN.md §13)."""
+    out: dict = {}
+    if compiled.agreement.objectives:
+        values = objectives.verdicts(compiled, label, fig)
+        out["objectives"] = [
+            {"objective": o.id, "met": fig["objectives"].get(o.id, [0, 0])[0],
+             "missed": fig["objectives"].get(o.id, [0, 0])[1], "attainment": values[o.id],
+             "at_least": o.at_least, "verdict": values[o.id] is not None}
+            for o in compiled.agreement.objectives]
+    if "earned_back" in fig:
+        out["earned_back"] = fig["earned_back"]
+    return out
 
 
 def report_notice(compiled: CompiledAgreement, label: str, fig: dict, at: datetime, ledger: Ledger) -> dict:

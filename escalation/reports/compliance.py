@@ -106,7 +106,7 @@ def engine_state(processor, registry) -> tuple[dict, dict]:
         except Exception:  # noqa: BLE001 - a state without its agreement has no calendars to count in
             continue
         for name, clock in incident.clocks.items():
-            rule = compiled.target(name, incident.priority)
+            rule = compiled.rule_of(incident, name)
             cal = rule.calendar if rule else ALWAYS
             at = max(now, clock.checkpoint) if now is not None else clock.checkpoint
             times[(key, name, clock.cycle)] = elapsed_at(clock, cal, at).total_seconds()
@@ -228,6 +228,11 @@ def build_report(outputs: Iterable[dict], agreements: Mapping[str, AgreementInfo
             b["tickets"].add(d["ticket"])
         elif t == "credit.issued":
             buckets[(agreement, d["period"])]["credits"].append(o)
+        elif t in ("objective.attainment", "objective.no_verdict"):
+            buckets[(agreement, d["period"])].setdefault("objectives", []).append(o)
+        elif t == "credit.earned_back":  # shown in the period it was earned back in (its end)
+            p = _period_of(o["time"], _zone(agreements.get(agreement)))
+            buckets[(agreement, p)].setdefault("earned_back", []).append(o)
         if d.get("ticket") and d.get("priority"):
             ticket_prio.setdefault(d["ticket"], d["priority"])
             ticket_agreement.setdefault(d["ticket"], agreement)
@@ -364,8 +369,8 @@ def _period_section(period: str, b: dict, info: AgreementInfo, ticket_prio: Mapp
         amount = Decimal(d["amount"])
         credits.append({"remedy": d.get("remedy"), "slo": d.get("slo"), "attainment": d.get("attainment"),
                         "credit_percent": d.get("credit_percent"), "amount": _money(amount),
-                        "capped": bool(d.get("capped"))})
-        flow.append((o["time"], amount, d.get("slo") or d.get("remedy") or "credit"))
+                        "capped": bool(d.get("capped")), **({"objective": d["objective"]} if "objective" in d else {})})
+        flow.append((o["time"], amount, d.get("slo") or d.get("objective") or d.get("remedy") or "credit"))
     flow.sort(key=lambda f: f[0])
     running, cumulative = ZERO, []
     for time, amount, what in flow:
@@ -421,8 +426,21 @@ def _period_section(period: str, b: dict, info: AgreementInfo, ticket_prio: Mapp
         "breaches_by_day": {day: dict(c) for day, c in sorted(by_day.items())},
         "escalations": escalation_rows, "money": money,
         "drivers": drivers[:top], "drivers_total": len(drivers),
-        "tickets": list(by_ticket.values()),
+        "tickets": list(by_ticket.values()), **_contract_terms(b),
     }
+
+
+def _contract_terms(b: dict) -> dict:
+    """Ticket objectives and earn-backs of a period (DESIGN.md §13), only where there are any."""
+    out: dict = {}
+    if b.get("objectives"):
+        out["objectives"] = [{k: o["data"].get(k) for k in ("objective", "met", "missed", "attainment", "at_least")}
+                             | {"verdict": o["type"] == "objective.attainment",
+                                "achieved": o["data"].get("achieved")} for o in b["objectives"]]
+    if b.get("earned_back"):
+        out["earned_back"] = [{k: o["data"].get(k) for k in ("remedy", "slo", "objective", "period", "amount")}
+                              for o in b["earned_back"]]
+    return out
 
 
 def _ratio(a: int, n: int) -> float | None:
