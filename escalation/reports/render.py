@@ -129,6 +129,23 @@ def blocks(report: dict) -> list:
     return out
 
 
+def _contract_blocks(p: dict) -> list:
+    """Ticket objectives and earn-backs (DESIGN.md §13), for periods that have them."""
+    out: list = []
+    if p.get("objectives"):
+        out.append(Heading(4, "Ticket objectives"))
+        out.append(Table(["objective", "met", "missed", "attainment", "at least", "verdict"],
+                         [[o["objective"], o["met"], o["missed"], "–" if o["attainment"] is None else f"{o['attainment']:g} %",
+                           f"{o['at_least']:g} %", ("achieved" if o["achieved"] else "missed") if o["verdict"]
+                           else "no verdict (too few cycles)"] for o in p["objectives"]], numeric={1, 2, 3, 4}))
+    if p.get("earned_back"):
+        out.append(Heading(4, "Credits earned back"))
+        out.append(Table(["remedy", "slo / objective", "credited period", "amount"],
+                         [[e["remedy"], e["slo"] or e["objective"], e["period"], e["amount"]] for e in p["earned_back"]],
+                         numeric={3}))
+    return out
+
+
 def _period_blocks(aid: str, a: dict, p: dict) -> list:
     name = f"{aid}-{p['period']}"
     out: list = [Heading(3, f"{aid} · {p['period']}", f"p-{name}")]
@@ -188,12 +205,13 @@ def _period_blocks(aid: str, a: dict, p: dict) -> list:
                               for r in m["penalties"]], numeric={2, 3, 4, 5}))
         if m["credits"]:
             out.append(Table(["remedy", "slo", "attainment", "credit %", "amount", "capped"],
-                             [[c["remedy"], c["slo"], c["attainment"], c["credit_percent"], c["amount"],
+                             [[c["remedy"], c["slo"] or c.get("objective"), c["attainment"], c["credit_percent"], c["amount"],
                                "yes" if c["capped"] else "no"] for c in m["credits"]], numeric={2, 3, 4}))
         cumulative, cap_limit = m["cumulative"], m.get("cap_limit")
         out.append(Chart(lambda: _charts().money_flow(cumulative, cap_limit, cur, p["period"], f"{name}-money")))
     else:
         out.append(Para("No penalties or credits."))
+    out += _contract_blocks(p)
 
     out.append(Heading(4, "Tickets that drove them"))
     if p["drivers"]:
