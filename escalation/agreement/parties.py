@@ -126,9 +126,30 @@ def check_parties(a) -> list[tuple[tuple, str]]:
         if o.id in first:
             problems.append((("obligations", i, "id"), f"duplicate obligation id {o.id!r} (first at obligations[{first[o.id]}])"))
         first.setdefault(o.id, i)
+    problems += _renewal(a)
     for i, agreement_id in enumerate(a.supports):
         if a.kind == "Agreement":
             problems.append((("supports", i), "supports is for OperationalLevelAgreement and UnderpinningContract"))
         elif agreement_id == a.id:
             problems.append((("supports", i), "an agreement cannot support itself"))
     return problems
+
+
+def _renewal(a) -> list[tuple[tuple, str]]:
+    """The first notice deadline must fall after the validity starts (else no notice is possible)."""
+    from datetime import timedelta
+
+    v = a.validity
+    if v is None or v.renewal is None or v.end is None:
+        return []
+    count, unit = notice_span(v.renewal.notice)
+    after = v.end + timedelta(days=1)
+    if unit == "mo":
+        y, m = divmod(after.month - 1 - count, 12)
+        deadline = after.replace(year=after.year + y, month=m + 1, day=min(after.day, 28))
+    else:
+        deadline = after - timedelta(days=count)
+    if deadline <= v.start:
+        return [(("validity", "renewal", "notice"), f"notice {v.renewal.notice} before the end {v.end} falls on or "
+                 f"before the validity start {v.start}: no notice could ever be given")]
+    return []

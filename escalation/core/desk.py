@@ -38,6 +38,7 @@ from decimal import Decimal
 
 from . import earn_back, objectives
 from .incident import PenaltyDue
+from .term import Termination, TermBook
 from .ledger import CreditDue, Ledger, assess_credit, assess_penalty, credit_output_id, penalty_output_id
 from .periods import by_label, following, to_dt, to_us
 from .registry import Registry
@@ -67,6 +68,8 @@ def item_to_dict(item) -> dict:
         return {"kind": "credit", **item.to_dict()}
     if isinstance(item, PartialReport):
         return {"kind": "partial", **item.to_dict()}
+    if isinstance(item, Termination):
+        return {"kind": "termination", **item.to_dict()}
     raise TypeError(f"not a desk item: {item!r}")
 
 
@@ -78,10 +81,12 @@ def item_from_dict(d: dict):
         return CreditDue.from_dict(d)
     if kind == "partial":
         return PartialReport.from_dict(d)
+    if kind == "termination":
+        return Termination.from_dict(d)
     raise ValueError(f"unknown desk record kind {kind!r}")
 
 
-DESK_ITEMS = (PenaltyDue, CreditDue, PartialReport)
+DESK_ITEMS = (PenaltyDue, CreditDue, PartialReport, Termination)
 
 
 @dataclass(slots=True)
@@ -109,7 +114,8 @@ class DeskState:
 
 
 class Desk:
-    def __init__(self, registry: Registry, sources: int = 1, grace: timedelta = timedelta(0)) -> None:
+    def __init__(self, registry: Registry, sources: int = 1, grace: timedelta = timedelta(0), owns=None) -> None:
+        self.terms = TermBook(registry, owns)  # agreement terms and renewals (``term.py``); ``owns``: None = all
         self.registry, self.sources = registry, sources
         self.book = SloBook(registry)
         self.revisions = Revisions(registry)
@@ -131,6 +137,10 @@ class Desk:
 
     def submit(self, item, src: int = 0) -> None:
         """Take one ``PenaltyDue``, ``CreditDue`` or ``PartialReport`` from source ``src``."""
+        if isinstance(item, Termination):
+            self.terms.submit(item)
+            self._state(item.agreement)  # dirty: its term state is saved with the agreement's
+            return
         if isinstance(item, PartialReport):
             period = self._open(item.agreement, item.period, to_us(item.start))
             if period is not None:
@@ -170,9 +180,11 @@ class Desk:
         return True
 
     def next_close(self) -> datetime | None:
-        """The earliest pending report close instant, or None."""
+        """The earliest pending report close or term event (``term.py``) instant, or None."""
         self._drop_stale_closes()
-        return to_dt(self._closes[0][0]) if self._closes else None
+        close = to_dt(self._closes[0][0]) if self._closes else None
+        term = self.terms.next_at()
+        return close if term is None else term if close is None else min(close, term)
 
     def release(self) -> list[dict]:
         """Book and publish everything the marks allow, in (instant, rank, key) order."""
@@ -183,6 +195,11 @@ class Desk:
             self._drop_stale_closes()
             money = self._queue[0] if self._queue and self._passed(self._queue[0][0], False) else None
             close = self._closes[0] if self._closes and self._passed(self._closes[0][0], True) else None
+            term = self.terms.due(self._passed, to_us)  # after money and closes of its instant
+            if term is not None and all(x is None or term[0] < x[0] for x in (money, close)):
+                self._state(term[1])
+                outputs.append(self.terms.fire(term[1]))
+                continue
             if money is None and close is None:
                 return outputs
             if money is not None and (close is None or (money[0], money[1]) < (close[0], _REPORT)):
@@ -277,11 +294,15 @@ class Desk:
     # -- state --------------------------------------------------------------------------------
 
     def state_of(self, agreement: str) -> dict:
-        return self.states[agreement].to_dict()
+        out = self.states[agreement].to_dict()
+        if agreement in self.terms.states:
+            out["term"] = dict(self.terms.states[agreement])
+        return out
 
     def load(self, agreement: str, data: dict) -> None:
         """Install one agreement's saved state (and queue its pending money and closes)."""
         st = self.states[agreement] = DeskState.from_dict(copy.deepcopy(data))
+        self.terms.load(agreement, data.get("term"))
         for out_id, entry in st.pending.items():
             heapq.heappush(self._queue, (entry["at_us"], entry["rank"], agreement, tuple(entry["key"]), out_id))
         for label, period in st.periods.items():
@@ -298,7 +319,7 @@ class Desk:
 
     def to_dict(self) -> dict:
         return {"grace_us": self._grace_us, "sources": self.sources, "marks": self.marks_dict(),
-                "agreements": {a: st.to_dict() for a, st in sorted(self.states.items())}}
+                "agreements": {a: self.state_of(a) for a in sorted(self.states)}}
 
     @classmethod
     def from_dict(cls, registry: Registry, d: dict) -> "Desk":

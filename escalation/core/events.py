@@ -150,6 +150,14 @@ class NotificationAcknowledged(_TicketEvent):
     source: Text | None = None
 
 
+class AgreementTerminated(_Event):
+    """Notice that an agreement ends at its term end (DESIGN.md §13); on ``tickets``, keyed by agreement."""
+
+    type: Literal["agreement.terminated"]
+    agreement: Key
+    by: Literal["customer", "provider"]
+
+
 class MetricObserved(BaseModel):
     """Good/total counts of one SLI over ``[start, end)``; the event's time is ``end``."""
 
@@ -181,7 +189,7 @@ TicketEvent = Union[
     TicketOpened, TicketAcknowledged, TicketUpdated, TicketStatusChanged, TicketPriorityChanged,
     TicketAssigned, TicketResolved, TicketReopened, TicketClosed, NotificationAcknowledged,
 ]
-Event = Union[TicketEvent, MetricObserved]
+Event = Union[TicketEvent, MetricObserved, AgreementTerminated]
 _ADAPTER: TypeAdapter = TypeAdapter(Annotated[Event, Field(discriminator="type")])
 
 

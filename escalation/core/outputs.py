@@ -23,6 +23,7 @@ OUTPUT_TOPICS = {
     "penalty.assessed": REMEDIES, "credit.issued": REMEDIES, "credit.earned_back": REMEDIES,
     "sla.met": TIMELINE, "slo.attainment": TIMELINE, "slo.no_data": TIMELINE, "report.published": TIMELINE,
     "obligation.missed": TIMELINE,  # DESIGN.md §13: a customer obligation, no money
+    "agreement.notice_due": TIMELINE, "agreement.renewed": TIMELINE, "agreement.expired": TIMELINE,  # §13 term
     # DESIGN.md §13: objective verdicts are reporting (timeline, like slo.attainment); money that
     # returns to the customer's invoice goes with the other money (remedies)
     "objective.attainment": TIMELINE, "objective.no_verdict": TIMELINE,

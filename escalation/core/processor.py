@@ -40,7 +40,8 @@ from datetime import datetime, timedelta
 from escalation.agreement.durations import iso_duration
 
 from .desk import DESK_ITEMS, Desk
-from .events import MetricObserved, Rejected, TicketOpened, content_digest
+from . import term
+from .events import AgreementTerminated, MetricObserved, Rejected, TicketOpened, content_digest
 from . import ticket as tk
 from .registry import Registry
 from .slo_engine import MetricEngine
@@ -127,6 +128,8 @@ class Processor:
         if isinstance(event, MetricObserved):
             covering, remembered = self.metrics.check(event, self.now)
             return _repeat(event, remembered) or covering
+        if isinstance(event, AgreementTerminated):
+            return term.check(self.registry, event)  # repeats: the desk keeps the first termination
         incident = self.incidents.get(event.ticket)
         if incident is not None:
             verdict = _repeat(event, seen_digest(incident.seen, incident.digests, event.id))
@@ -156,6 +159,10 @@ class Processor:
             return plan
         if isinstance(event, MetricObserved):
             return self._apply_metric(event, plan)
+        if isinstance(event, AgreementTerminated):  # for the desk that keeps the agreement's term
+            item = term.Termination(event.agreement, plan.revision, event.id, event.time, event.by)
+            self.now = max(self.now or event.time, event.time)
+            return Applied(self._settle([item], event.time))
         late = self.now - event.time if self.now is not None and event.time < self.now else None
         compiled = plan
         if isinstance(event, TicketOpened):

@@ -256,6 +256,16 @@ class Partitions:
                 sum(p.due_count() for p in self._procs.values()))
 
 
+def key_owner(q: int, partitions: int):
+    """Whether an agreement id, as a record key, lands on partition ``q`` of a topic with
+    ``partitions`` partitions (the producer's default partitioner: murmur2). The desk of ``q``
+    keeps the terms (DESIGN.md §13 renewal) of exactly those agreements, where their
+    ``agreement.terminated`` records arrive."""
+    from aiokafka.partitioner import murmur2
+
+    return lambda agreement: (murmur2(agreement.encode()) & 0x7FFFFFFF) % partitions == q
+
+
 class DeskBook:
     """The desk side: one Desk per desk partition over the ``desks`` and ``marks`` tables."""
 
@@ -268,7 +278,7 @@ class DeskBook:
     def desk(self, q: int) -> Desk:
         desk = self._desks.get(q)
         if desk is None:
-            desk = self._desks[q] = Desk(self.registry, self.sources, self.grace)
+            desk = self._desks[q] = Desk(self.registry, self.sources, self.grace, owns=key_owner(q, self.sources // 2))
             for agreement, value in _of(self.desks, q):
                 desk.load(agreement, value)
             saved = self.marks.get(str(q))
