@@ -143,6 +143,11 @@ from .cli_history import register as _register_history  # noqa: E402
 
 _register_history(main)
 
+# Disputed bills: timeline TICKET, diff OLD NEW (escalation/cli_disputes.py).
+from .cli_disputes import register as _register_disputes  # noqa: E402
+
+_register_disputes(main)
+
 
 # Live engine: run, topics (escalation/live/run.py).
 from .live.run import register as _register_live  # noqa: E402

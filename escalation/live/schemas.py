@@ -5,11 +5,11 @@ when the shipped files are stale."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from escalation.core.events import MetricObserved, TicketEvent
+from escalation.core.events import AgreementTerminated, MetricObserved, TicketEvent
 from escalation.core.outputs import OUTPUT_TOPICS
 from escalation.paths import SCHEMAS
 
@@ -68,7 +68,7 @@ _DELIVERY_RECORD = {
 
 def topic_schemas() -> dict[str, dict]:
     schemas = {
-        "tickets": TypeAdapter(Annotated[TicketEvent, Field(discriminator="type")]).json_schema(),
+        "tickets": TypeAdapter(Annotated[Union[TicketEvent, AgreementTerminated], Field(discriminator="type")]).json_schema(),
         "metrics": MetricObserved.model_json_schema(),
         "deadletter": DeadLetter.model_json_schema(),
         "ticks": Tick.model_json_schema(),

@@ -103,7 +103,7 @@ def event_records(lines) -> list[tuple[bytes | None, bytes]]:
             continue
         try:
             data = json.loads(line)
-            key = data.get("ticket") or data.get("service")
+            key = data.get("ticket") or data.get("service") or data.get("agreement")  # agreement.terminated
         except Exception:
             key = None
         out.append((key.encode() if isinstance(key, str) else None, line if isinstance(line, bytes) else line.encode()))
@@ -230,6 +230,26 @@ def test_live_equals_replay_for_tickets_and_metrics_across_month_ends(broker, na
     types = {o["type"] for o in replay_outputs(events, "2026-05-01T00:10:00+02:00")}
     assert {"credit.issued", "report.published", "slo.attainment", "slo.burn_rate", "penalty.assessed"} <= types
     _live_vs_replay(broker, namespace, tmp_path, events, "2026-05-01T00:10:00+02:00", AGREEMENT)
+
+
+def test_live_equals_replay_for_supporting_agreements_obligations_and_renewal(broker, namespace, tmp_path):
+    """DESIGN.md §13 on the real broker: the contracts example (customer agreement, an OLA and an
+    underpinning contract beside it on the same tickets, a missed customer obligation and an
+    excused breach) plus an ``agreement.terminated`` keyed by agreement: live == replay through
+    the term's end (terminated in March: no notice reminder, expired at the end of 2026)."""
+    from escalation.paths import EXAMPLE_AGREEMENT, EXAMPLE_EVENTS
+
+    events = tmp_path / "contracts.jsonl"
+    termination = (b'{"id": "t-1", "type": "agreement.terminated", "time": "2026-03-05T10:00:00Z", '
+                   b'"agreement": "initech-it", "by": "customer"}')
+    events.write_bytes((EXAMPLE_EVENTS.parent / "contracts.jsonl").read_bytes() + termination + b"\n")
+    until = "2027-01-01T00:10:00+01:00"
+    agreements = EXAMPLE_AGREEMENT.parent / "contracts"
+    types = {o["type"] for o in replay_outputs(events, until, agreements)}
+    assert {"obligation.missed", "agreement.expired", "penalty.assessed"} <= types
+    sources = {o["source"] for o in replay_outputs(events, until, agreements)}
+    assert sources == {"escalation/initech-it@1", "escalation/network-ola@1", "escalation/telco-uc@1"}
+    _live_vs_replay(broker, namespace, tmp_path, events, until, agreements, timeout=60)
 
 
 def test_live_equals_replay_on_a_generated_workload(broker, namespace, tmp_path):
