@@ -12,11 +12,11 @@ Invariants (DESIGN.md §10, like every model): frozen, unknown keys refused, val
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from .durations import BusinessDays, parse_duration
 
 SUPPORTING_KINDS = ("OperationalLevelAgreement", "UnderpinningContract")
 #: ticket lifecycle words an obligation may start or stop on
@@ -49,11 +49,9 @@ class Scope(_Frozen):
 
 
 def _positive(text: str) -> str:
-    value = parse_duration(text)
-    empty = value.days <= 0 if isinstance(value, BusinessDays) else value.total_seconds() <= 0
-    if empty:
-        raise ValueError(f"duration {text!r} must be longer than zero")
-    return text
+    from .models import _check_positive  # models imports this module: the one positivity rule
+
+    return _check_positive(text)
 
 
 class Obligation(_Frozen):
@@ -72,6 +70,14 @@ class Obligation(_Frozen):
         if self.starts == self.stops:
             raise ValueError(f"an obligation cannot start and stop on the same event ({self.starts!r})")
         return self
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` + ``months`` calendar months, clamped to the month's last day (Jan 31 + 1 = Feb 28)."""
+    y, m = divmod(day.month - 1 + months, 12)
+    year, month = day.year + y, m + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
 
 
 def term_months(text: str) -> int:
@@ -137,18 +143,12 @@ def check_parties(a) -> list[tuple[tuple, str]]:
 
 def _renewal(a) -> list[tuple[tuple, str]]:
     """The first notice deadline must fall after the validity starts (else no notice is possible)."""
-    from datetime import timedelta
-
     v = a.validity
     if v is None or v.renewal is None or v.end is None:
         return []
     count, unit = notice_span(v.renewal.notice)
     after = v.end + timedelta(days=1)
-    if unit == "mo":
-        y, m = divmod(after.month - 1 - count, 12)
-        deadline = after.replace(year=after.year + y, month=m + 1, day=min(after.day, 28))
-    else:
-        deadline = after - timedelta(days=count)
+    deadline = after - timedelta(days=count) if unit == "d" else add_months(after, -count)
     if deadline <= v.start:
         return [(("validity", "renewal", "notice"), f"notice {v.renewal.notice} before the end {v.end} falls on or "
                  f"before the validity start {v.start}: no notice could ever be given")]

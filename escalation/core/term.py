@@ -21,9 +21,9 @@ bool, "terminated": {id, at, by} | None, "expired": bool}``, kept by the desk pe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
-from escalation.agreement.parties import notice_span, term_months
+from escalation.agreement.parties import add_months, notice_span, term_months
 
 from .events import Rejected
 from .outputs import cloudevent, utc
@@ -61,14 +61,6 @@ def check(registry, event):
 
 def fresh() -> dict:
     return {"term": 0, "notice_sent": False, "terminated": None, "expired": False}
-
-
-def add_months(day: date, months: int) -> date:
-    """``day`` + ``months`` calendar months, clamped to the month's last day (Jan 31 + 1 = Feb 28)."""
-    y, m = divmod(day.month - 1 + months, 12)
-    year, month = day.year + y, m + 1
-    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
-    return date(year, month, min(day.day, last))
 
 
 def instants(compiled, k: int) -> dict:
