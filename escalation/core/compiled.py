@@ -253,8 +253,10 @@ def describe(compiled: CompiledAgreement) -> dict:
     """The compiled definition as plain data: the lifecycle machine and, per priority and clock,
     the thresholds in firing order. Diffing two revisions' descriptions shows what a change does."""
     thresholds: dict[str, dict[str, list]] = {}
-    for (clock, priority), rule in sorted(compiled.targets.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        thresholds.setdefault(priority, {})[clock] = [_describe_threshold(t) for t in rule.thresholds]
+    for rule in sorted(compiled.rules, key=lambda r: (r.priority, r.clock)):
+        # prime/non-prime levels show as "clock@calendar" (DESIGN.md §13)
+        name = rule.clock if rule.opened_in is None else f"{rule.clock}@{rule.opened_in}"
+        thresholds.setdefault(rule.priority, {})[name] = [_describe_threshold(t) for t in rule.thresholds]
     a = compiled.agreement
     return {
         "agreement": a.id, "revision": a.revision,

@@ -215,3 +215,21 @@ def test_state_split_anywhere_continues_exactly():
     replay(reg, [], split.append, lambda r: None, until, engine)
     assert split == whole
     assert [o["type"] for o in whole].count("credit.earned_back") == 1
+
+
+def test_the_bundled_example():
+    # examples/events/acme-erp-contract.jsonl (README "Contract terms"): every line applies; March:
+    # S4-3's P2 response breach 250.00, S4-5's 2.5 % P1 penalty 500.00 capped to its 400.00 share,
+    # 4 of 5 P2 resolutions in time = 80 % < 85 -> 5 % = 1000.00; April: S4-10's 500.00 capped to
+    # the 350.00 the rolling 2000.00 leaves (250 + 400 + 1000 used); April and May at 100 % ->
+    # the 1000.00 comes back at the end of May
+    lines = (EXAMPLES / "events" / "acme-erp-contract.jsonl").read_text().splitlines()
+    outputs, rejects, _ = run(lines, until="2026-06-01T00:00:00+02:00", reg=Registry([_agreement()]))
+    assert rejects == []
+    assert [(p["data"]["amount"], p["data"]["capped"]) for p in _of(outputs, "penalty.assessed")] == [
+        ("250.00", False), ("400.00", True), ("350.00", True)]
+    assert [(o["data"]["period"], o["data"]["attainment"]) for o in _of(outputs, "objective.attainment")
+            if o["data"]["objective"] == "p2-resolution"] == [("2026-03", 80.0), ("2026-04", 100.0), ("2026-05", 100.0)]
+    assert [(c["data"]["period"], c["data"]["amount"]) for c in _of(outputs, "credit.issued")] == [("2026-03", "1000.00")]
+    assert [(e["time"], e["data"]["amount"]) for e in _of(outputs, "credit.earned_back")] == [
+        ("2026-05-31T22:00:00+00:00", "1000.00")]
