@@ -233,3 +233,26 @@ def test_the_bundled_example():
     assert [(c["data"]["period"], c["data"]["amount"]) for c in _of(outputs, "credit.issued")] == [("2026-03", "1000.00")]
     assert [(e["time"], e["data"]["amount"]) for e in _of(outputs, "credit.earned_back")] == [
         ("2026-05-31T22:00:00+00:00", "1000.00")]
+
+
+@pytest.mark.parametrize("april, earned", [
+    # reference agreement (acme-erp), availability credit with earn_back {periods: 1, at_least:
+    # 99.9}: March at 99.5 % -> 10 % of 40000.00 = 4000.00; April at 100 % -> returned at April's
+    # end (Berlin, 2026-04-30T22:00Z)
+    ((10000, 10000), [("2026-04-30T22:00:00+00:00", "4000.00", "2026-03", ["2026-04"])]),
+    # April at 99.8 % (below 99.9): forfeited (and April's own 10 % credit opens a new chain)
+    ((9980, 10000), []),
+])
+def test_earn_back_of_an_slo_credit(april, earned):
+    from tests.unit.test_slo_support import Metrics, run as run_metrics, variant
+    from tests.helpers import agreement_dict
+
+    remedies = agreement_dict()["remedies"]
+    remedies[0] = {**remedies[0], "earn_back": {"periods": 1, "at_least": 99.9}}
+    m = Metrics().slice("2026-03-10T00:00", "2026-03-10T10:00", 9950, 10000)
+    m.slice("2026-04-10T00:00", "2026-04-10T10:00", *april)
+    outputs, rejects, _ = run_metrics(m, "2026-04-30T22:00", reg=variant(remedies=remedies))
+    assert rejects == []
+    got = [(o["time"], o["data"]["amount"], o["data"]["period"], o["data"]["earned_in"])
+           for o in _of(outputs, "credit.earned_back")]
+    assert got == earned
