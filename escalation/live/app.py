@@ -72,7 +72,8 @@ from escalation.live import observability as obs
 from escalation.live.engine import (
     DeskBook, Partitions, StateTables, deadletter_record, desk_record, mark_record, parse_tick,
 )
-from escalation.live.offsets import AppliedOffsets, InputGuard, RangeReader, Record, commit_applied
+from escalation.live.journal import Journal
+from escalation.live.offsets import AppliedOffsets, InputGuard, OffsetCommitter, RangeReader, Record
 from escalation.live.ticker import wall_instant
 from escalation.live.settings import LiveSettings
 
@@ -211,6 +212,11 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     desks, marks, offsets_table = table("desks"), table("marks"), table("offsets")
     # next offset to apply per input partition, one instance per agent (see escalation.live.offsets)
     in_offsets, desk_offsets = AppliedOffsets(offsets_table), AppliedOffsets(offsets_table)
+    # each batch's writes journalled per partition first, so they land whole (escalation.live.journal)
+    journal_table = table("journal")
+    in_journal = Journal("inputs", journal_table, [tables.incidents, tables.services, tables.figures, tables.clocks,
+                                                  offsets_table])
+    desk_journal = Journal("desk", journal_table, [desks, marks, offsets_table])
     grace = timedelta(seconds=settings.period_grace)
     parts = Partitions(registry, tables, P, grace)
     book = DeskBook(registry, parts.sources, desks, marks, grace)
@@ -239,23 +245,33 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             return None
 
     # the inputs guard checks the tails of tickets/metrics partitions on each tick (live ticks only)
+    committer = OffsetCommitter(app)
     in_guard = InputGuard(in_offsets, reader, {names.tickets, names.metrics}, committed_offset, highwater,
                           tails=() if manual_ticks else (names.tickets, names.metrics))
     desk_guard = InputGuard(desk_offsets, reader, {names.desk}, committed_offset)
 
-    async def received(events: list, guard: InputGuard) -> tuple[list[Record], dict]:
+    async def received(events: list, guard: InputGuard, journal: Journal) -> tuple[list[Record], dict]:
         """The batch as contiguous records (holes read back from the broker), and the last Faust
-        event per partition (table writes of that partition are made as if processing it)."""
+        event per partition (table writes of that partition are made as if processing it). The
+        tables of a partition seen for the first time since a (re)load are completed from its
+        journal first, so the state read below is whole."""
         last = {event.message.partition: event for event in events}
+        journal.restore(set(last), lambda table_, p, key, value: write_as(last[p], table_, key, value))
         return await guard.records([Record.of_event(e) for e in events]), last
 
-    async def settle(writes: list, last: dict, offsets: AppliedOffsets, topics: tuple[str, ...]) -> None:
-        """Write the batch's state and applied offsets, then commit those offsets (at least once:
-        a crash before the commit consumes the batch again; ids absorb the repeats)."""
-        for table_, p, key, value in writes + offsets.writes():
+    async def settle(writes: list, last: dict, offsets: AppliedOffsets, journal: Journal,
+                     topics: tuple[str, ...]) -> None:
+        """Journal the batch's writes per partition and flush, write the state and the applied
+        offsets, then commit those offsets (at least once: a crash before the commit consumes the
+        batch again, and the ids absorb the repeats against a state that is whole)."""
+        writes = writes + offsets.writes()
+        for table_, p, key, value in journal.records(writes):
+            write_as(last[p], table_, key, value)
+        await app.producer.flush()
+        for table_, p, key, value in writes:
             write_as(last[p], table_, key, value)
         if settings.processing_guarantee != "exactly_once":  # else Faust's transactions commit
-            await commit_applied(app, offsets.committable(topics))
+            await committer.commit(offsets.committable(topics))
 
     class Batch:
         """What one batch sends, in order, through ``sender`` (else Faust's ``send_soon``); all
@@ -362,6 +378,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         except BaseException:
             parts.discard()
             in_offsets.discard()
+            in_journal.discard()
             raise
         batch.marks(moved)  # after this batch's desk records: the desk sees them first
         return batch, writes
@@ -390,16 +407,17 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             if stale["inputs"]:
                 parts.discard()
                 in_offsets.discard()
+                in_journal.discard()
                 stale["inputs"] = False
             parts.fired.clear()
             log.debug("inputs batch: %d records", len(events))
-            records, last = await received(events, in_guard)
+            records, last = await received(events, in_guard, in_journal)
             batch, writes = inputs_batch(records)
             fired = list(parts.fired)
             log.debug("inputs batch: sending %d records, %d futures", len(batch.records), len(batch.futures))
             await batch.done()  # outputs and desk records on the broker before the state moves on
             log.debug("inputs batch: sent; %d table writes", len(writes))
-            await settle(writes, last, in_offsets, (names.tickets, names.metrics, names.ticks))
+            await settle(writes, last, in_offsets, in_journal, (names.tickets, names.metrics, names.ticks))
             now = time.time()
             for due in fired:
                 obs.deadline_latency(now - due.timestamp())
@@ -415,9 +433,10 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             if stale["desk"]:
                 book.discard()
                 desk_offsets.discard()
+                desk_journal.discard()
                 stale["desk"] = False
             batch = Batch()
-            records, last = await received(events, desk_guard)
+            records, last = await received(events, desk_guard, desk_journal)
             try:
                 for rec in records:
                     try:
@@ -432,16 +451,18 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             except BaseException:
                 book.discard()
                 desk_offsets.discard()
+                desk_journal.discard()
                 raise
             log.debug("desk batch: %d records, sending %d", len(events), len(batch.records))
             await batch.done()
             log.debug("desk batch: sent; %d table writes", len(writes))
-            await settle(writes, last, desk_offsets, (names.desk,))
+            await settle(writes, last, desk_offsets, desk_journal, (names.desk,))
             obs.set_desk_pending(book.pending())
 
     def invalidate(*args: Any, **kwargs: Any) -> None:
         """Reload the in-memory state from the tables at the next batch (rebalance, agreement reload)."""
         stale["inputs"] = stale["desk"] = True
+        committer.forget()
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:

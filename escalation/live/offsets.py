@@ -14,7 +14,7 @@ engine therefore does not trust the delivery path; it checks it against its own 
   read straight from the broker (:class:`RangeReader`) and put before it, so nothing is skipped
   and nothing is applied out of order. Offsets the broker no longer holds (retention, compaction,
   transaction markers) are simply absent from the range.
-- :func:`commit_applied` commits, after the batch's state is written, the offsets the engine has
+- :class:`OffsetCommitter` commits, after the batch's state is written, the offsets the engine has
   applied (flushing the changelogs first, as Faust does): a committed offset means "everything
   before it is in the state", and it advances with every batch whatever Faust's acks say.
 
@@ -207,17 +207,41 @@ class InputGuard:
         return missing
 
 
-async def commit_applied(app: Any, offsets: dict[tuple[str, int], int]) -> bool:
-    """Commit ``offsets`` for the group once the changelogs are flushed (Faust's own commit step,
-    called with the engine's offsets instead of its ack list). Partitions no longer assigned are
-    left out. Waits for a commit Faust may have in progress, so the two never interleave."""
-    from faust.types import TP
+class OffsetCommitter:
+    """Commits the offsets the engine has applied, for the group (Faust's own commit step, called
+    with the engine's offsets instead of its ack list): the producer is flushed first (changelogs
+    on the broker), partitions no longer assigned are left out, and a commit Faust has in progress
+    is waited for, so the two never interleave.
 
-    consumer = app.consumer
-    assigned = consumer.assignment()
-    wanted = {TP(t, p): o for (t, p), o in offsets.items()}
-    wanted = {tp: o for tp, o in wanted.items() if tp in assigned and (consumer._committed_offset.get(tp) or -1) < o}
-    if not wanted:
+    What was committed is tracked here, from the commit's result: Faust records an offset as
+    committed even when the commit failed (a rebalance under way), which would otherwise leave the
+    last offsets of an idle partition uncommitted for good. A failed commit is retried a few times,
+    then left to the next batch."""
+
+    RETRIES, RETRY_WAIT = 5, 0.2
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.done: dict[Any, int] = {}
+
+    async def commit(self, offsets: dict[tuple[str, int], int]) -> bool:
+        from faust.types import TP
+
+        consumer = self.app.consumer
+        for attempt in range(self.RETRIES):
+            assigned = consumer.assignment()
+            wanted = {tp: o for tp, o in ((TP(t, p), o) for (t, p), o in offsets.items())
+                      if tp in assigned and self.done.get(tp, -1) < o}
+            if not wanted:
+                return True
+            await consumer.maybe_wait_for_commit_to_finish()
+            if await consumer._commit_offsets(wanted):  # faust 0.15.3: flush producer, commit, tables.on_commit
+                self.done.update(wanted)
+                return True
+            await asyncio.sleep(self.RETRY_WAIT)
+        log.info("escalation: offsets not committed (rebalancing?); the next batch commits them")
         return False
-    await consumer.maybe_wait_for_commit_to_finish()
-    return await consumer._commit_offsets(wanted)  # faust 0.15.3: flush producer, commit, tables.on_commit
+
+    def forget(self) -> None:
+        """After a rebalance: commit again whatever is applied (another worker may have moved on)."""
+        self.done.clear()
