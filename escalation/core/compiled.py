@@ -128,9 +128,16 @@ class CompiledAgreement:
         local = instant.astimezone(self.tz)
         return f"{local.year:04d}-{local.month:02d}"
 
-    def valid_on(self, day: date) -> bool:
+    def valid_on(self, day: date, renews: bool = False) -> bool:
+        """Whether ``day`` (agreement time zone) is inside the validity: ``start`` <= day <= ``end``
+        (open ends allowed). ``renews`` (the registry says so for the highest loaded revision of an
+        agreement with ``validity.renewal``): every day from ``start`` on, since the term renews by
+        whole terms past ``end`` unless terminated, which only the desk knows (``core/term.py``)."""
         validity = self.agreement.validity
-        return validity is None or (validity.start <= day and (validity.end is None or day <= validity.end))
+        if validity is None:
+            return True
+        return validity.start <= day and (validity.end is None or day <= validity.end
+                                          or (renews and validity.renewal is not None))
 
     def fee(self, basis: str) -> Decimal:
         return self.agreement.fees[basis.partition(".")[2]]

@@ -16,6 +16,12 @@ they produce for an agreement, and tell the desk how far their clock has got (``
   publishes ``report.published`` (its ``time`` is the period's end) with the merged figures and
   the ledger's cap, and opens the next period (every month has a report once reporting started,
   until the agreement's validity ends).
+- Expiry (DESIGN.md §13; ``term.expires_at``, known once the termination is): the period that
+  contains the final term's last day is still closed and published; later periods are dropped
+  at their close (no verdicts, credits, earn-backs or report). A penalty whose breach instant is
+  at or after the expiry instant, and a credit for a period starting at or after it, are dropped
+  when booked (no output). Each check is made once every source has passed the instant in
+  question, after any termination that could expire the agreement before it, so live == replay.
 
 Invariants:
 - Every money output is booked once: a repeated ``PenaltyDue``/``CreditDue`` (same output id,
@@ -204,14 +210,32 @@ class Desk:
                 return outputs
             if money is not None and (close is None or (money[0], money[1]) < (close[0], _REPORT)):
                 heapq.heappop(self._queue)
-                outputs.append(self._book(money[2], money[4]))
+                out = self._book(money[2], money[4])
+                if out is not None:
+                    outputs.append(out)
             else:
                 heapq.heappop(self._closes)
                 outputs += self._close(close[1], close[2])
 
-    def _book(self, agreement: str, out_id: str) -> dict:
+    def _expired_by(self, agreement: str, at_us: int) -> bool:
+        """Whether ``agreement`` is over at ``at_us`` (a termination expires it at or before)."""
+        expiry = self.terms.expiry_us(agreement, to_us)
+        return expiry is not None and at_us >= expiry
+
+    def _after_expiry(self, item) -> bool:
+        """A penalty whose breach is at or after the expiry instant, or a credit for a period that
+        starts at or after it (the period containing the final term's last day still counts)."""
+        if isinstance(item, PenaltyDue):
+            return self._expired_by(item.agreement, to_us(item.at))
+        tz = self.registry.get(item.agreement, item.revision).tz
+        return self._expired_by(item.agreement, by_label(tz, item.period).start_us)
+
+    def _book(self, agreement: str, out_id: str) -> dict | None:
+        """Book one pending penalty or credit; None when the agreement expired before it."""
         st = self._state(agreement)
         item = item_from_dict(st.pending.pop(out_id)["item"])
+        if self._after_expiry(item):
+            return None
         if isinstance(item, PenaltyDue):
             out = assess_penalty(self.registry.get(item.agreement, item.revision), st.ledger, item)
         else:
@@ -235,6 +259,8 @@ class Desk:
         st = self._state(agreement)
         period = st.periods.pop(label)
         st.closed_until_us = max(st.closed_until_us or period["end_us"], period["end_us"])
+        if self._expired_by(agreement, period["start_us"]):
+            return []  # a period after the final term: nothing is published, no next period
         compiled = self.revisions.compiled_at(agreement, period["start_us"])
         parts = [period["parts"][k] for k in sorted(period["parts"], key=int)]
         fig = merge_figures(compiled, period["start_us"], period["end_us"], parts, period["money"])
@@ -243,7 +269,8 @@ class Desk:
         if compiled.agreement.reporting is not None:
             outputs.append(report_notice(compiled, label, fig, at, st.ledger))
         nxt = following(compiled.tz, by_label(compiled.tz, label))
-        if nxt.label not in st.periods and nxt.start_us < validity_us(compiled)[1]:
+        last_us = validity_us(compiled, self.registry.renews(compiled))[1]
+        if nxt.label not in st.periods and nxt.start_us < last_us and not self._expired_by(agreement, nxt.start_us):
             self._add_period(agreement, st, nxt.label, nxt.start_us, nxt.end_us)
         return outputs
 
@@ -276,6 +303,8 @@ class Desk:
         p = by_label(compiled.tz, label)
         if st.closed_until_us is not None and p.start_us < st.closed_until_us:
             return None
+        if self._expired_by(agreement, p.start_us):
+            return None  # output-equivalent to opening it: ``_close`` would drop it
         return self._add_period(agreement, st, label, p.start_us, p.end_us)
 
     def _add_period(self, agreement: str, st: DeskState, label: str, start_us: int, end_us: int) -> dict:

@@ -49,7 +49,7 @@ def attach(registry, compiled, event) -> list[Incident]:
             continue
         if (a.services and event.service not in a.services) or event.priority not in a.priorities:
             continue
-        if not other.valid_on(event.time.astimezone(other.tz).date()):
+        if not registry.valid_on(other, event.time.astimezone(other.tz).date()):
             continue
         if a.id not in best or other.revision > best[a.id].revision:
             best[a.id] = other

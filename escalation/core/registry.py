@@ -1,7 +1,10 @@
 """The set of loaded agreement revisions and how an event finds its agreement.
 
 Invariants: an incident opens under the highest revision of its agreement that is valid on the
-opening day (agreement time zone) and stays pinned to it; a later revision never changes a
+opening day (agreement time zone) and stays pinned to it; the highest loaded revision of an
+agreement with ``validity.renewal`` is valid on every day from its start (:meth:`Registry.renews`:
+its term renews past ``end`` unless terminated, and a termination is known at the desk only),
+every other revision on its written days; a later revision never changes a
 running incident. ``agreement`` on the event wins; otherwise ``customer`` + ``service`` must match
 exactly one agreement id. :meth:`Registry.merge` adds revisions in place (live reload) and never
 drops or replaces a loaded one, so every pinned incident still finds its revision.
@@ -64,6 +67,18 @@ class Registry:
             raise Rejected(f"unknown agreement {agreement_id!r} (loaded: {', '.join(self.ids()) or 'none'})")
         return revisions[max(revisions)]
 
+    def renews(self, compiled: CompiledAgreement) -> bool:
+        """Whether ``compiled`` stays valid past its written ``end``: it has ``validity.renewal``
+        and is the highest loaded revision of its agreement (whose renewal clause the desk's term
+        follows, ``core/term.py``). Decided from the loaded files alone, so every partition agrees."""
+        validity = compiled.agreement.validity
+        return (validity is not None and validity.renewal is not None
+                and compiled.revision == max(self._revisions[compiled.id]))
+
+    def valid_on(self, compiled: CompiledAgreement, day) -> bool:
+        """``compiled.valid_on(day)`` with the renewal extension of :meth:`renews`."""
+        return compiled.valid_on(day, self.renews(compiled))
+
     def for_opening(self, event: TicketOpened) -> CompiledAgreement:
         """The revision a new ticket is pinned to, or Rejected naming why none fits."""
         agreement_id = event.agreement or self._by_customer(event.customer, event.service)
@@ -72,7 +87,7 @@ class Registry:
             raise Rejected(f"unknown agreement {agreement_id!r} (loaded: {', '.join(self.ids()) or 'none'})")
         for revision in sorted(revisions, reverse=True):
             compiled = revisions[revision]
-            if compiled.valid_on(event.time.astimezone(compiled.tz).date()):
+            if self.valid_on(compiled, event.time.astimezone(compiled.tz).date()):
                 return self._check_ticket(compiled, event)
         raise Rejected(f"agreement {agreement_id!r} has no revision valid on {event.time.date()}")
 

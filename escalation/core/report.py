@@ -77,7 +77,7 @@ class Revisions:
     def __init__(self, registry: Registry):
         self._revisions: dict[str, list[tuple[CompiledAgreement, tuple[int, int]]]] = {}
         for compiled in sorted(registry, key=lambda c: (c.id, -c.revision)):
-            self._revisions.setdefault(compiled.id, []).append((compiled, validity_us(compiled)))
+            self._revisions.setdefault(compiled.id, []).append((compiled, validity_us(compiled, registry.renews(compiled))))
 
     def __contains__(self, agreement: str) -> bool:
         return agreement in self._revisions

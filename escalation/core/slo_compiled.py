@@ -74,12 +74,14 @@ def compile_slos(compiled: CompiledAgreement) -> tuple[CompiledSlo, ...]:
     return tuple(out)
 
 
-def validity_us(compiled: CompiledAgreement) -> tuple[int, int]:
-    """``[from, to)`` in UTC microseconds: local midnight of the start to that after the end."""
+def validity_us(compiled: CompiledAgreement, renews: bool = False) -> tuple[int, int]:
+    """``[from, to)`` in UTC microseconds: local midnight of the start to that after the end
+    (open-ended when ``renews``, see ``Registry.renews``; a termination is the desk's to apply)."""
     v = compiled.agreement.validity
     if v is None:
         return _FOREVER
-    end = wall_to_utc_us(v.end + timedelta(days=1), 0, compiled.tz) if v.end else _FOREVER[1]
+    open_end = v.end is None or (renews and v.renewal is not None)
+    end = _FOREVER[1] if open_end else wall_to_utc_us(v.end + timedelta(days=1), 0, compiled.tz)
     return wall_to_utc_us(v.start, 0, compiled.tz), end
 
 
@@ -107,7 +109,7 @@ class SloBook:
                 if compiled.id not in ids:
                     ids.append(compiled.id)
             self._revisions.setdefault(compiled.id, []).append(_Revision(
-                compiled, validity_us(compiled), {c.id: c for c in slos}, {k: tuple(v) for k, v in streams.items()}))
+                compiled, validity_us(compiled, registry.renews(compiled)), {c.id: c for c in slos}, {k: tuple(v) for k, v in streams.items()}))
         for ids in self._streams.values():
             ids.sort()
 

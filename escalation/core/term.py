@@ -14,7 +14,9 @@ a renewed term whose reminder instant is not after the renewal: terms shorter th
 ``agreement.renewed`` at ``term_end_k`` (the validity extends by ``term``: term ``k + 1``), or,
 when an ``agreement.terminated`` input arrived before ``deadline_k``, ``agreement.expired`` at
 ``term_end_k`` and nothing more. A termination after the deadline ends the following term.
-The first termination counts; later ones change nothing. State: ``{"term": k, "notice_sent":
+The first termination counts; later ones change nothing. ``expires_at`` names the instant the
+final term is over as soon as the termination is known (the desk stops money and reports there,
+``core/desk.py``). State: ``{"term": k, "notice_sent":
 bool, "terminated": {id, at, by} | None, "expired": bool}``, kept by the desk per agreement.
 """
 
@@ -85,6 +87,23 @@ def next_event(compiled, state: dict) -> tuple[datetime, str] | None:
     if not state["notice_sent"] and state["terminated"] is None:
         return t["notice_due"], "agreement.notice_due"
     return t["term_end"], "agreement.term_end"
+
+
+def expires_at(compiled, state: dict) -> datetime | None:
+    """The instant the agreement is over (``term_end`` of its final term), or None while it renews.
+
+    The final term is the first term ``k`` >= ``state["term"]`` whose ``deadline_k`` is after the
+    recorded termination: the term ``_term_end`` will expire (so this agrees with the
+    ``agreement.expired`` output, which it can name before that output fires). Invariant: a
+    termination that makes an instant ``x`` fall after the expiry came at ``at`` < ``x``, so a
+    caller that asks once every source has passed ``x`` gets the same answer live and in replay."""
+    term = state["terminated"]
+    if term is None:
+        return None
+    k, at = state["term"], datetime.fromisoformat(term["at"])
+    while not state["expired"] and at >= instants(compiled, k)["deadline"]:
+        k += 1
+    return instants(compiled, k)["term_end"]
 
 
 def terminate(state: dict, item: Termination) -> None:
@@ -178,6 +197,17 @@ class TermBook:
     def submit(self, item: Termination) -> None:
         terminate(self.states.setdefault(item.agreement, fresh()), item)
         self._next.pop(item.agreement, None)
+
+    def expiry_us(self, agreement_id: str, to_us) -> int | None:
+        """``expires_at`` of a renewable agreement this desk owns, in µs; None while it renews."""
+        state = self.states.get(agreement_id)
+        if state is None or state["terminated"] is None:
+            return None
+        compiled = self.registry.latest(agreement_id)
+        if compiled.agreement.validity is None or compiled.agreement.validity.renewal is None:
+            return None  # a later revision without renewal: its written validity governs
+        at = expires_at(compiled, state)
+        return None if at is None else to_us(at)
 
     def load(self, agreement_id: str, state: dict | None) -> None:
         if state is not None:

@@ -10,6 +10,8 @@ that day: 2026-09-02 00:00 Berlin (2026-09-01T22:00Z).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from escalation.agreement.loader import AgreementError, parse_agreement
@@ -179,3 +181,144 @@ def test_bundled_contracts_example_validates():
     assert sorted((a.kind, a.id) for a in agreements) == [
         ("Agreement", "initech-it"), ("OperationalLevelAgreement", "network-ola"), ("UnderpinningContract", "telco-uc")]
     assert all(isinstance(a, Agreement) for a in agreements)
+
+
+# -- renewal extends openings; expiry stops the desk's money and reports ------------------------
+#
+# MONEY (Europe/Berlin) renews like BASE: term 0 is over at 2026-12-31T23:00Z; a termination
+# before the deadline (2026-10-02T22:00Z) expires it there. A P1 ticket breaches 4h after opening
+# (100.00 each); reports are monthly and start with the first activity.
+
+MONEY = BASE.replace("clocks: {response: {starts: opened, stops: acknowledged}}\n", """currency: EUR
+fees: {monthly: "1000.00"}
+calendars: {always: {kind: 24x7}}
+services: {svc: {name: S}}
+clocks: {resolution: {starts: opened, stops: resolved}}
+targets:
+  - {clock: resolution, priority: P1, within: 4h, calendar: always}
+remedies:
+  - {id: pen, kind: per_breach, clock: resolution, amount: "100.00"}
+notification_targets: {owner: {kind: email, address: o@x.example}}
+reporting: {period: calendar_month, deliver_to: [owner]}
+""")
+NO_RENEWAL = MONEY.replace(", renewal: {term: 12mo, notice: 90d}", "")
+
+
+def _open(ticket: str, time: str) -> str:
+    return (f'{{"id": "o-{ticket}", "type": "ticket.opened", "time": "{time}", "ticket": "{ticket}", '
+            f'"agreement": "cust", "service": "svc", "priority": "P1"}}')
+
+
+def _revisions(*texts: str) -> Registry:
+    return Registry([parse_agreement(t, "cust.yaml") for t in texts])
+
+
+def _rev2(text: str) -> str:
+    return text.replace("revision: 1", "revision: 2")
+
+
+OPENINGS = [
+    # the last written day, 2026-12-31 23:30 Berlin: valid with or without renewal
+    ([MONEY], "2026-12-31T22:30:00Z", 1),
+    ([NO_RENEWAL], "2026-12-31T22:30:00Z", 1),
+    # 2027-01-01 00:30 Berlin (2026-12-31T23:30Z): renewed term 1; without renewal no revision
+    ([MONEY], "2026-12-31T23:30:00Z", 1),
+    ([NO_RENEWAL], "2026-12-31T23:30:00Z", "no revision valid"),
+    # 2029-03-10: term 3, still whole renewed terms
+    ([MONEY], "2029-03-10T10:00:00Z", 1),
+    # 2025-12-31 23:59 Berlin (2025-12-31T22:59Z): before the start, renewal or not
+    ([MONEY], "2025-12-31T22:59:00Z", "no revision valid"),
+    # the highest revision governs the term: revision 2 without renewal ends openings at its end
+    # (revision 1's renewal no longer extends it) ...
+    ([MONEY, _rev2(NO_RENEWAL)], "2027-03-10T10:00:00Z", "no revision valid"),
+    ([MONEY, _rev2(NO_RENEWAL)], "2026-06-10T10:00:00Z", 2),
+    # ... and a renewing revision 2 takes the renewed days, not revision 1
+    ([NO_RENEWAL, _rev2(MONEY)], "2027-03-10T10:00:00Z", 2),
+]
+
+
+@pytest.mark.parametrize("texts, opened, expected", OPENINGS)
+def test_renewal_extends_the_days_an_agreement_accepts_openings(texts, opened, expected):
+    until = (datetime.fromisoformat(opened) + timedelta(hours=5)).isoformat()  # past the 4h breach
+    outputs, rejects, _ = run([_open("T", opened)], until=until, reg=_revisions(*texts))
+    if isinstance(expected, str):
+        assert len(rejects) == 1 and expected in rejects[0]["reason"]
+    else:
+        assert rejects == []
+        breaches = [o["source"] for o in outputs if o["type"] == "sla.breached" and o["subject"] == "T"]
+        assert breaches == [f"escalation/cust@{expected}"]
+
+
+def _money_rows(outputs) -> list[tuple]:
+    return [(o["time"], o["type"], o["subject"], o["data"].get("period"))
+            for o in outputs if o["type"] in ("penalty.assessed", "report.published", "agreement.expired")]
+
+
+# B breaches 2026-12-31T22:00Z (before the term end), A at 2027-01-01T00:00Z (an hour after it),
+# C (opened 2027-02-10T10:00Z, in the renewed days) at 14:00Z
+TICKETS = [_open("B", "2026-12-31T18:00:00Z"), _open("A", "2026-12-31T20:00:00Z"), _open("C", "2027-02-10T10:00:00Z")]
+EXPIRY = [
+    # terminated in March: expired 2026-12-31T23:00Z; B's penalty and the 2026-12 report (published
+    # at its end, before agreement.expired of the same instant) stay; A's breach at 2027-01-01T00:00Z
+    # and C's are after the expiry: no penalty; no report for 2027-01..03. C is still accepted
+    # (the ticket side cannot see the termination).
+    (MONEY, [_terminate("2026-03-01T10:00:00Z")],
+     [("2026-12-31T22:00:00+00:00", "penalty.assessed", "B", "2026-12"),
+      ("2026-12-31T23:00:00+00:00", "report.published", "cust", "2026-12"),
+      ("2026-12-31T23:00:00+00:00", "agreement.expired", "cust", None)]),
+    # no termination: renewed; A's penalty falls in 2027-01, C's in 2027-02, reports through 2027-03
+    (MONEY, [],
+     [("2026-12-31T22:00:00+00:00", "penalty.assessed", "B", "2026-12"),
+      ("2026-12-31T23:00:00+00:00", "report.published", "cust", "2026-12"),
+      ("2027-01-01T00:00:00+00:00", "penalty.assessed", "A", "2027-01"),
+      ("2027-01-31T23:00:00+00:00", "report.published", "cust", "2027-01"),
+      ("2027-02-10T14:00:00+00:00", "penalty.assessed", "C", "2027-02"),
+      ("2027-02-28T23:00:00+00:00", "report.published", "cust", "2027-02"),
+      ("2027-03-31T22:00:00+00:00", "report.published", "cust", "2027-03")]),
+    # terminated after the deadline (2026-10-05): renewed, so everything of the no-termination
+    # case stands (it expires at the end of 2027)
+    (MONEY, [_terminate("2026-10-05T10:00:00Z")],
+     [("2026-12-31T22:00:00+00:00", "penalty.assessed", "B", "2026-12"),
+      ("2026-12-31T23:00:00+00:00", "report.published", "cust", "2026-12"),
+      ("2027-01-01T00:00:00+00:00", "penalty.assessed", "A", "2027-01"),
+      ("2027-01-31T23:00:00+00:00", "report.published", "cust", "2027-01"),
+      ("2027-02-10T14:00:00+00:00", "penalty.assessed", "C", "2027-02"),
+      ("2027-02-28T23:00:00+00:00", "report.published", "cust", "2027-02"),
+      ("2027-03-31T22:00:00+00:00", "report.published", "cust", "2027-03")]),
+    # a mid-month end (2026-12-15, notice 30d; deadline 2026-11-16 00:00 Berlin), terminated in
+    # March: expired at 2026-12-16 00:00 Berlin (2026-12-15T23:00Z). B and A breach after that:
+    # no penalty although their period 2026-12 contains the last day; that period's report is
+    # still published at its end (2026-12-31T23:00Z)
+    (MONEY.replace("end: 2026-12-31", "end: 2026-12-15").replace("notice: 90d", "notice: 30d"),
+     [_terminate("2026-03-01T10:00:00Z")],
+     [("2026-12-15T23:00:00+00:00", "agreement.expired", "cust", None),
+      ("2026-12-31T23:00:00+00:00", "report.published", "cust", "2026-12")]),
+]
+
+
+@pytest.mark.parametrize("text, terminations, expected", EXPIRY)
+def test_expiry_stops_penalties_credits_and_reports_after_the_final_term(text, terminations, expected):
+    outputs, rejects, _ = run(terminations + TICKETS, until="2027-04-01T00:00:00Z", reg=_reg(text))
+    assert rejects == []
+    assert _money_rows(outputs) == expected
+    assert any(o["type"] == "sla.breached" and o["subject"] == "C" for o in outputs)
+
+
+@pytest.mark.parametrize("terminated_at, expected", [
+    # no termination: it renews, no expiry
+    (None, None),
+    # before the deadline 2026-10-02T22:00Z: the end of term 0, 2026-12-31T23:00Z
+    ("2026-10-02T21:59:00+00:00", "2026-12-31T23:00:00+00:00"),
+    # at the deadline: too late for term 0, ends term 1 (2027-12-31T23:00Z)
+    ("2026-10-02T22:00:00+00:00", "2027-12-31T23:00:00+00:00"),
+    # in the summer of 2027 (term 1's deadline is 2027-10-02T22:00Z): still term 1
+    ("2027-07-01T00:00:00+00:00", "2027-12-31T23:00:00+00:00"),
+])
+def test_expires_at_names_the_final_term_end(terminated_at, expected):
+    from escalation.core.term import expires_at, fresh
+
+    state = fresh()
+    if terminated_at is not None:
+        state["terminated"] = {"id": "t-1", "at": terminated_at, "by": "customer"}
+    at = expires_at(_reg().latest("cust"), state)
+    assert (None if at is None else at.astimezone(timezone.utc).isoformat()) == expected
