@@ -86,7 +86,7 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 1000
 BATCH_WITHIN = 0.05
 
-#: Longest (s) after an assignment that the ticker waits for a partition's input backlog to be applied.
+#: Longest (s) the ticker holds a partition's ticks back while its input has records not applied yet.
 CATCH_UP_LIMIT = 30.0
 
 #: Longest (ms) a fetch of the worker's consumer waits at the broker for records. Faust hard-codes
@@ -222,7 +222,6 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     book = DeskBook(registry, parts.sources, desks, marks, grace)
     stale = {"inputs": False, "desk": False}  # reload from the tables at the next batch (rebalance, reload)
     errors_seen = Counter()  # internal errors per agent (the first one is logged with its traceback)
-    assignment: dict[str, Any] = {"at": time.monotonic(), "caught_up": set()}  # see caught_up (ticker)
     sender = None
     bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
     reader = RangeReader(bootstrap, settings.aiokafka_security())
@@ -238,15 +237,9 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     def committed_offset(topic: str, partition: int) -> int | None:
         return app.consumer._committed_offset.get(faust.types.TP(topic, partition))  # faust 0.15.3
 
-    def highwater(topic: str, partition: int) -> int | None:
-        try:
-            return app.consumer.highwater(faust.types.TP(topic, partition))
-        except Exception:  # noqa: BLE001 - not assigned (rebalancing): unknown
-            return None
-
     # the inputs guard checks the tails of tickets/metrics partitions on each tick (live ticks only)
     committer = OffsetCommitter(app)
-    in_guard = InputGuard(in_offsets, reader, {names.tickets, names.metrics}, committed_offset, highwater,
+    in_guard = InputGuard(in_offsets, reader, {names.tickets, names.metrics}, committed_offset,
                           tails=() if manual_ticks else (names.tickets, names.metrics))
     desk_guard = InputGuard(desk_offsets, reader, {names.desk}, committed_offset)
 
@@ -471,7 +464,6 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         invalidate()
-        assignment["at"], assignment["caught_up"] = time.monotonic(), set()
         shorten_fetch_wait(app)
 
     from escalation.live.gcpolicy import install as install_gc_policy
@@ -481,18 +473,19 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     if not manual_ticks:
         from escalation.live.ticker import install_ticker
 
-        def caught_up(p: int) -> bool:
-            """Partition ``p`` has applied the input that waited when it was assigned (latched until
-            the next assignment; after CATCH_UP_LIMIT seconds it is ticked regardless)."""
-            if p in assignment["caught_up"] or time.monotonic() - assignment["at"] > CATCH_UP_LIMIT:
+        behind_since: dict[int, float] = {}
+
+        async def caught_up(p: int) -> bool:
+            """No record of partition ``p``'s tickets or metrics waits unapplied on the broker (after
+            CATCH_UP_LIMIT seconds behind, it is ticked regardless: time must not stop for good)."""
+            try:
+                behind = await in_guard.behind(p)
+            except Exception:  # noqa: BLE001 - broker unreachable for a moment: tick as before
                 return True
-            for topic in (names.tickets, names.metrics):
-                end = highwater(topic, p)
-                applied = in_offsets.expected(topic, p)
-                if end is None or (applied if applied is not None else committed_offset(topic, p) or 0) < end:
-                    return False
-            assignment["caught_up"].add(p)
-            return True
+            if not behind:
+                behind_since.pop(p, None)
+                return True
+            return time.monotonic() - behind_since.setdefault(p, time.monotonic()) > CATCH_UP_LIMIT
 
         install_ticker(app, app.topic(names.ticks, **raw), settings, caught_up)
 

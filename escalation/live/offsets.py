@@ -113,7 +113,8 @@ class RangeReader:
         return self._consumer
 
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
-        """The records with ``start <= offset < end`` the broker holds, in order."""
+        """The records with ``start <= offset < end`` the broker holds, in order (fewer when the
+        log ends before ``end``: three empty fetches in a row end the read)."""
         from aiokafka import TopicPartition
 
         async with self._lock:
@@ -122,14 +123,25 @@ class RangeReader:
             consumer.assign([tp])
             consumer.seek(tp, start)
             out: list[Record] = []
-            deadline = time.monotonic() + RANGE_READ_TIMEOUT
-            while await consumer.position(tp) < end:
+            deadline, empty = time.monotonic() + RANGE_READ_TIMEOUT, 0
+            while empty < 3 and await consumer.position(tp) < end:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"could not read {topic}[{partition}] offsets {start}..{end - 1}")
                 batch = await consumer.getmany(tp, timeout_ms=200, max_records=max(1, end - start))
-                out += [Record(r.topic, r.partition, r.offset, r.key, r.value)
-                        for r in batch.get(tp, ()) if start <= r.offset < end]
+                records = batch.get(tp, ())
+                empty = 0 if records else empty + 1
+                out += [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records if start <= r.offset < end]
             return out
+
+    async def ends(self, topic_partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The log end of each topic partition, asked of the broker (not the consumer's last
+        fetch, which is stale for a partition the consumer has stopped fetching)."""
+        from aiokafka import TopicPartition
+
+        async with self._lock:
+            consumer = await self._start()
+            ends = await consumer.end_offsets([TopicPartition(t, p) for t, p in topic_partitions])
+            return {(tp.topic, tp.partition): end for tp, end in ends.items()}
 
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -141,7 +153,7 @@ class InputGuard:
     """Makes each batch contiguous per guarded topic partition (see the module docstring).
 
     ``committed(topic, p)`` is the group's committed offset (the start of a partition with no saved
-    offset); ``highwater(topic, p)`` its log end as the consumer last saw it (None: unknown).
+    offset); the log ends of the ``tails`` come from the broker (``reader.ends``).
     ``tails`` (topic suffix check) names the topics whose *tail* is checked when a record of
     another topic of the same partition arrives (the inputs agent: a tick checks its tickets and
     metrics partitions): a record lost at the end of a partition has no later record to reveal it,
@@ -152,10 +164,9 @@ class InputGuard:
 
     def __init__(self, offsets: AppliedOffsets, reader: RangeReader, guarded: set[str],
                  committed: Callable[[str, int], int | None],
-                 highwater: Callable[[str, int], int | None] = lambda t, p: None,
                  tails: tuple[str, ...] = (), tail_wait: float = 2.0) -> None:
         self.offsets, self.reader, self.guarded = offsets, reader, guarded
-        self.committed, self.highwater, self.tails, self.tail_wait = committed, highwater, tails, tail_wait
+        self.committed, self.tails, self.tail_wait = committed, tails, tail_wait
         self._lagging: dict[tuple[str, int], tuple[int, float]] = {}  # (topic, p) -> (expected, since)
 
     def _expected(self, topic: str, partition: int) -> int | None:
@@ -177,11 +188,18 @@ class InputGuard:
             self.offsets.applied(rec.topic, rec.partition, rec.offset)
         return out
 
+    async def behind(self, partition: int) -> bool:
+        """Whether a ``tails`` topic of ``partition`` holds records not applied yet (the ticker
+        holds that partition's ticks back meanwhile, so no tick overtakes them)."""
+        ends = await self.reader.ends([(topic, partition) for topic in self.tails])
+        return any(end > (self._expected(t, p) or 0) for (t, p), end in ends.items())
+
     async def _tails(self, partition: int) -> list[Record]:
         out: list[Record] = []
         now = time.monotonic()
+        ends = await self.reader.ends([(topic, partition) for topic in self.tails])
         for topic in self.tails:
-            end, expected = self.highwater(topic, partition), self._expected(topic, partition)
+            end, expected = ends.get((topic, partition)), self._expected(topic, partition)
             key = (topic, partition)
             if end is None or expected is None or end <= expected:
                 self._lagging.pop(key, None)

@@ -5,11 +5,11 @@ that it currently owns (so N workers never tick a partition twice, and after a r
 kill the new owner ticks), value ``{"tick": <now − tick_grace, RFC 3339 UTC>}``. The tickets agent
 consumes ticks in the same stream as ticket events; a tick at T fires every deadline due ≤ T.
 
-After an assignment (a start, a restart, a rebalance) a partition gets no tick until its input
-has caught up (``caught_up(p)``: the records of its tickets and metrics partitions that were
-waiting have been applied): the backlog moves its clock first, so a record produced while no
-worker ran is not made late by a fresh tick that overtook it in the merged stream (a deadline its
-acknowledgement would have stopped must not fire first). In steady operation ticks flow as usual.
+A partition gets no tick while its input is behind (``await caught_up(p)`` false: its tickets or
+metrics partition holds records on the broker that are not applied yet, as after a restart or
+while the consumer has stalled on it): those records move its clock first, so none of them is made
+late by a tick that overtook it in the merged stream (a deadline its acknowledgement would have
+stopped must not fire first). Under steady load the events' own times move the clock meanwhile.
 
 Tests run the engine with ``manual_ticks`` and move time with :func:`send_tick`.
 """
@@ -17,7 +17,7 @@ Tests run the engine with ``manual_ticks`` and move time with :func:`send_tick`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import orjson
 
@@ -35,7 +35,8 @@ def tick_value(instant: datetime) -> bytes:
     return orjson.dumps({"tick": instant.astimezone(timezone.utc).isoformat()})
 
 
-def install_ticker(app: Any, ticks_topic: Any, settings: Any, caught_up: Callable[[int], bool] = lambda p: True) -> None:
+def install_ticker(app: Any, ticks_topic: Any, settings: Any,
+                   caught_up: Callable[[int], Awaitable[bool]] | None = None) -> None:
     """Add the ticker timer to ``app``; it ticks the partitions of ``ticks_topic`` this worker owns
     whose input is caught up."""
     name = ticks_topic.get_topic_name()
@@ -51,7 +52,7 @@ def install_ticker(app: Any, ticks_topic: Any, settings: Any, caught_up: Callabl
             return
         value = tick_value(wall_instant(grace))
         for partition in owned:
-            if caught_up(partition):
+            if caught_up is None or await caught_up(partition):
                 await ticks_topic.send(key=None, value=value, partition=partition)
 
 

@@ -1,13 +1,13 @@
 """`escalation` with a core that raises on one record: the safety net's real-broker test (test_restart.py).
 
 Run as ``python -m tests.integration.poison_worker run ...`` (the same arguments as ``escalation``).
-The core's ``apply_event`` raises ``ZeroDivisionError`` for any event whose id starts with
+The core's ``incident.apply_event`` raises ``ZeroDivisionError`` for any event whose id starts with
 ``poison``, as a bug in the core would; everything else is the real worker.
 """
 
 from __future__ import annotations
 
-import escalation.core.processor as processor
+import escalation.core.incident as incident
 
 
 def _poisoned(apply_event):
@@ -18,7 +18,7 @@ def _poisoned(apply_event):
     return apply
 
 
-processor.apply_event = _poisoned(processor.apply_event)
+incident.apply_event = _poisoned(incident.apply_event)  # looked up at call time by the core
 
 if __name__ == "__main__":
     from escalation.cli import main
