@@ -239,6 +239,17 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
 
     # the inputs guard checks the tails of tickets/metrics partitions on each tick (live ticks only)
     committer = OffsetCommitter(app)
+
+    def forget_inputs() -> None:
+        """Reload the inputs agent's state, applied offsets and journals at next use."""
+        parts.discard()
+        in_offsets.discard()
+        in_journal.discard()
+
+    def forget_desk() -> None:
+        book.discard()
+        desk_offsets.discard()
+        desk_journal.discard()
     in_guard = InputGuard(in_offsets, reader, {names.tickets, names.metrics}, committed_offset,
                           tails=() if manual_ticks else (names.tickets, names.metrics))
     desk_guard = InputGuard(desk_offsets, reader, {names.desk}, committed_offset)
@@ -369,9 +380,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                     batch.internal_error("inputs", err, rec)
             writes, moved = parts.end()
         except BaseException:
-            parts.discard()
-            in_offsets.discard()
-            in_journal.discard()
+            forget_inputs()
             raise
         batch.marks(moved)  # after this batch's desk records: the desk sees them first
         return batch, writes
@@ -398,9 +407,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 4 * BATCH_MAX)
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             if stale["inputs"]:
-                parts.discard()
-                in_offsets.discard()
-                in_journal.discard()
+                forget_inputs()
                 stale["inputs"] = False
             parts.fired.clear()
             log.debug("inputs batch: %d records", len(events))
@@ -424,9 +431,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     async def desk_agent(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             if stale["desk"]:
-                book.discard()
-                desk_offsets.discard()
-                desk_journal.discard()
+                forget_desk()
                 stale["desk"] = False
             batch = Batch()
             records, last = await received(events, desk_guard, desk_journal)
@@ -442,9 +447,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                     batch.output(out["data"]["agreement"], out)
                 writes = book.end()
             except BaseException:
-                book.discard()
-                desk_offsets.discard()
-                desk_journal.discard()
+                forget_desk()
                 raise
             log.debug("desk batch: %d records, sending %d", len(events), len(batch.records))
             await batch.done()
