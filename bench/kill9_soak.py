@@ -28,6 +28,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from escalation.live.readback import state_input_ids
+
 ROOT = Path(__file__).resolve().parents[1]
 AGREEMENT = ROOT / "examples" / "agreements" / "acme-erp.yaml"
 PARTITIONS = 4
@@ -92,24 +94,7 @@ class Run:
         return second or self.worker("w2")
 
     async def state_ids(self) -> set[str]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(f"{self.app_id}-incidents-changelog", p) for p in range(PARTITIONS)]
-            consumer.assign(tps)
-            for tp, first in (await consumer.beginning_offsets(tps)).items():
-                consumer.seek(tp, first)
-            ends, latest = await consumer.end_offsets(tps), {}
-            while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-                for msgs in (await consumer.getmany(timeout_ms=500)).values():
-                    latest.update((m.key, m.value) for m in msgs)
-        finally:
-            await consumer.stop()
-        ids: set[str] = set()
-        for value in latest.values():
-            state = json.loads(value.split(b"\n", 1)[1])
-            ids.update(state["incident"]["seen"] if "incident" in state else state["closed"]["seen"])
-        return ids
+        return await state_input_ids(self.broker, self.app_id, PARTITIONS)
 
     async def committed(self) -> tuple[dict, dict]:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, group_id=self.app_id, enable_auto_commit=False)

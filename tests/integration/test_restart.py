@@ -19,8 +19,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
+from escalation.live.readback import state_input_ids
 from tests.integration.test_live_engine import (
     PARTITIONS, Worker, _committed, _opened, assert_same_outputs, collect, produce, replay_outputs, topics,
 )
@@ -61,28 +62,6 @@ async def _produce_live(bootstrap: str, topic: str, events, on_time) -> list[byt
     return lines
 
 
-async def _state_ids(bootstrap: str, changelog: str) -> set[str]:
-    """Every input id held by the incidents table (open incidents and tombstones), from its changelog."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(changelog, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        for tp, first in (await consumer.beginning_offsets(tps)).items():
-            consumer.seek(tp, first)  # explicit: seek_to_beginning can land on the log end on Tansu
-        ends, latest = await consumer.end_offsets(tps), {}
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            for msgs in (await consumer.getmany(timeout_ms=500)).values():
-                latest.update((m.key, m.value) for m in msgs)
-    finally:
-        await consumer.stop()
-    ids: set[str] = set()
-    for value in latest.values():
-        state = json.loads(value.split(b"\n", 1)[1])
-        ids.update(state["incident"]["seen"] if "incident" in state else state["closed"]["seen"])
-    return ids
-
-
 def _wait_committed(broker, group: str, topic: str, timeout: float) -> tuple[dict, dict]:
     deadline = time.time() + timeout
     while True:
@@ -112,7 +91,7 @@ def test_kill9_mid_stream_with_real_ticks_applies_every_record_once(broker, name
         assert len(workers) == 2, "the restart did not happen during production"
         workers[1].wait_ready(timeout=60)
         committed, ends = _wait_committed(broker, namespace.app_id, names["tickets"], timeout=45)
-        held = asyncio.run(_state_ids(broker.bootstrap, f"{namespace.app_id}-incidents-changelog"))
+        held = asyncio.run(state_input_ids(broker.bootstrap, namespace.app_id, PARTITIONS))
         feed = tmp_path / "produced.jsonl"
         feed.write_bytes(b"\n".join(lines) + b"\n")
         until = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
