@@ -112,7 +112,10 @@ class Processor:
         if isinstance(verdict, Applied):
             return verdict
         outputs = self.advance_to(getattr(event, "start", event.time))
-        applied = self.apply(event)
+        # a ticket event's plan still holds after the advance (deadlines change no lifecycle or
+        # revision); a slice's or a termination's is taken again at the new clock
+        ticket_event = not isinstance(event, (MetricObserved, AgreementTerminated))
+        applied = self._apply(event, verdict) if ticket_event else self.apply(event)
         applied.outputs[:0] = outputs
         return applied
 
@@ -157,6 +160,10 @@ class Processor:
         plan = self._plan(event)
         if isinstance(plan, Applied):
             return plan
+        return self._apply(event, plan)
+
+    def _apply(self, event, plan) -> Applied:
+        """Apply ``event`` with what ``_plan`` returned for it (not a repeat, not rejected)."""
         if isinstance(event, MetricObserved):
             return self._apply_metric(event, plan)
         if isinstance(event, AgreementTerminated):  # for the desk that keeps the agreement's term

@@ -30,6 +30,7 @@ def check_priority(compiled: CompiledAgreement, priority: str) -> None:
 class Registry:
     def __init__(self, agreements: Iterable[Agreement]):
         self._revisions: dict[str, dict[int, CompiledAgreement]] = {}
+        self.generation = 0  # moves with every merge that adds a revision (caches key on it)
         for agreement in agreements:
             self._revisions.setdefault(agreement.id, {})[agreement.revision] = compile_agreement(agreement)
 
@@ -46,6 +47,7 @@ class Registry:
                 new[key] = compile_agreement(agreement)
         for (agreement_id, revision), compiled in new.items():
             self._revisions.setdefault(agreement_id, {})[revision] = compiled
+        self.generation += bool(new)
         return sorted(new)
 
     def __iter__(self):

@@ -161,14 +161,18 @@ class TermBook:
         self.registry, self.owns = registry, owns
         self.states: dict[str, dict] = {}
         self._next: dict[str, tuple[datetime, str] | None] = {}
+        self._renewing: tuple[int, list[str]] | None = None  # (registry generation, ids): asked per advance
 
     def _ids(self) -> list[str]:
-        out = []
-        for agreement_id in self.registry.ids():
-            validity = self.registry.latest(agreement_id).agreement.validity
-            if validity is not None and validity.renewal is not None and (self.owns is None or self.owns(agreement_id)):
-                out.append(agreement_id)
-        return out
+        """The renewing agreements this book owns (recomputed only when the registry changes)."""
+        if self._renewing is None or self._renewing[0] != self.registry.generation:
+            out = []
+            for agreement_id in self.registry.ids():
+                validity = self.registry.latest(agreement_id).agreement.validity
+                if validity is not None and validity.renewal is not None and (self.owns is None or self.owns(agreement_id)):
+                    out.append(agreement_id)
+            self._renewing = (self.registry.generation, out)
+        return self._renewing[1]
 
     def _upcoming(self, agreement_id: str) -> tuple[datetime, str] | None:
         if agreement_id not in self._next:
