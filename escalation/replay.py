@@ -66,29 +66,34 @@ def replay(registry: Registry, lines: Iterable[bytes | str], emit: Callable[[dic
             continue
         stats.lines += 1
         try:
-            text = _text(line)
             applied = engine.step(decode_event(line))
-        except UnicodeDecodeError as err:
-            stats.rejected += 1
-            reject({"line": number, "reason": f"invalid UTF-8 at byte {err.start}",
-                    "input_base64": base64.b64encode(line).decode()})
-            continue
         except Rejected as err:
             stats.rejected += 1
-            reject({"line": number, "reason": err.reason, "input": text})
+            reject(_dead_letter(number, line, err.reason))
             continue
         except Exception as err:  # noqa: BLE001 - the safety net: one record never stops the run
             stats.rejected += 1
             stats.internal_errors += 1
-            reject({"line": number, "reason": _internal(err, number, stats.internal_errors == 1), "input": text})
+            reject(_dead_letter(number, line, _internal(err, number, stats.internal_errors == 1)))
             continue
         _count(stats, applied)
         if applied.conflict is not None:
-            reject({"line": number, "reason": applied.conflict, "duplicate": True, "input": text})
+            reject({**_dead_letter(number, line, applied.conflict), "duplicate": True})
         send(applied.outputs)
     if until is not None:
         send(engine.advance_to(until, inclusive=True))
     return stats
+
+
+def _dead_letter(number: int, line: bytes | str, reason: str) -> dict:
+    """The dead-letter record of a line: its text, or its bytes as base64 when they are not UTF-8
+    (then that is the reason: the decoder refuses such a line before reading any field). The text
+    is made only here, for the lines that need it."""
+    try:
+        return {"line": number, "reason": reason, "input": _text(line)}
+    except UnicodeDecodeError as err:
+        return {"line": number, "reason": f"invalid UTF-8 at byte {err.start}",
+                "input_base64": base64.b64encode(line).decode()}
 
 
 def _count(stats: ReplayStats, applied: Applied) -> None:
