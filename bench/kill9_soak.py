@@ -94,7 +94,7 @@ class Run:
         return second or self.worker("w2")
 
     async def state_ids(self) -> set[str]:
-        return await state_input_ids(self.broker, self.app_id, PARTITIONS)
+        return await state_input_ids(self.broker, self.app_id)
 
     async def committed(self) -> tuple[dict, dict]:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, group_id=self.app_id, enable_auto_commit=False)

@@ -13,28 +13,38 @@ import json
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
-async def latest_values(bootstrap: str, topic: str, partitions: int) -> dict[bytes, bytes]:
-    """The latest value per key of ``topic`` (a compacted changelog), read to its current end."""
+async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Every ``(key, value)`` of ``topic``, partition by partition, from its first offset to its
+    current end (every partition the broker reports for it)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        await consumer.topics()  # fetches the metadata partitions_for_topic reads
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not tps:
+            return []
         consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
         for tp, first in (await consumer.beginning_offsets(tps)).items():
             consumer.seek(tp, first)
-        ends, latest = await consumer.end_offsets(tps), {}
+        records: list[tuple[bytes | None, bytes | None]] = []
         while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            for msgs in (await consumer.getmany(timeout_ms=500)).values():
-                latest.update((m.key, m.value) for m in msgs)
-        return latest
+            for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                records += [(m.key, m.value) for m in msgs]
+        return records
     finally:
         await consumer.stop()
 
 
-async def state_input_ids(bootstrap: str, app_id: str, partitions: int) -> set[str]:
+async def latest_values(bootstrap: str, topic: str) -> dict[bytes | None, bytes | None]:
+    """The latest value per key of ``topic`` (a compacted changelog), read to its current end."""
+    return dict(await read_all(bootstrap, topic))
+
+
+async def state_input_ids(bootstrap: str, app_id: str) -> set[str]:
     """Every input id the worker's incidents table holds (see the module docstring)."""
     ids: set[str] = set()
-    for value in (await latest_values(bootstrap, f"{app_id}-incidents-changelog", partitions)).values():
+    for value in (await latest_values(bootstrap, f"{app_id}-incidents-changelog")).values():
         if value:
             state = json.loads(value.split(b"\n", 1)[1])
             ids.update(state["incident"]["seen"] if "incident" in state else state["closed"]["seen"])

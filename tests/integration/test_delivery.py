@@ -31,10 +31,12 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiosmtpd.controller import Controller
 from vendors import HOOK_SECRET, VendorServer
+
+from escalation.live.readback import read_all
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,21 +169,8 @@ async def _produce(bootstrap: str, topic: str, outputs: list[dict]) -> None:
 
 
 async def _read(bootstrap: str, topic: str) -> list[tuple[bytes | None, dict]]:
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await c.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(4)]     # every topic here has 4 partitions
-        c.assign(tps)
-        ends = await c.end_offsets(tps)
-        for tp, first in (await c.beginning_offsets(tps)).items():   # seek_to_beginning may land on the end here
-            c.seek(tp, first)
-        got = []
-        while any([await c.position(tp) < ends[tp] for tp in tps]):
-            for msgs in (await c.getmany(timeout_ms=200)).values():
-                got += [(m.key, json.loads(m.value)) for m in msgs]
-        return got
-    finally:
-        await c.stop()
+    """Every record of ``topic`` up to its current end, values decoded."""
+    return [(key, json.loads(value)) for key, value in await read_all(bootstrap, topic)]
 
 
 async def _create(bootstrap: str, name: str) -> None:

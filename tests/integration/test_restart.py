@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from escalation.live.readback import state_input_ids
 from tests.integration.test_live_engine import (
-    PARTITIONS, Worker, _committed, _opened, assert_same_outputs, collect, produce, replay_outputs, topics,
+    Worker, _committed, _opened, assert_same_outputs, collect, produce, replay_outputs, topics,
 )
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,7 @@ def test_kill9_mid_stream_with_real_ticks_applies_every_record_once(broker, name
         assert len(workers) == 2, "the restart did not happen during production"
         workers[1].wait_ready(timeout=60)
         committed, ends = _wait_committed(broker, namespace.app_id, names["tickets"], timeout=45)
-        held = asyncio.run(state_input_ids(broker.bootstrap, namespace.app_id, PARTITIONS))
+        held = asyncio.run(state_input_ids(broker.bootstrap, namespace.app_id))
         feed = tmp_path / "produced.jsonl"
         feed.write_bytes(b"\n".join(lines) + b"\n")
         until = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()

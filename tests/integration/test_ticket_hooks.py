@@ -30,12 +30,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from escalation.core.events import decode_event
 from escalation.delivery.hook_events import ticket_events
 from escalation.delivery.hook_mapping import load_hook_mappings
 from escalation.edges.brokerfile import write_broker_file
+from escalation.live.readback import read_all
 from tests.integration.servers import stop_group
 
 pytestmark = pytest.mark.integration
@@ -77,25 +77,9 @@ def post(port: int, path: str, body: bytes, headers: dict) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
-async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes, dict]]:
-    """Every record of ``topic`` up to its current end (202 means stored: nothing is in flight)."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await c.start()
-    try:
-        await c.topics()                       # fetches the metadata partitions_for_topic reads
-        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
-        assert tps, f"no partitions of {topic}"
-        c.assign(tps)
-        ends = await c.end_offsets(tps)
-        for tp, first in (await c.beginning_offsets(tps)).items():   # explicit seek (Tansu, see test_delivery)
-            c.seek(tp, first)
-        got = []
-        while any([await c.position(tp) < ends[tp] for tp in tps]):
-            for msgs in (await c.getmany(timeout_ms=200)).values():
-                got += [(m.key, json.loads(m.value)) for m in msgs]
-        return got
-    finally:
-        await c.stop()
+async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, dict]]:
+    """Every record of ``topic`` up to its current end, values decoded."""
+    return [(key, json.loads(value)) for key, value in await read_all(bootstrap, topic)]
 
 
 @pytest.fixture
