@@ -29,9 +29,9 @@ import orjson
 from ruamel.yaml import YAML
 
 from escalation.agreement.models import Agreement
+from escalation.core.contract.registry import Registry
+from escalation.core.engine import Processor
 from escalation.core.events import MetricObserved, decode_event
-from escalation.core.processor import Processor
-from escalation.core.registry import Registry
 from escalation.paths import EXAMPLE_AGREEMENT
 
 START = datetime(2026, 2, 28, 23, 0, tzinfo=timezone.utc)   # 2026-03-01 00:00 Europe/Berlin

@@ -37,9 +37,9 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from escalation.agreement.loader import load_agreements  # noqa: E402
-from escalation.core.processor import Processor  # noqa: E402
-from escalation.core.registry import Registry  # noqa: E402
+from escalation.core.contract.registry import Registry  # noqa: E402
+from escalation.core.engine import Processor  # noqa: E402
+from escalation.loader import load_agreements  # noqa: E402
 from escalation.replay import replay  # noqa: E402
 
 _ENDS = frozenset(("ticket.closed", "ticket.cancelled"))

@@ -43,8 +43,8 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from escalation.agreement.loader import load_agreements  # noqa: E402
-from escalation.core.registry import Registry  # noqa: E402
+from escalation.core.contract.registry import Registry  # noqa: E402
+from escalation.loader import load_agreements  # noqa: E402
 from escalation.paths import EXAMPLE_AGREEMENT  # noqa: E402
 
 UTC = timezone.utc

@@ -74,7 +74,7 @@ def pct(values: list[float], q: float) -> float:
 def tick_cost(n: int, agreement: Path, spread: float = 120.0, partitions: int = 4) -> dict:
     from escalation.cli import load_registry
     from escalation.core.events import decode_event
-    from escalation.core.incident import next_due
+    from escalation.core.tickets.incident import next_due
     from escalation.live.engine import Partitions, StateTables
 
     registry = load_registry([str(agreement)])

@@ -2,7 +2,7 @@
 
 ``escalation backtest --agreements A --against B --events FILE`` answers "what would the draft
 contract have done (and cost) on last quarter's tickets?" (DESIGN.md §1). Each side is replayed
-with its own :class:`~escalation.core.registry.Registry`, built from only that side's paths, so two
+with its own :class:`~escalation.core.contract.registry.Registry`, built from only that side's paths, so two
 revisions of one agreement id never mix: a ticket whose ``agreement`` is X opens under whichever
 revision of X its side loaded (the highest valid one, as in any replay). When the two sides name
 the agreement differently, ``agreement_map`` ({old: new}) rewrites ``agreement`` on side B's
@@ -30,9 +30,9 @@ from decimal import Decimal
 
 import orjson
 
-from .core.processor import Processor
-from .core.registry import Registry
-from .replay import ReplayStats, replay
+from escalation.core.contract.registry import Registry
+from escalation.core.engine import Processor
+from escalation.replay import ReplayStats, replay
 
 ZERO = Decimal("0.00")
 ESCALATION_TYPES = ("escalation.triggered", "escalation.repeated")

@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 import orjson
 
-from .agreement.loader import AgreementError, check_agreements, load_agreements
-from .core.registry import Registry
-from .paths import EXAMPLE_AGREEMENT, EXAMPLE_EVENTS
+from escalation.core.contract.registry import Registry
+from escalation.loader import AgreementError, check_agreements, load_agreements
+from escalation.paths import EXAMPLE_AGREEMENT, EXAMPLE_EVENTS
 
 
 def load_registry(paths) -> Registry:
@@ -34,7 +34,10 @@ def _instant(value: str | None) -> datetime | None:
         raise click.BadParameter(f"{value!r} is not an RFC 3339 time") from None
     if instant.tzinfo is None:
         raise click.BadParameter(f"{value!r} has no offset; give one, e.g. {value}Z")
-    from .core.events import EARLIEST, LATEST  # the plausible window of DESIGN.md §10
+    from escalation.core.events import (  # the plausible window of DESIGN.md §10
+        EARLIEST,
+        LATEST,
+    )
 
     if not EARLIEST <= instant < LATEST:
         raise click.BadParameter(f"{value!r} is outside the plausible range [{EARLIEST.date()}, {LATEST.date()})")
@@ -75,8 +78,8 @@ def replay(agreements, events, until, out, dead_letter, pretty, period_grace) ->
     """Run recorded events through the core with a simulated clock."""
     from datetime import timedelta
 
-    from .core.processor import Processor
-    from .replay import replay as run_replay
+    from escalation.core.engine import Processor
+    from escalation.replay import replay as run_replay
 
     registry = load_registry(agreements or [EXAMPLE_AGREEMENT])
     until_at = _instant(until)
@@ -123,7 +126,7 @@ def demo(ctx, until) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 def machine(paths) -> None:
     """Print each agreement revision's compiled state machine and thresholds as JSON."""
-    from .core.compiled import describe
+    from escalation.core.contract.compiled import describe
 
     registry = load_registry(paths)
     described = [describe(c) for c in sorted(registry, key=lambda c: (c.id, c.revision))]
@@ -133,36 +136,36 @@ def machine(paths) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the agreement format."""
-    from .agreement.schema import agreement_schema
+    from escalation.agreement.schema import agreement_schema
 
     click.echo(orjson.dumps(agreement_schema(), option=orjson.OPT_INDENT_2).decode())
 
 
 # History commands: import servicenow, backtest, report, compare-made-sla (escalation/cli_history.py).
-from .cli_history import register as _register_history  # noqa: E402
+from escalation.cli_history import register as _register_history  # noqa: E402
 
 _register_history(main)
 
 # Disputed bills: timeline TICKET, diff OLD NEW (escalation/cli_disputes.py).
-from .cli_disputes import register as _register_disputes  # noqa: E402
+from escalation.cli_disputes import register as _register_disputes  # noqa: E402
 
 _register_disputes(main)
 
 
 # Live engine: run, topics (escalation/live/run.py).
-from .live.run import register as _register_live  # noqa: E402
+from escalation.live.run import register as _register_live  # noqa: E402
 
 _register_live(main)
 
 
 # Delivery to on-call tools: deliver, receive (escalation/delivery/cli.py).
-from .delivery.cli import register as _register_delivery  # noqa: E402
+from escalation.delivery.cli import register as _register_delivery  # noqa: E402
 
 _register_delivery(main)
 
 
 # Edges users already run: send, tail, sli prometheus (escalation/edges/cli.py).
-from .edges.cli import register as _register_edges  # noqa: E402
+from escalation.edges.cli import register as _register_edges  # noqa: E402
 
 _register_edges(main)
 

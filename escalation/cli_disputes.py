@@ -25,7 +25,7 @@ def _related(record: dict, ticket: str) -> bool:
 def _entries(lines: list[bytes], outputs: list[dict], rejects: list[dict], ticket: str) -> list[dict]:
     """Inputs (applied or rejected) and outputs of ``ticket`` in time order; at one instant an
     input comes before the outputs (events apply before deadlines at their instant)."""
-    from .core.events import Rejected, decode_event
+    from escalation.core.events import Rejected, decode_event
 
     rejected = {r["line"]: r["reason"] for r in rejects}
     entries = []
@@ -74,8 +74,8 @@ def _line(entry: dict) -> str:
 def timeline_command(ticket, agreements, events, until, as_json) -> None:
     """Everything that happened to TICKET, in order: its inputs (rejected ones marked) and every
     output of every agreement that ran on it, with the clause applied, from a replay."""
-    from .cli import _instant, load_registry
-    from .replay import replay_to_lists
+    from escalation.cli import _instant, load_registry
+    from escalation.replay import replay_to_lists
 
     registry = load_registry(agreements)
     lines = [line for line in Path(events).read_bytes().splitlines() if line.strip()]
@@ -94,8 +94,8 @@ def timeline_command(ticket, agreements, events, until, as_json) -> None:
 def diff_command(old, new, as_json) -> None:
     """What NEW changes against OLD: targets, escalation levels, recipients, money, caps, term and
     parties (``-`` removed, ``+`` added, ``~`` changed). Exit 0 either way."""
-    from .agreement.diff import changes, field_changes
-    from .cli import load_registry
+    from escalation.agreement.diff import changes, field_changes
+    from escalation.cli import load_registry
 
     a, b = (next(iter(load_registry([p]))).agreement for p in (old, new))
     rows = changes(a, b)

@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 import orjson
 
-from .importers.servicenow_cli import servicenow_command
+from escalation.importers.servicenow_cli import servicenow_command
 
 _PERIOD_FORMAT = "YYYY-MM"
 
@@ -50,13 +50,13 @@ import_group.add_command(servicenow_command)
 
 
 def _load_registry(paths):
-    from .cli import load_registry
+    from escalation.cli import load_registry
 
     return load_registry(paths)
 
 
 def _instant(value):
-    from .cli import _instant as parse
+    from escalation.cli import _instant as parse
 
     return parse(value)
 
@@ -100,7 +100,13 @@ def _progress(label: str, total: int):
         yield lambda iterable: iterable
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as progress:
@@ -155,7 +161,12 @@ def backtest_command(paths_a, paths_b, events, until, mappings, as_json, limit, 
     Reports met<->breached flips per ticket and clock, escalations (pages) added or removed, and
     penalty and credit totals per period with the delta.
     """
-    from .backtest import backtest, default_agreement_map, parse_agreement_map, side_facts
+    from escalation.backtest import (
+        backtest,
+        default_agreement_map,
+        parse_agreement_map,
+        side_facts,
+    )
 
     registry_a, registry_b = _load_registry(paths_a), _load_registry(paths_b)
     try:
@@ -276,7 +287,7 @@ def _signed(value: str) -> str:
 
 
 def _replay_for_report(registry, lines: list[bytes], until_at):
-    from .backtest import replay_side
+    from escalation.backtest import replay_side
 
     with _progress("replaying", len(lines)) as wrap:
         return replay_side("report", registry, wrap(lines), until_at)
@@ -303,8 +314,14 @@ def report_command(events, outputs, agreements, until, period, fmt, out, made_sl
     """Compliance report per agreement and calendar month: met/breached per priority and clock,
     counted-time percentiles, breaches timeline, escalations by level, penalties and credits with
     caps, and the tickets that drove them. Markdown, or one self-contained HTML page with charts."""
-    from .reports import SERVICENOW_ATTRIBUTION, agreement_infos, build_report, compare_made_sla, engine_state
-    from .reports.render import render_html, render_markdown
+    from escalation.reports import (
+        SERVICENOW_ATTRIBUTION,
+        agreement_infos,
+        build_report,
+        compare_made_sla,
+        engine_state,
+    )
+    from escalation.reports.render import render_html, render_markdown
 
     if not events and not outputs:
         raise click.UsageError("give --events FILE (replayed here) or --outputs FILE (a previous replay's outputs)")
@@ -378,7 +395,7 @@ def _valid_period(text: str) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
 def compare_made_sla_command(events, agreements, outputs, until, as_json) -> None:
     """How often the engine's resolution verdict agrees with ServiceNow's made_sla, and why not."""
-    from .reports import compare_made_sla
+    from escalation.reports import compare_made_sla
 
     registry = _load_registry(agreements)
     lines = _read_lines(events)
@@ -399,8 +416,8 @@ def _print_made_sla(r: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .reports.compliance import seconds_text
-    from .reports.render import pct
+    from escalation.reports.compliance import seconds_text
+    from escalation.reports.render import pct
 
     console = Console(width=max(100, Console().width))
     console.print(f"[bold]Agreement with made_sla:[/bold] {r['agreeing']} of {r['compared']} tickets "

@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .core.events import Rejected, decode_event, internal_error_reason
-from .core.processor import Applied, Processor
-from .core.registry import Registry
+from escalation.core.contract.registry import Registry
+from escalation.core.engine import Applied, Processor
+from escalation.core.events import Rejected, decode_event, internal_error_reason
 
 log = logging.getLogger(__name__)
 

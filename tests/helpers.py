@@ -10,7 +10,7 @@ import orjson
 from ruamel.yaml import YAML
 
 from escalation.agreement.models import Agreement
-from escalation.core.registry import Registry
+from escalation.core.contract.registry import Registry
 from escalation.paths import EXAMPLE_AGREEMENT
 from escalation.replay import replay_to_lists
 

@@ -8,7 +8,7 @@ changed line. Pure: no I/O.
 
 from __future__ import annotations
 
-from .models import Agreement
+from escalation.agreement.models import Agreement
 
 SECTIONS = ("targets", "levels", "recipients", "money", "caps", "term", "parties", "clocks", "calendars")
 

@@ -20,8 +20,8 @@ from zoneinfo import available_timezones
 import holidays
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from .durations import BusinessDays, parse_duration
-from .parties import Obligation, Renewal, Scope
+from escalation.agreement.durations import BusinessDays, parse_duration
+from escalation.agreement.parties import Obligation, Renewal, Scope
 
 # The plausible range of DESIGN.md §10 (event times obey the same bounds).
 FIRST_DATE, END_DATE = date(1970, 1, 1), date(2200, 1, 1)

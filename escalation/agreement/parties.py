@@ -17,7 +17,6 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-
 SUPPORTING_KINDS = ("OperationalLevelAgreement", "UnderpinningContract")
 #: ticket lifecycle words an obligation may start or stop on
 OBLIGATION_EVENTS = ("opened", "acknowledged", "updated", "resolved", "reopened", "closed")
@@ -49,7 +48,9 @@ class Scope(_Frozen):
 
 
 def _positive(text: str) -> str:
-    from .models import _check_positive  # models imports this module: the one positivity rule
+    from escalation.agreement.models import (
+        _check_positive,  # models imports this module: the one positivity rule
+    )
 
     return _check_positive(text)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .models import Agreement, PerBreachPenalty, TieredCredit
-from .parties import check_parties
+from escalation.agreement.models import Agreement, PerBreachPenalty, TieredCredit
+from escalation.agreement.parties import check_parties
 
 Problem = tuple[tuple, str]
 RECIPIENT_ASSIGNEE = "assignee"
@@ -50,7 +50,7 @@ def _complement_cycle(a: Agreement, name: str) -> list[str] | None:
 
 
 def _calendars(a: Agreement) -> Iterator[Problem]:
-    from escalation.core.calendar import parse_weekly_hours
+    from escalation.core.time.calendar import parse_weekly_hours
 
     for name, spec in a.calendars.items():
         if spec.complement_of is not None and spec.complement_of not in a.calendars:

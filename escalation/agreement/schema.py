@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .models import Agreement
+from escalation.agreement.models import Agreement
 
 SCHEMA_ID = "https://escalation.dev/schemas/agreement.schema.json"
 

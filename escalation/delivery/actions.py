@@ -13,7 +13,7 @@ import hashlib
 from typing import Literal
 
 # the core's page/ticket -> on-call severity, reused so the two never disagree
-from escalation.core.slo_outputs import NOTIFY_SEVERITY
+from escalation.core.services.slo_outputs import NOTIFY_SEVERITY
 
 Action = Literal["trigger", "acknowledge", "resolve"]
 

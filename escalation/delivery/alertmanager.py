@@ -20,8 +20,16 @@ from __future__ import annotations
 
 import orjson
 
-from .actions import action_of, agreement_of, camel, clip, dedup_key_of, severity_of, summary_of
-from .requests import HttpRequest
+from escalation.delivery.actions import (
+    action_of,
+    agreement_of,
+    camel,
+    clip,
+    dedup_key_of,
+    severity_of,
+    summary_of,
+)
+from escalation.delivery.requests import HttpRequest
 
 PATH = "/api/v2/alerts"
 

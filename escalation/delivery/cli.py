@@ -65,10 +65,10 @@ def parse_max_age(text: str) -> float:
 
 def deliver_config(settings, bootstrap: str, max_age: float = 3600.0, rate_limits=(), env=None):
     """The deliverer's configuration from live settings (shared by ``deliver`` and ``run --deliver``)."""
-    from .plan import Endpoints
-    from .ratelimit import parse_limit
-    from .retry import RetryPolicy
-    from .worker import DeliverConfig
+    from escalation.delivery.plan import Endpoints
+    from escalation.delivery.ratelimit import parse_limit
+    from escalation.delivery.retry import RetryPolicy
+    from escalation.delivery.worker import DeliverConfig
 
     env = os.environ if env is None else env
     try:
@@ -109,10 +109,9 @@ def deliver_command(broker, topic_prefix, app_id, profile, settings_file, log_fo
                     rate_limits, metrics_host, metrics_port) -> None:
     """Deliver notification outputs to PagerDuty, Opsgenie, Slack, webhooks, e-mail, Kafka, Alertmanager."""
     from escalation.cli import load_registry
+    from escalation.delivery.worker import Deliverer
     from escalation.live import observability as obs
     from escalation.live.run import _ensure, _start_http
-
-    from .worker import Deliverer
 
     settings = _settings(log_format, settings_file, broker=broker, topic_prefix=topic_prefix, app_id=app_id,
                          profile=profile, agreements=agreements, metrics_host=metrics_host, metrics_port=metrics_port)
@@ -139,7 +138,7 @@ def deliver_command(broker, topic_prefix, app_id, profile, settings_file, log_fo
 def receive_command(broker, topic_prefix, app_id, profile, settings_file, log_format, host, port, mappings) -> None:
     """Accept acknowledgements (PagerDuty, Opsgenie, POST /ack) as notification.acknowledged inputs, and
     Jira, Zendesk and ServiceNow webhooks (/hooks/TOOL) as ticket events."""
-    from .hook_auth import SECRET_VARS
+    from escalation.delivery.hook_auth import SECRET_VARS
 
     for name in ("ESCALATION_PAGERDUTY_WEBHOOK_SECRET", "ESCALATION_OPSGENIE_CALLBACK_TOKEN", "ESCALATION_ACK_TOKEN",
                  *SECRET_VARS):
@@ -155,7 +154,11 @@ def receive_command(broker, topic_prefix, app_id, profile, settings_file, log_fo
 
 def hook_mappings(options) -> dict:
     """``--mapping TOOL=FILE`` options -> every tool's loaded mapping; a usage error names what is wrong."""
-    from .hook_mapping import TOOLS, HookMappingError, load_hook_mappings
+    from escalation.delivery.hook_mapping import (
+        TOOLS,
+        HookMappingError,
+        load_hook_mappings,
+    )
 
     files = {}
     for option in options:
@@ -174,7 +177,7 @@ async def _receive(settings, host: str, port: int, stop: asyncio.Event, hooks: d
     import orjson
     from aiokafka import AIOKafkaProducer
 
-    from .receive import build_app, start_server
+    from escalation.delivery.receive import build_app, start_server
 
     topic = f"{settings.topic_prefix}tickets"
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers(), **settings.aiokafka_security())

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 from typing import Mapping
 
-from .ack import AckRefused
+from escalation.delivery.ack import AckRefused
 
 JIRA_SECRET = "ESCALATION_JIRA_WEBHOOK_SECRET"
 ZENDESK_SECRET = "ESCALATION_ZENDESK_WEBHOOK_SECRET"

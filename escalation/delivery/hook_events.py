@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from escalation.core.events import Rejected, decode_event
-
-from .ack import AckRefused, Ignored
-from .hook_mapping import HookMapping, StatusRule
-from .hook_payload import instant, pick, text
+from escalation.delivery.ack import AckRefused, Ignored
+from escalation.delivery.hook_mapping import HookMapping, StatusRule
+from escalation.delivery.hook_payload import instant, pick, text
 
 #: one event before its id: (type without "ticket.", extra fields, change key override or None)
 Draft = tuple[str, dict, "str | None"]

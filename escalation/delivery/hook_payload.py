@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from .ack import AckRefused
+from escalation.delivery.ack import AckRefused
 
 
 def pick(payload, path: str | None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Callable, Hashable
 
-from . import metrics
+from escalation.delivery import metrics
 
 
 class Lanes:

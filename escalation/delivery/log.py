@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from .actions import action_of, dedup_key_of
+from escalation.delivery.actions import action_of, dedup_key_of
 
 _RANK = {"trigger": 0, "acknowledge": 1, "resolve": 2, None: 3}
 

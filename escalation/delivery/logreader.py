@@ -14,7 +14,7 @@ import asyncio
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from .log import DeliveryLog
+from escalation.delivery.log import DeliveryLog
 
 
 class LogReader:

@@ -11,8 +11,14 @@ from email.message import EmailMessage
 
 import orjson
 
-from .actions import agreement_of, clip, dedup_key_of, severity_of, summary_of
-from .requests import MailRequest
+from escalation.delivery.actions import (
+    agreement_of,
+    clip,
+    dedup_key_of,
+    severity_of,
+    summary_of,
+)
+from escalation.delivery.requests import MailRequest
 
 
 def _one_line(text: str) -> str:

@@ -15,8 +15,16 @@ from urllib.parse import quote
 
 import orjson
 
-from .actions import action_of, agreement_of, bounded_key, clip, dedup_key_of, severity_of, summary_of
-from .requests import HttpRequest
+from escalation.delivery.actions import (
+    action_of,
+    agreement_of,
+    bounded_key,
+    clip,
+    dedup_key_of,
+    severity_of,
+    summary_of,
+)
+from escalation.delivery.requests import HttpRequest
 
 DEFAULT_URL = "https://api.opsgenie.com"
 PRIORITY = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}

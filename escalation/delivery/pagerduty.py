@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import orjson
 
-from .actions import (action_of, agreement_of, bounded_key, clip, component_of, dedup_key_of, severity_of,
-                      summary_of)
-from .requests import HttpRequest
+from escalation.delivery.actions import (
+    action_of,
+    agreement_of,
+    bounded_key,
+    clip,
+    component_of,
+    dedup_key_of,
+    severity_of,
+    summary_of,
+)
+from escalation.delivery.requests import HttpRequest
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 _ACTION = {"trigger": "trigger", "acknowledge": "acknowledge", "resolve": "resolve"}

@@ -14,11 +14,11 @@ from typing import Mapping
 
 import orjson
 
-from . import alertmanager, opsgenie, pagerduty
-from .mail import mail_requests
-from .requests import MissingSecret, ProduceRequest, Request
-from .slack import slack_requests
-from .webhook import webhook_requests
+from escalation.delivery import alertmanager, opsgenie, pagerduty
+from escalation.delivery.mail import mail_requests
+from escalation.delivery.requests import MissingSecret, ProduceRequest, Request
+from escalation.delivery.slack import slack_requests
+from escalation.delivery.webhook import webhook_requests
 
 
 class NotDeliverable(ValueError):

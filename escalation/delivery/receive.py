@@ -25,10 +25,17 @@ from typing import Awaitable, Callable, Mapping
 import orjson
 from aiohttp import web
 
-from .ack import AckRefused, Ignored, from_opsgenie, from_pagerduty, from_plain, verify_pagerduty
-from .hook_auth import CHECKS
-from .hook_events import ticket_events
-from .hook_mapping import HookMapping
+from escalation.delivery.ack import (
+    AckRefused,
+    Ignored,
+    from_opsgenie,
+    from_pagerduty,
+    from_plain,
+    verify_pagerduty,
+)
+from escalation.delivery.hook_auth import CHECKS
+from escalation.delivery.hook_events import ticket_events
+from escalation.delivery.hook_mapping import HookMapping
 
 PD_SECRET = "ESCALATION_PAGERDUTY_WEBHOOK_SECRET"
 OG_TOKEN = "ESCALATION_OPSGENIE_CALLBACK_TOKEN"

@@ -14,12 +14,11 @@ import time
 from datetime import timedelta
 
 from escalation.agreement.durations import parse_duration
-
-from . import metrics
-from .alertmanager import resend_request
-from .plan import secret
-from .requests import MissingSecret
-from .targets import target_of
+from escalation.delivery import metrics
+from escalation.delivery.alertmanager import resend_request
+from escalation.delivery.plan import secret
+from escalation.delivery.requests import MissingSecret
+from escalation.delivery.targets import target_of
 
 
 class Resender:

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import orjson
 
-from .actions import action_of, agreement_of, clip, severity_of, summary_of
-from .requests import HttpRequest
+from escalation.delivery.actions import (
+    action_of,
+    agreement_of,
+    clip,
+    severity_of,
+    summary_of,
+)
+from escalation.delivery.requests import HttpRequest
 
 _MARK = {"trigger": {"critical": ":rotating_light:", "error": ":red_circle:", "warning": ":warning:",
                      "info": ":information_source:"},

@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from escalation.delivery.actions import agreement_of, dedup_key_of
 from escalation.secrets import remember
-
-from .actions import agreement_of, dedup_key_of
 
 DELIVERABLE = {"pagerduty", "opsgenie", "slack", "webhook", "email", "kafka", "alertmanager"}
 _SECRET_FIELDS = ("routing_key_env", "api_key_env", "webhook_url_env", "secret_env", "url_env")

@@ -19,10 +19,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from escalation.delivery.requests import (
+    HttpRequest,
+    MailRequest,
+    ProduceRequest,
+    Request,
+)
+from escalation.delivery.retry import Outcome, http_outcome
 from escalation.secrets import redact, redact_url
-
-from .requests import HttpRequest, MailRequest, ProduceRequest, Request
-from .retry import Outcome, http_outcome
 
 
 class Transport:

@@ -12,7 +12,7 @@ import hmac
 
 import orjson
 
-from .requests import HttpRequest
+from escalation.delivery.requests import HttpRequest
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 SIGNATURE_HEADER = "X-Escalation-Signature"

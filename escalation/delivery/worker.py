@@ -32,20 +32,26 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from escalation.delivery import metrics
+from escalation.delivery.lanes import Lanes
+from escalation.delivery.log import (
+    DeliveryLog,
+    Result,
+    delivery_record,
+    encode,
+    latency,
+    log_key,
+)
+from escalation.delivery.logreader import LogReader
+from escalation.delivery.offsets import OffsetTracker
+from escalation.delivery.plan import Endpoints, NotDeliverable, plan
+from escalation.delivery.ratelimit import Limits
+from escalation.delivery.requests import MissingSecret
+from escalation.delivery.resend import Resender
+from escalation.delivery.retry import RetryPolicy
+from escalation.delivery.targets import Job, resolve
+from escalation.delivery.transport import Transport
 from escalation.live.logs import say
-
-from . import metrics
-from .lanes import Lanes
-from .log import DeliveryLog, Result, delivery_record, encode, latency, log_key
-from .logreader import LogReader
-from .offsets import OffsetTracker
-from .plan import Endpoints, NotDeliverable, plan
-from .ratelimit import Limits
-from .requests import MissingSecret
-from .resend import Resender
-from .retry import RetryPolicy
-from .targets import Job, resolve
-from .transport import Transport
 
 log = logging.getLogger("escalation.delivery")
 

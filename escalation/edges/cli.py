@@ -37,7 +37,8 @@ def say(text: str) -> None:
 
 def client_settings(broker, topic_prefix, profile, settings_file):
     """Settings with a usable broker, or a usage error saying how to get one."""
-    from .brokerfile import NoBroker, client_settings as resolve
+    from escalation.edges.brokerfile import NoBroker
+    from escalation.edges.brokerfile import client_settings as resolve
 
     try:
         return resolve(dict(broker=broker, topic_prefix=topic_prefix, profile=profile), settings_file=settings_file)
@@ -98,7 +99,7 @@ def send_command(source, broker, topic_prefix, profile, settings_file) -> None:
 async def _send(settings, source) -> None:
     from aiokafka import AIOKafkaProducer
 
-    from .send import Tally, send_lines
+    from escalation.edges.send import Tally, send_lines
 
     name = "<stdin>" if source.name in ("<stdin>", "-") else source.name
     await ensure_public_topics(settings)
@@ -128,7 +129,7 @@ async def _send(settings, source) -> None:
 def tail_command(which, broker, topic_prefix, profile, settings_file, from_beginning, fmt, limit) -> None:
     """Print outputs as they arrive: time, type, subject, summary on a terminal; JSONL otherwise."""
     settings = client_settings(broker, topic_prefix, profile, settings_file)
-    from .tail import TOPICS
+    from escalation.edges.tail import TOPICS
 
     names = TOPICS if which == "all" else (which,)
     line_mode = fmt == "line" or (fmt == "auto" and sys.stdout.isatty())
@@ -138,7 +139,7 @@ def tail_command(which, broker, topic_prefix, profile, settings_file, from_begin
 async def _tail(settings, topics, from_beginning, line_mode, limit) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    from .tail import short_line, tail
+    from escalation.edges.tail import short_line, tail
 
     out = sys.stdout
 
@@ -167,6 +168,6 @@ async def _tail(settings, topics, from_beginning, line_mode, limit) -> None:
 def register(group: click.Group) -> None:
     group.add_command(send_command)
     group.add_command(tail_command)
-    from .sli_cli import sli_group
+    from escalation.edges.sli_cli import sli_group
 
     group.add_command(sli_group)

@@ -23,8 +23,8 @@ from typing import AsyncIterator, Callable
 
 import aiohttp
 
-from .slices import NotACount, Skip, metric_event, sample_of, slice_ends
-from .sli_config import SliConfig, SliQuery
+from escalation.edges.sli_config import SliConfig, SliQuery
+from escalation.edges.slices import NotACount, Skip, metric_event, sample_of, slice_ends
 
 MAX_POINTS = 10_000
 
@@ -106,7 +106,7 @@ async def live(prom: Prometheus, config: SliConfig, now: Callable[[], float], wa
                stop: asyncio.Event, first_end: int | None = None) -> AsyncIterator[dict | Skip]:
     """Each slice once it is ``lag`` old, forever (until ``stop``); starts with the newest slice
     that is already ``lag`` old unless ``first_end`` says otherwise."""
-    from .slices import floor_to
+    from escalation.edges.slices import floor_to
 
     size, lag = config.slice_seconds, config.lag_seconds
     end = first_end if first_end is not None else floor_to(now() - lag, size)

@@ -11,7 +11,14 @@ import time
 import click
 import orjson
 
-from .cli import client_settings, common, ensure_public_topics, run_async, say, stop_on_signals
+from escalation.edges.cli import (
+    client_settings,
+    common,
+    ensure_public_topics,
+    run_async,
+    say,
+    stop_on_signals,
+)
 
 
 @click.group("sli")
@@ -33,8 +40,7 @@ def prometheus_command(url, config_path, from_, to, dry_run, broker, topic_prefi
     Without --from/--to it runs live: each slice once it is `lag` old, until Ctrl-C. With them it
     backfills the closed slices in between with query_range and exits."""
     from escalation.cli import _instant
-
-    from .sli_config import SliConfigError, load_sli_config
+    from escalation.edges.sli_config import SliConfigError, load_sli_config
 
     try:
         config = load_sli_config(config_path)
@@ -56,8 +62,8 @@ def prometheus_command(url, config_path, from_, to, dry_run, broker, topic_prefi
 async def _run(url, config, window, settings) -> None:
     import aiohttp
 
-    from .prometheus import Prometheus, QueryError, backfill, live
-    from .slices import Skip, floor_to, iso
+    from escalation.edges.prometheus import Prometheus, QueryError, backfill, live
+    from escalation.edges.slices import Skip, floor_to, iso
 
     sink = await _Sink.open(settings)
     sent = skipped = 0

@@ -22,7 +22,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from escalation.agreement.durations import BusinessDays, parse_duration
 
@@ -100,7 +107,7 @@ def load_sli_config(path: str | Path) -> SliConfig:
     from ruamel.yaml.comments import CommentedMap
 
     from escalation.agreement.bounded import Refused, read_yaml
-    from escalation.agreement.loader import _plain, _validation_problems
+    from escalation.loader import _plain, _validation_problems
 
     file = str(path)
     try:

@@ -21,8 +21,7 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from escalation.core.events import Rejected, decode_event
-
-from .sli_config import SliQuery
+from escalation.edges.sli_config import SliQuery
 
 
 @dataclass(frozen=True)

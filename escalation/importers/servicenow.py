@@ -81,10 +81,24 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from .servicenow_csv import FIELD_LIMIT, RECORD_LIMIT, Problem, RecordReader, ServiceNowImportError, field_limit, open_source
-from .servicenow_mapping import BOOLEAN_COLUMNS, MappingError, ServiceNowMapping, load_mapping, slug
-from .servicenow_rows import RowParser
-from .servicenow_rows import Snapshot as _Snapshot
+from escalation.importers.servicenow_csv import (
+    FIELD_LIMIT,
+    RECORD_LIMIT,
+    Problem,
+    RecordReader,
+    ServiceNowImportError,
+    field_limit,
+    open_source,
+)
+from escalation.importers.servicenow_mapping import (
+    BOOLEAN_COLUMNS,
+    MappingError,
+    ServiceNowMapping,
+    load_mapping,
+    slug,
+)
+from escalation.importers.servicenow_rows import RowParser
+from escalation.importers.servicenow_rows import Snapshot as _Snapshot
 
 __all__ = [
     "FIELD_LIMIT",

@@ -26,8 +26,12 @@ from pathlib import Path
 import click
 import orjson
 
-from .servicenow import ImportResult, ServiceNowImportError, import_incident_log
-from .servicenow_mapping import MappingError, load_mapping
+from escalation.importers.servicenow import (
+    ImportResult,
+    ServiceNowImportError,
+    import_incident_log,
+)
+from escalation.importers.servicenow_mapping import MappingError, load_mapping
 
 
 def _count_rows(path: Path) -> int | None:
@@ -75,7 +79,13 @@ def servicenow_command(csv_file: Path, agreement: str | None, mapping_file: Path
         progress_cb = None
         if sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             progress = stack.enter_context(Progress(
                 TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -21,8 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import NamedTuple
 
-from .servicenow_csv import Problem, ServiceNowImportError
-from .servicenow_mapping import LOGICAL_COLUMNS, REQUIRED_COLUMNS, ServiceNowMapping
+from escalation.importers.servicenow_csv import Problem, ServiceNowImportError
+from escalation.importers.servicenow_mapping import (
+    LOGICAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    ServiceNowMapping,
+)
 
 __all__ = ["BadTime", "COUNT_MAX", "EARLIEST", "LATEST", "RowParser", "SHOWN", "Snapshot"]
 

@@ -63,19 +63,38 @@ from typing import Any
 
 import faust
 import orjson
-from faust.streams import _current_event  # Faust's "current event" (table partition); pinned faust 0.15.3
+from faust.streams import (
+    _current_event,  # Faust's "current event" (table partition); pinned faust 0.15.3
+)
 
-from escalation.core.events import MetricObserved, Rejected, decode_event, internal_error_reason
+from escalation.core.contract.registry import Registry
+from escalation.core.events import (
+    MetricObserved,
+    Rejected,
+    decode_event,
+    internal_error_reason,
+)
 from escalation.core.outputs import topic_for
-from escalation.core.registry import Registry
 from escalation.live import observability as obs
 from escalation.live.engine import (
-    DeskBook, Partitions, StateTables, deadletter_record, desk_record, mark_record, parse_tick,
+    DeskBook,
+    Partitions,
+    StateTables,
+    deadletter_record,
+    desk_record,
+    mark_record,
+    parse_tick,
 )
 from escalation.live.journal import Journal
-from escalation.live.offsets import AppliedOffsets, InputGuard, OffsetCommitter, RangeReader, Record
-from escalation.live.ticker import wall_instant
+from escalation.live.offsets import (
+    AppliedOffsets,
+    InputGuard,
+    OffsetCommitter,
+    RangeReader,
+    Record,
+)
 from escalation.live.settings import LiveSettings
+from escalation.live.ticker import wall_instant
 
 __all__ = ["TopicNames", "build_app", "BATCH_MAX", "BATCH_WITHIN"]
 

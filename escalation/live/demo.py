@@ -21,7 +21,7 @@ import orjson
 
 from escalation.agreement.durations import BusinessDays, parse_duration
 from escalation.agreement.models import Agreement
-from escalation.core.registry import Registry
+from escalation.core.contract.registry import Registry
 from escalation.paths import EXAMPLE_EVENTS
 
 __all__ = ["compress_registry", "install_demo", "retime", "still_valid"]

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 
 from escalation.agreement.models import Agreement
-from escalation.core.registry import Registry
+from escalation.core.contract.registry import Registry
 
 __all__ = ["SECRET_ENV", "TARGET", "DemoWebhook", "describe", "with_demo_webhook"]
 

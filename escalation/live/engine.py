@@ -1,6 +1,6 @@
 """The live engine's state machinery apart from the Faust wiring (see ``app.py``). No Kafka here.
 
-- :class:`Partitions`: two core :class:`~escalation.core.processor.Processor` per input partition
+- :class:`Partitions`: two core :class:`~escalation.core.engine.Processor` per input partition
   (tickets, metrics and ticks of partition p form one stream; tickets and metrics keep separate
   clocks, see the class), with ``desk=None``: penalties, credits and report figures come out as
   records for the desk. Their state lives in four tables, each value tagged with its partition
@@ -8,7 +8,7 @@
   tombstone once closed), ``services`` (service -> SLO streams and states), ``figures``
   (``<agreement>#<source>`` -> that processor's report figures) and ``clocks`` (``<source>`` ->
   its clock and mark).
-- :class:`DeskBook`: one :class:`~escalation.core.desk.Desk` per partition of the internal desk
+- :class:`DeskBook`: one :class:`~escalation.core.money.desk.Desk` per partition of the internal desk
   topic (keyed by agreement), whose sources are the input processors (2 per partition); tables ``desks``
   (agreement -> desk state) and ``marks`` (``<q>`` -> every source's mark at desk partition q).
 - helpers: dead-letter records and ticks.
@@ -31,11 +31,11 @@ from typing import Any
 
 import orjson
 
-from escalation.core.desk import DESK_ITEMS, Desk, item_from_dict, item_to_dict
+from escalation.core.contract.registry import Registry
+from escalation.core.engine import Processor
 from escalation.core.events import MetricObserved, Rejected
-from escalation.core.processor import Processor
-from escalation.core.registry import Registry
-from escalation.core.state import Incident
+from escalation.core.money.desk import DESK_ITEMS, Desk, item_from_dict, item_to_dict
+from escalation.core.tickets.state import Incident
 
 #: outputs a tick fires at their deadline (their ``time`` is the due instant: deadline latency)
 DEADLINE_TYPES = frozenset({"sla.warning", "sla.breached", "escalation.triggered", "escalation.repeated"})

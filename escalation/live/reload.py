@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from escalation.agreement.loader import AgreementError, load_agreements
 from escalation.agreement.models import Agreement
-from escalation.core.registry import Registry
+from escalation.core.contract.registry import Registry
+from escalation.loader import AgreementError, load_agreements
 
 __all__ = ["ReloadPlan", "plan_reload", "reload_registry"]
 

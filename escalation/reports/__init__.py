@@ -7,9 +7,15 @@ the engine's verdicts with ServiceNow's own ``made_sla``.
 - :func:`compare_made_sla` (``made_sla``): agreement rate, confusion matrix, reasons.
 """
 
-from .compliance import AgreementInfo, agreement_infos, build_report, engine_state, percentile
-from .made_sla import compare_made_sla
-from .render import render_html, render_markdown
+from escalation.reports.compliance import (
+    AgreementInfo,
+    agreement_infos,
+    build_report,
+    engine_state,
+    percentile,
+)
+from escalation.reports.made_sla import compare_made_sla
+from escalation.reports.render import render_html, render_markdown
 
 SERVICENOW_ATTRIBUTION = (
     "Data: \"Incident management process enriched event log\", Claudio Amaral, Marcelo Fantinato, "

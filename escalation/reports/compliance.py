@@ -71,7 +71,7 @@ class AgreementInfo:
 
 def agreement_infos(registry) -> dict[str, AgreementInfo]:
     """AgreementInfo per agreement id from a Registry (latest revision's title, zone, cap)."""
-    from escalation.core.ledger import cap_limit
+    from escalation.core.money.ledger import cap_limit
 
     out: dict[str, AgreementInfo] = {}
     for agreement_id in registry.ids():
@@ -91,8 +91,8 @@ def engine_state(processor, registry) -> tuple[dict, dict]:
     at the engine's clock; ``tickets``: ticket -> {agreement, revision, priority, opened_at,
     lifecycle}. Read-only: the engine is not changed.
     """
-    from escalation.core.clocks import elapsed_at
-    from escalation.core.compiled import ALWAYS
+    from escalation.core.contract.compiled import ALWAYS
+    from escalation.core.tickets.clocks import elapsed_at
 
     times: dict[tuple[str, str, int], float] = {}
     tickets: dict[str, dict] = {}

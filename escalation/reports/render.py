@@ -12,7 +12,7 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .compliance import seconds_text
+from escalation.reports.compliance import seconds_text
 
 MAX_ROWS = 100
 
@@ -51,7 +51,7 @@ class Details:
 
 def _charts():
     """The chart module, imported on first use: Markdown never needs matplotlib."""
-    from . import charts
+    from escalation.reports import charts
 
     return charts
 

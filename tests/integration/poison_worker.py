@@ -7,7 +7,7 @@ The core's ``incident.apply_event`` raises ``ZeroDivisionError`` for any event w
 
 from __future__ import annotations
 
-import escalation.core.incident as incident
+import escalation.core.tickets.incident as incident
 
 
 def _poisoned(apply_event):

@@ -6,7 +6,7 @@ exporter (errors rise, then stop) -> Prometheus (scrape 1 s) -> `escalation sli 
 `notify: [am]`) -> notifications topic -> `escalation deliver` -> Alertmanager /api/v2/alerts.
 
 The smallest honest setup: the burn-rate machinery keeps 1-minute buckets for windows up to 2 h
-(escalation/core/burn_rate.py), so the windows are 1m and 2m; the rule clears once the short
+(escalation/core/services/burn_rate.py), so the windows are 1m and 2m; the rule clears once the short
 window's error ratio falls to the threshold, which fast good traffic after the errors stop
 brings about within seconds rather than a window length.
 """

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from escalation.agreement import loader
-from escalation.agreement.loader import AgreementError, check_agreements, parse_agreement
-from escalation.core.registry import Registry
+from escalation import loader
+from escalation.core.contract.registry import Registry
+from escalation.loader import AgreementError, check_agreements, parse_agreement
 from escalation.paths import EXAMPLE_AGREEMENT, EXAMPLE_EVENTS
 from escalation.replay import replay_to_lists
 

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from escalation.agreement.loader import AgreementError, load_agreements
 from escalation.agreement.schema import agreement_schema
-from escalation.core.compiled import compile_agreement
-from escalation.paths import EXAMPLE_AGREEMENT, SCHEMAS, EXAMPLES
+from escalation.core.contract.compiled import compile_agreement
+from escalation.loader import AgreementError, load_agreements
+from escalation.paths import EXAMPLE_AGREEMENT, EXAMPLES, SCHEMAS
 
 
 def test_reference_agreement_loads_and_compiles():
@@ -129,7 +129,7 @@ def test_shipped_topic_schemas_are_current():
 
 def test_compiled_machine_is_inspectable_and_diffable():
     from escalation.agreement.models import Agreement
-    from escalation.core.compiled import describe
+    from escalation.core.contract.compiled import describe
     from tests.helpers import agreement_dict
 
     base = describe(compile_agreement(Agreement.model_validate(agreement_dict())))

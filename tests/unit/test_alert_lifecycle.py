@@ -18,9 +18,9 @@ import pytest
 from pydantic import ValidationError
 
 from escalation.agreement.models import Agreement
-from escalation.core.incident import next_due
-from escalation.core.processor import Processor
+from escalation.core.engine import Processor
 from escalation.core.events import decode_event
+from escalation.core.tickets.incident import next_due
 from tests.helpers import Events, agreement_dict, brief, registry, run
 
 OPEN = "2026-03-02T08:00:00Z"

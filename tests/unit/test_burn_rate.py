@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from escalation.core.burn_rate import GOOGLE_DEFAULT, compile_burn
 from escalation.agreement.models import Slo
+from escalation.core.services.burn_rate import GOOGLE_DEFAULT, compile_burn
 from tests.unit.test_slo_support import Metrics, of, run, slo, variant
 
 MIN = timedelta(minutes=1)

@@ -1,4 +1,4 @@
-"""Counted time: escalation.core.calendar (hand-computed tables + hypothesis properties)."""
+"""Counted time: escalation.core.time.calendar (hand-computed tables + hypothesis properties)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalation.core.calendar import (
-    AlwaysCalendar, Calendar, ComplementCalendar, WeeklyCalendar, parse_weekly_hours,
+from escalation.core.time.calendar import (
+    AlwaysCalendar,
+    Calendar,
+    ComplementCalendar,
+    WeeklyCalendar,
+    parse_weekly_hours,
 )
 
 UTC = timezone.utc

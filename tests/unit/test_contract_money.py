@@ -17,10 +17,10 @@ import pytest
 from ruamel.yaml import YAML
 
 from escalation.agreement.models import Agreement
-from escalation.core.compiled import compile_agreement
-from escalation.core.ledger import Ledger, charge
-from escalation.core.processor import Processor
-from escalation.core.registry import Registry
+from escalation.core.contract.compiled import compile_agreement
+from escalation.core.contract.registry import Registry
+from escalation.core.engine import Processor
+from escalation.core.money.ledger import Ledger, charge
 from escalation.paths import EXAMPLES
 from escalation.replay import replay
 from tests.helpers import Events, run
@@ -244,8 +244,9 @@ def test_the_bundled_example():
     ((9980, 10000), []),
 ])
 def test_earn_back_of_an_slo_credit(april, earned):
-    from tests.unit.test_slo_support import Metrics, run as run_metrics, variant
     from tests.helpers import agreement_dict
+    from tests.unit.test_slo_support import Metrics, variant
+    from tests.unit.test_slo_support import run as run_metrics
 
     remedies = agreement_dict()["remedies"]
     remedies[0] = {**remedies[0], "earn_back": {"periods": 1, "at_least": 99.9}}

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from escalation.agreement.loader import AgreementError, parse_agreement
+from escalation.loader import AgreementError, parse_agreement
 from escalation.paths import EXAMPLES
 
 TEXT = (EXAMPLES / "agreements" / "acme-erp-contract.yaml").read_text()

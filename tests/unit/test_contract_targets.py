@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 from ruamel.yaml import YAML
 
-from escalation.agreement.loader import AgreementError, parse_agreement
 from escalation.agreement.models import Agreement
-from escalation.core.registry import Registry
+from escalation.core.contract.registry import Registry
+from escalation.loader import AgreementError, parse_agreement
 from escalation.paths import EXAMPLES
 from tests.helpers import Events, run
 

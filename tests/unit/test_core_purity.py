@@ -31,5 +31,5 @@ def _violations(path: Path) -> list[str]:
 
 
 def test_core_never_reads_the_clock_draws_randomness_or_does_io():
-    problems = [v for path in sorted(CORE.glob("*.py")) for v in _violations(path)]
+    problems = [v for path in sorted(CORE.rglob("*.py")) for v in _violations(path)]
     assert problems == []

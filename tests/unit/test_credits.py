@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalation.core.slo import tier_for
+from escalation.core.services.slo import tier_for
 from tests.helpers import agreement_dict
 from tests.unit.test_slo_support import Metrics, of, run, variant
 

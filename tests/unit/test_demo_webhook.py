@@ -17,11 +17,17 @@ import orjson
 import pytest
 
 from escalation.cli import load_registry
-from escalation.core.registry import Registry
+from escalation.core.contract.registry import Registry
 from escalation.delivery.webhook import webhook_requests
 from escalation.delivery.worker import DeliverConfig, Deliverer
 from escalation.live.demo import still_valid
-from escalation.live.demo_hook import SECRET_ENV, TARGET, DemoWebhook, describe, with_demo_webhook
+from escalation.live.demo_hook import (
+    SECRET_ENV,
+    TARGET,
+    DemoWebhook,
+    describe,
+    with_demo_webhook,
+)
 from escalation.paths import EXAMPLE_AGREEMENT
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from escalation.agreement.loader import parse_agreement
 from escalation.live.settings import LiveSettings
+from escalation.loader import parse_agreement
 from escalation.paths import EXAMPLE_AGREEMENT
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -131,8 +131,8 @@ def test_a_rejected_line_at_year_end_closes_no_period():
 
 
 def test_an_invalid_priority_change_leaves_the_incident_untouched():
+    from escalation.core.engine import Processor
     from escalation.core.events import decode_event
-    from escalation.core.processor import Processor
     from tests.helpers import registry
 
     proc = Processor(registry())
@@ -232,8 +232,8 @@ def test_a_repeated_metric_id_with_other_content_is_flagged_too():
 
 
 def test_content_digests_survive_a_snapshot_and_tombstones():
+    from escalation.core.engine import Processor
     from escalation.core.events import decode_event
-    from escalation.core.processor import Processor
     from tests.helpers import registry
 
     reg = registry()
@@ -248,7 +248,7 @@ def test_content_digests_survive_a_snapshot_and_tombstones():
 
 
 def test_an_internal_error_dead_letters_the_record_and_the_run_goes_on(monkeypatch, caplog):
-    from escalation.core.processor import Processor
+    from escalation.core.engine import Processor
 
     step = Processor.step
 

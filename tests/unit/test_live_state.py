@@ -18,14 +18,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from escalation.cli import load_registry
-from escalation.core.desk import DESK_ITEMS
+from escalation.core.engine import Processor
 from escalation.core.events import Rejected, decode_event
-from escalation.core.processor import Processor
-from escalation.live.engine import DeskBook, Partitions, StateTables, desk_record, mark_record
+from escalation.core.money.desk import DESK_ITEMS
+from escalation.live.engine import (
+    DeskBook,
+    Partitions,
+    StateTables,
+    desk_record,
+    mark_record,
+)
 from escalation.paths import ROOT
 from escalation.replay import replay
 from tests.helpers import example_tickets_and_metrics
-from tests.unit.test_properties import REG, UNTIL as P_UNTIL, histories
+from tests.unit.test_properties import REG, histories
+from tests.unit.test_properties import UNTIL as P_UNTIL
 
 AGREEMENTS = ROOT / "examples" / "agreements"
 UNTIL = datetime.fromisoformat("2026-05-01T00:10:00+02:00")  # past April's end + the live grace

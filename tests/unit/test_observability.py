@@ -12,10 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from escalation.agreement.loader import load_agreements
 from escalation.live import observability as obs
-from escalation.live.logs import JsonFormatter, TextFormatter, resolve_format, say, setup_logging
+from escalation.live.logs import (
+    JsonFormatter,
+    TextFormatter,
+    resolve_format,
+    say,
+    setup_logging,
+)
 from escalation.live.reload import plan_reload, reload_registry
+from escalation.loader import load_agreements
 from escalation.paths import EXAMPLE_AGREEMENT
 from tests.helpers import agreement_dict, registry
 

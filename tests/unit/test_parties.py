@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from escalation.agreement.models import Agreement
-from escalation.core.registry import Registry
+from escalation.core.contract.registry import Registry
 from tests.helpers import Events, run
 
 OPEN = "2026-03-03T09:00:00Z"

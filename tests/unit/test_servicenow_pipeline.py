@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from escalation.agreement.loader import load_agreements
 from escalation.backtest import backtest
 from escalation.cli import main
-from escalation.core.registry import Registry
+from escalation.core.contract.registry import Registry
+from escalation.loader import load_agreements
 from escalation.reports import SERVICENOW_ATTRIBUTION
 
 REPO = Path(__file__).resolve().parents[2]

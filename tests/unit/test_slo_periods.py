@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from escalation.agreement.models import Agreement
-from escalation.core.compiled import compile_agreement
-from escalation.core.maintenance import Maintenance, subtract
-from escalation.core.periods import by_label, month, period_at, to_dt, to_us
+from escalation.core.contract.compiled import compile_agreement
+from escalation.core.time.maintenance import Maintenance, subtract
+from escalation.core.time.periods import by_label, month, period_at, to_dt, to_us
 from tests.helpers import agreement_dict
 from tests.unit.test_slo_support import z
 

@@ -15,7 +15,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalation.core.processor import Processor
+from escalation.core.engine import Processor
 from escalation.replay import replay
 from tests.helpers import agreement_dict, registry
 from tests.unit.test_slo_support import slo

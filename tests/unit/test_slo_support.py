@@ -7,8 +7,8 @@ from itertools import count
 
 import orjson
 
-from escalation.core.processor import Processor
-from escalation.core.registry import Registry
+from escalation.core.contract.registry import Registry
+from escalation.core.engine import Processor
 from escalation.replay import replay
 from tests.helpers import agreement_dict, registry
 

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from escalation.agreement.loader import AgreementError, parse_agreement
 from escalation.agreement.models import Agreement
+from escalation.core.contract.registry import Registry
 from escalation.core.events import Rejected, decode_event
-from escalation.core.registry import Registry
+from escalation.loader import AgreementError, parse_agreement
 from tests.helpers import run
 
 BASE = """apiVersion: escalation/v1
@@ -174,7 +174,7 @@ def test_validation_errors_name_file_line_and_path(text, line, path, message):
 
 
 def test_bundled_contracts_example_validates():
-    from escalation.agreement.loader import load_agreements
+    from escalation.loader import load_agreements
     from escalation.paths import EXAMPLE_AGREEMENT
 
     agreements = load_agreements([EXAMPLE_AGREEMENT.parent / "contracts"])
@@ -315,7 +315,7 @@ def test_expiry_stops_penalties_credits_and_reports_after_the_final_term(text, t
     ("2027-07-01T00:00:00+00:00", "2027-12-31T23:00:00+00:00"),
 ])
 def test_expires_at_names_the_final_term_end(terminated_at, expected):
-    from escalation.core.term import expires_at, fresh
+    from escalation.core.contract.term import expires_at, fresh
 
     state = fresh()
     if terminated_at is not None:
