@@ -1,11 +1,11 @@
-"""The live engine's own cost, in process: events through ``escalation.live.engine.Partitions``.
+"""The live engine's own cost, in process: events through ``escalation.live.partitions.Partitions``.
 
     python bench/bench_partitions.py [EVENTS] [--agreements DIR] [--partitions 4] [--batch 1000]
                                      [--open 100000]
 
 1. **Throughput**: the generated ticket workload (default bench/out/tickets-10000-s42.jsonl, see
    bench/generate_tickets.py) decoded and routed by ticket over P partitions as the worker does
-   (per-partition Processors, desk records to an outbox), batch by batch, with ``end()`` and every
+   (per-partition Engines, settlements left unsent), batch by batch, with ``end()`` and every
    table write into plain dicts: what a worker spends per event apart from Faust, the Kafka
    client and the broker. Prints events/s and µs per event (decode and engine apart).
 2. **Memory per open incident**: ``--open`` P1 tickets opened and their state written to the
@@ -28,9 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from escalation.cli import load_registry  # noqa: E402
+from escalation.cli.common import load_registry  # noqa: E402
 from escalation.core.events import Rejected, decode_event  # noqa: E402
-from escalation.live.engine import Partitions, StateTables  # noqa: E402
+from escalation.live.partitions import Partitions  # noqa: E402
+from escalation.live.store import INPUT_TABLES, TableStore  # noqa: E402
 
 
 def rss_bytes() -> int:
@@ -53,13 +54,12 @@ def throughput(events_path: Path, agreements: Path, partitions: int, batch: int)
         except Rejected:
             pass
     decode_s = time.perf_counter() - t0
-    parts = Partitions(registry, StateTables({}, {}, {}, {}), partitions)
+    parts = Partitions(registry, TableStore({name: {} for name in INPUT_TABLES}), partitions)
     t0 = time.perf_counter()
     for i in range(0, len(events), batch):
         for ev in events[i:i + batch]:
             key = getattr(ev, "ticket", None) or ev.service
-            parts.event(zlib.crc32(key.encode()) % partitions, ev)
-        parts.outbox.clear()
+            parts.step(zlib.crc32(key.encode()) % partitions, ev)
         write(parts.end()[0])
     engine_s = time.perf_counter() - t0
     n = len(events)
@@ -70,15 +70,14 @@ def throughput(events_path: Path, agreements: Path, partitions: int, batch: int)
 
 def memory(agreements: Path, partitions: int, n: int) -> None:
     registry = load_registry([str(agreements)])
-    tables = StateTables({}, {}, {}, {})
-    parts = Partitions(registry, tables, partitions)
+    parts = Partitions(registry, TableStore({name: {} for name in INPUT_TABLES}), partitions)
     base = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
     gc.collect()
     r0 = rss_bytes()
     for i in range(n):
         ev = {"id": f"o{i}", "type": "ticket.opened", "time": (base + timedelta(seconds=i / 1000)).isoformat(),
               "ticket": f"T{i}", "agreement": "acme-erp", "service": "erp-prod", "priority": "P1"}
-        parts.event(i % partitions, decode_event(json.dumps(ev).encode()))
+        parts.step(i % partitions, decode_event(json.dumps(ev).encode()))
     gc.collect()
     r1 = rss_bytes()
     writes = parts.end()[0]

@@ -3,7 +3,7 @@
     python bench/live_latency.py [--incidents 100000] [--spread 120] [--tick-interval 0.5] [--tick-grace 1]
                                  [--config test|batched] [--index-sizes 10000,50000,100000] [--skip-live] [--skip-index]
 
-1. **Per-tick cost** (in process, no broker): a :class:`~escalation.live.engine.Partitions` over a
+1. **Per-tick cost** (in process, no broker): a :class:`~escalation.live.partitions.Partitions` over a
    plain dict holds N open P1 incidents of 4 partitions; ticks one second apart are applied to
    every partition while the deadlines come due. Prints, per N, the cost of a tick that fires
    nothing and the cost per fired deadline, next to what one full scan of the N incidents (what
@@ -72,18 +72,19 @@ def pct(values: list[float], q: float) -> float:
 
 # -- 1. per-tick cost of the due index (in process)
 def tick_cost(n: int, agreement: Path, spread: float = 120.0, partitions: int = 4) -> dict:
-    from escalation.cli import load_registry
-    from escalation.core.events import decode_event
+    from escalation.cli.common import load_registry
+    from escalation.core.events import Tick, decode_event
     from escalation.core.tickets.incident import next_due
-    from escalation.live.engine import Partitions, StateTables
+    from escalation.live.partitions import Partitions
+    from escalation.live.store import MemoryStore
 
     registry = load_registry([str(agreement)])
-    parts = Partitions(registry, StateTables({}, {}, {}, {}), partitions)
+    parts = Partitions(registry, MemoryStore(), partitions)
     base = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
     t0 = time.perf_counter()
     for i in range(n):
         _key, value = opened(f"T-{i}", base + timedelta(seconds=spread * i / n))
-        parts.event(i % partitions, decode_event(value))
+        parts.step(i % partitions, decode_event(value))
     load_s = time.perf_counter() - t0
     gc.collect()
     first_due = base + timedelta(seconds=WITHIN)
@@ -92,7 +93,7 @@ def tick_cost(n: int, agreement: Path, spread: float = 120.0, partitions: int = 
     while t <= first_due + timedelta(seconds=spread + 2):
         for p in range(partitions):
             s = time.perf_counter()
-            fired = len(parts.tick(p, t))
+            fired = len(parts.step(p, Tick(t)).outputs)
             d = time.perf_counter() - s
             if fired:
                 busy.append(d)
@@ -101,10 +102,9 @@ def tick_cost(n: int, agreement: Path, spread: float = 120.0, partitions: int = 
             else:
                 idle.append(d)
             parts.fired.clear()
-            parts.outbox.clear()
         t += timedelta(seconds=1)
     compiled = registry.get("acme-erp", 3)
-    incidents = [i for p in range(partitions) for i in parts.processor(p).incidents.values()][: min(n, 20000)]
+    incidents = [i for p in range(partitions) for i in parts.engine(p).incidents.values()][: min(n, 20000)]
     s = time.perf_counter()
     for incident in incidents:
         next_due(compiled, incident)

@@ -42,6 +42,8 @@ __all__ = [
     "TopicSpec",
     "TopicStatus",
     "TopicsSpec",
+    "ensure_catalogue",
+    "ensure_public_topics",
     "ensure_topics",
     "load_topics",
     "parse_retention",
@@ -281,6 +283,27 @@ async def ensure_topics(
     if problems:
         raise TopicMismatchError(problems)
     return EnsureReport([status[p.name] for p in plan], warnings, checked)
+
+
+def ensure_catalogue(settings: Any, bootstrap: str, *, create: bool = True) -> EnsureReport:
+    """Create (unless ``create=False``) and check every topic of the catalogue on ``bootstrap``,
+    named with the live ``settings`` (prefix, app id, partitions, security); blocking."""
+    import asyncio
+
+    return asyncio.run(ensure_topics(bootstrap, settings.topic_prefix, load_topics(), app_id=settings.app_id,
+                                     partitions=settings.partitions, create=create,
+                                     client_kwargs=settings.aiokafka_security()))
+
+
+async def ensure_public_topics(settings: Any) -> None:
+    """Create the public topics if missing, as the engine wants them (partitions, policies), so a
+    producer never lets a broker auto-create an input topic with other partition counts. Internal
+    topics are the engine's (they carry its app id) and are left alone."""
+    spec = load_topics()
+    public = TopicsSpec(version=1, defaults=spec.defaults, topics=[t for t in spec.topics if not t.internal],
+                        source=spec.source)
+    await ensure_topics(settings.bootstrap_servers(), settings.topic_prefix, public, app_id=settings.app_id,
+                        partitions=settings.partitions, client_kwargs=settings.aiokafka_security())
 
 
 def _failed(name: str, problems: list[str]) -> bool:

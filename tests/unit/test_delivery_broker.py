@@ -8,7 +8,7 @@ import socket
 import click
 import pytest
 
-from escalation.delivery.cli import _settings
+from escalation.cli.common import broker_settings
 from escalation.edges.brokerfile import write_broker_file
 
 FLAGS = dict(broker=None, topic_prefix=None, app_id=None, profile=None)
@@ -24,7 +24,7 @@ def here(tmp_path, monkeypatch):
 
 def test_no_broker_and_no_file_is_a_usage_error_saying_what_to_do(here):
     with pytest.raises(click.UsageError, match="start `escalation run`"):
-        _settings("text", None, **FLAGS)
+        broker_settings(FLAGS)
 
 
 def test_the_broker_file_of_a_running_run_is_used(here):
@@ -33,11 +33,11 @@ def test_the_broker_file_of_a_running_run_is_used(here):
         listener.listen()
         address = f"127.0.0.1:{listener.getsockname()[1]}"
         write_broker_file(address, here)
-        settings = _settings("text", None, **FLAGS)
+        settings = broker_settings(FLAGS)
     assert not settings.embedded and settings.bootstrap_servers() == address
 
 
 def test_a_configured_broker_wins_over_the_file(here):
     write_broker_file("127.0.0.1:1", here)        # stale: would be refused if it were read
-    settings = _settings("text", None, **{**FLAGS, "broker": "kafka://127.0.0.1:19092"})
+    settings = broker_settings({**FLAGS, "broker": "kafka://127.0.0.1:19092"})
     assert settings.bootstrap_servers() == "127.0.0.1:19092"

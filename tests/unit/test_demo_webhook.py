@@ -16,7 +16,7 @@ from datetime import date
 import orjson
 import pytest
 
-from escalation.cli import load_registry
+from escalation.cli.common import load_registry
 from escalation.core.contract.registry import Registry
 from escalation.delivery.webhook import webhook_requests
 from escalation.delivery.worker import DeliverConfig, Deliverer

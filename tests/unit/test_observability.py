@@ -212,7 +212,7 @@ def test_registry_merge_keeps_existing_revision_objects():
 
 
 def test_demo_compresses_agreement_durations_by_the_speed():
-    from escalation.cli import load_registry
+    from escalation.cli.common import load_registry
     from escalation.live.demo import compress_registry
     from escalation.paths import EXAMPLE_AGREEMENT
 

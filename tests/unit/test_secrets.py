@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from pydantic import SecretStr
 
 from escalation.live.logs import JsonFormatter, TextFormatter
-from escalation.live.run import run_command
+from escalation.cli.live import run_command
 from escalation.live.settings import SECRET_FIELDS, LiveSettings, SettingsError, load_settings
 from escalation.secrets import MASK, redact, redact_url, remember
 

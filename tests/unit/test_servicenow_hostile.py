@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from escalation.importers.servicenow import FIELD_LIMIT, RECORD_LIMIT, import_incident_log
-from escalation.importers.servicenow_cli import servicenow_command
+from escalation.cli.importers import servicenow_command
 
 from .test_servicenow_import import COLUMNS, HEADER, INC0000045, INC0000047, INC0000131, rows_of, without_lines
 
@@ -143,7 +143,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def flaky(event):        # fails on the fourth event, after three were written
         return next(dumps)
 
-    monkeypatch.setattr("escalation.importers.servicenow_cli.orjson.dumps", flaky)
+    monkeypatch.setattr("escalation.cli.importers.orjson.dumps", flaky)
     cli = CliRunner().invoke(servicenow_command, [str(source), "--out", str(out)])
     assert cli.exit_code == 1 and "nothing written" in cli.stderr
     assert out.read_text() == "previous\n" and sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "in.csv"]
@@ -153,7 +153,7 @@ def test_failed_stdout_write_says_incomplete(tmp_path, monkeypatch):
     source = tmp_path / "in.csv"
     source.write_bytes(csv_bytes(*GOOD))
     dumps = iter([b"{}"] * 2)
-    monkeypatch.setattr("escalation.importers.servicenow_cli.orjson.dumps", lambda event: next(dumps))
+    monkeypatch.setattr("escalation.cli.importers.orjson.dumps", lambda event: next(dumps))
     cli = CliRunner().invoke(servicenow_command, [str(source)])
     assert cli.exit_code == 1 and "INCOMPLETE: only the first 2 events" in cli.stderr
 

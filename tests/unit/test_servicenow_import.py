@@ -22,7 +22,7 @@ from escalation.importers.servicenow import (
     ServiceNowImportError,
     import_incident_log,
 )
-from escalation.importers.servicenow_cli import servicenow_command
+from escalation.cli.importers import servicenow_command
 from escalation.importers.servicenow_mapping import (
     MappingError,
     ServiceNowMapping,

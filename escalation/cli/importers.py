@@ -1,4 +1,5 @@
-"""``escalation import servicenow FILE.csv``: a ServiceNow incident audit log -> ticket events.
+"""``escalation import servicenow FILE.csv``: a ServiceNow incident audit log -> ticket events
+(the ``import`` group converts other tools' ticket history; ServiceNow is its one member).
 
 Writes JSONL ticket events (DESIGN.md §3) to stdout or ``--out``; problems and warnings to
 stderr or ``--problems`` as ``line N: reason``; one summary line to stderr. Exit 0 when the
@@ -32,6 +33,11 @@ from escalation.importers.servicenow import (
     import_incident_log,
 )
 from escalation.importers.servicenow_mapping import MappingError, load_mapping
+
+
+@click.group("import")
+def import_group() -> None:
+    """Convert other tools' ticket history into escalation events."""
 
 
 def _count_rows(path: Path) -> int | None:
@@ -116,6 +122,9 @@ def servicenow_command(csv_file: Path, agreement: str | None, mapping_file: Path
         stderr.writelines(lines)
     stderr.write(summary_line(result) + "\n")
     stderr.flush()
+
+
+import_group.add_command(servicenow_command)
 
 
 def _write(target: Path, chunks: Iterable[bytes], what: str) -> None:

@@ -11,14 +11,15 @@ import time
 import click
 import orjson
 
-from escalation.edges.cli import (
+from escalation.cli.common import (
+    broker_options,
     client_settings,
-    common,
-    ensure_public_topics,
+    parse_instant,
+    print_status,
     run_async,
-    say,
     stop_on_signals,
 )
+from escalation.live.topics import ensure_public_topics
 
 
 @click.group("sli")
@@ -33,13 +34,12 @@ def sli_group() -> None:
 @click.option("--from", "from_", help="backfill from this RFC 3339 instant (with --to)")
 @click.option("--to", help="backfill up to this RFC 3339 instant")
 @click.option("--dry-run", is_flag=True, help="print the events, send nothing (no broker needed)")
-@common
+@broker_options
 def prometheus_command(url, config_path, from_, to, dry_run, broker, topic_prefix, profile, settings_file) -> None:
     """Evaluate each SLI's good/total expressions at every closed slice's end and send the counts.
 
     Without --from/--to it runs live: each slice once it is `lag` old, until Ctrl-C. With them it
     backfills the closed slices in between with query_range and exits."""
-    from escalation.cli import _instant
     from escalation.edges.sli_config import SliConfigError, load_sli_config
 
     try:
@@ -52,7 +52,7 @@ def prometheus_command(url, config_path, from_, to, dry_run, broker, topic_prefi
         raise click.UsageError("--from and --to go together (backfill); give neither to run live")
     window = None
     if from_ is not None:
-        window = (_instant(from_).timestamp(), _instant(to).timestamp())
+        window = (parse_instant(from_).timestamp(), parse_instant(to).timestamp())
         if window[1] <= window[0]:
             raise click.UsageError("--to must be after --from")
     settings = None if dry_run else client_settings(broker, topic_prefix, profile, settings_file)
@@ -62,8 +62,8 @@ def prometheus_command(url, config_path, from_, to, dry_run, broker, topic_prefi
 async def _run(url, config, window, settings) -> None:
     import aiohttp
 
-    from escalation.edges.prometheus import Prometheus, QueryError, backfill, live
-    from escalation.edges.slices import Skip, floor_to, iso
+    from escalation.edges.prometheus import Prometheus, QueryError
+    from escalation.edges.slices import Skip
 
     sink = await _Sink.open(settings)
     sent = skipped = 0
@@ -71,32 +71,37 @@ async def _run(url, config, window, settings) -> None:
     stop_on_signals(stop)
     try:
         async with aiohttp.ClientSession() as session:
-            prom = Prometheus(session, url)
-            if window is not None:
-                newest = floor_to(time.time() - config.lag_seconds, config.slice_seconds)
-                if window[1] > newest:   # a younger slice would go out with partial counts
-                    say(f"--to is later than the newest closed slice ({config.lag} lag): backfilling to {iso(newest)}")
-                slices = backfill(prom, config, int(window[0]), int(min(window[1], newest)))
-            else:
-                say(f"sli prometheus: live, {len(config.slis)} SLI(s), slice {config.slice}, lag {config.lag}, "
-                    f"from {url}")
-                slices = live(prom, config, time.time, say, stop)
-            async for item in slices:
+            async for item in _slices(Prometheus(session, url), config, window, url, stop):
                 if isinstance(item, Skip):
                     skipped += 1
-                    say(f"warning: {item}")
+                    print_status(f"warning: {item}")
                 else:
                     await sink.send(item)
                     sent += 1
                 if stop.is_set():
                     break
     except QueryError as err:
-        say(f"error: Prometheus refused the query {err}")
+        print_status(f"error: Prometheus refused the query {err}")
         raise SystemExit(1) from None
     finally:
         await sink.close()
-        say(f"sli prometheus: sent {sent} slice{'s' if sent != 1 else ''}, skipped {skipped}"
-            + (f" to {sink.topic}" if sink.topic else " (dry run)"))
+        print_status(f"sli prometheus: sent {sent} slice{'s' if sent != 1 else ''}, skipped {skipped}"
+                     + (f" to {sink.topic}" if sink.topic else " (dry run)"))
+
+
+def _slices(prom, config, window, url, stop: asyncio.Event):
+    """The slices to send: the closed ones of the backfill ``window``, else live ones until ``stop``."""
+    from escalation.edges.prometheus import backfill, live
+    from escalation.edges.slices import floor_to, iso
+
+    if window is None:
+        print_status(f"sli prometheus: live, {len(config.slis)} SLI(s), slice {config.slice}, lag {config.lag}, "
+                     f"from {url}")
+        return live(prom, config, time.time, print_status, stop)
+    newest = floor_to(time.time() - config.lag_seconds, config.slice_seconds)
+    if window[1] > newest:   # a younger slice would go out with partial counts
+        print_status(f"--to is later than the newest closed slice ({config.lag} lag): backfilling to {iso(newest)}")
+    return backfill(prom, config, int(window[0]), int(min(window[1], newest)))
 
 
 class _Sink:

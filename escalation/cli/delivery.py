@@ -1,25 +1,24 @@
-"""``escalation deliver`` and ``escalation receive`` (DESIGN.md §12); ``escalation run --deliver``
-builds the same :class:`~escalation.delivery.worker.DeliverConfig` with :func:`deliver_config`.
+"""``escalation deliver`` and ``escalation receive`` (DESIGN.md §12).
 
-Settings as ``escalation run`` takes them (flags > ``ESCALATION_*`` > settings file); the
-deliverers form the consumer group ``<app_id>-deliver``. Vendor endpoints and the mail server come
-from the environment names of DESIGN.md §12 (``ESCALATION_PAGERDUTY_URL``,
-``ESCALATION_OPSGENIE_URL``, ``ESCALATION_SMTP_URL``, ``ESCALATION_SMTP_FROM``).
+Settings as ``escalation run`` takes them (flags > ``ESCALATION_*`` > settings file); with no
+broker configured, the embedded broker of the ``escalation run`` in this directory. The
+deliverer's configuration is :func:`escalation.delivery.config.deliver_config` (``escalation run
+--deliver`` builds the same).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from datetime import timedelta
 
 import click
 
+from escalation.cli.common import broker_settings, ensure_topics_or_exit, load_registry, stop_on_signals
 from escalation.live.logs import say, setup_logging
-from escalation.secrets import redact, remember
+from escalation.secrets import remember
 
-_COMMON = [
+_OPTIONS = [
     click.option("--broker", help="kafka://host:port[,host:port] (env ESCALATION_BROKER); default: the broker of "
                  "`escalation run` in this directory (.escalation/broker)"),
     click.option("--topic-prefix", help="topic prefix (env ESCALATION_TOPIC_PREFIX, default 'escalation.')"),
@@ -30,25 +29,17 @@ _COMMON = [
 ]
 
 
-def _common(fn):
-    for option in reversed(_COMMON):
+def _options(fn):
+    """The options deliver and receive share (broker, prefix, app id, profile, settings, log format)."""
+    for option in reversed(_OPTIONS):
         fn = option(fn)
     return fn
 
 
 def _settings(log_format: str, settings_file, **flags):
-    """Live settings with a usable broker: the configured one, else the embedded broker of the
-    ``escalation run`` in this directory (``.escalation/broker``, DESIGN.md §14), found as
-    ``send`` and ``tail`` find it; neither is a usage error saying how to get one."""
-    from escalation.edges.brokerfile import NoBroker, client_settings
-
+    """Set up logging, then live settings with a usable broker (:func:`broker_settings`)."""
     setup_logging(log_format, "WARNING")
-    try:
-        return client_settings(flags, settings_file=settings_file)
-    except NoBroker as err:
-        raise click.UsageError(str(err)) from None
-    except Exception as err:  # noqa: BLE001 - SettingsError and friends: unusable arguments
-        raise click.UsageError(redact(str(err))) from None
+    return broker_settings(flags, settings_file)
 
 
 def parse_max_age(text: str) -> float:
@@ -63,42 +54,24 @@ def parse_max_age(text: str) -> float:
     return value.total_seconds()
 
 
-def deliver_config(settings, bootstrap: str, max_age: float = 3600.0, rate_limits=(), env=None):
-    """The deliverer's configuration from live settings (shared by ``deliver`` and ``run --deliver``)."""
-    from escalation.delivery.plan import Endpoints
+def _rate_limits(options) -> dict[str, tuple[int, float]]:
     from escalation.delivery.ratelimit import parse_limit
-    from escalation.delivery.retry import RetryPolicy
-    from escalation.delivery.worker import DeliverConfig
 
-    env = os.environ if env is None else env
     try:
-        limits = dict(parse_limit(text) for text in rate_limits)
+        return dict(parse_limit(text) for text in options)
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
-    tuning = settings.client_tuning()
-    remember(env.get("ESCALATION_SMTP_URL"))
-    return DeliverConfig(
-        bootstrap=bootstrap, notifications=f"{settings.topic_prefix}notifications",
-        deliveries=f"{settings.topic_prefix}deliveries", group=f"{settings.app_id}-deliver",
-        client_kwargs=settings.aiokafka_security(),
-        session_timeout=tuning.get("broker_session_timeout", 10.0),
-        heartbeat=tuning.get("broker_heartbeat_interval", 3.0),
-        max_batch_size=tuning.get("producer_max_batch_size", 16384),
-        policy=RetryPolicy(max_age=max_age), limits=limits, endpoints=Endpoints.from_env(env),
-        smtp_url=env.get("ESCALATION_SMTP_URL") or None)
 
 
 async def run_until_signal(coro_factory) -> None:
     """Run ``coro_factory(stop)`` until SIGINT or SIGTERM sets ``stop``."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     await coro_factory(stop)
 
 
 @click.command("deliver")
-@_common
+@_options
 @click.option("--agreements", type=click.Path(exists=True), help="agreement file or directory (env ESCALATION_AGREEMENTS)")
 @click.option("--max-age", default="1h", show_default=True, help="give up an output after retrying this long")
 @click.option("--rate-limit", "rate_limits", multiple=True, metavar="KIND=COUNT/SECONDS",
@@ -108,17 +81,17 @@ async def run_until_signal(coro_factory) -> None:
 def deliver_command(broker, topic_prefix, app_id, profile, settings_file, log_format, agreements, max_age,
                     rate_limits, metrics_host, metrics_port) -> None:
     """Deliver notification outputs to PagerDuty, Opsgenie, Slack, webhooks, e-mail, Kafka, Alertmanager."""
-    from escalation.cli import load_registry
+    from escalation.delivery.config import deliver_config
     from escalation.delivery.worker import Deliverer
     from escalation.live import observability as obs
-    from escalation.live.run import _ensure, _start_http
+    from escalation.live.run import start_metrics
 
     settings = _settings(log_format, settings_file, broker=broker, topic_prefix=topic_prefix, app_id=app_id,
                          profile=profile, agreements=agreements, metrics_host=metrics_host, metrics_port=metrics_port)
     registry = load_registry([str(settings.resolve_agreements())])
-    config = deliver_config(settings, settings.bootstrap_servers(), parse_max_age(max_age), rate_limits)
-    _ensure(settings, config.bootstrap)
-    http = _start_http(settings)
+    config = deliver_config(settings, settings.bootstrap_servers(), parse_max_age(max_age), _rate_limits(rate_limits))
+    ensure_topics_or_exit(settings, config.bootstrap)
+    http = start_metrics(settings)
     obs.set_ready(True)
     say(f"deliver: {config.notifications} -> targets of {', '.join(registry.ids())} (group {config.group})")
     try:
@@ -129,7 +102,7 @@ def deliver_command(broker, topic_prefix, app_id, profile, settings_file, log_fo
 
 
 @click.command("receive")
-@_common
+@_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", type=int, default=8787, show_default=True, help="port (0: a free port)")
 @click.option("--mapping", "mappings", multiple=True, metavar="TOOL=FILE",
@@ -146,9 +119,7 @@ def receive_command(broker, topic_prefix, app_id, profile, settings_file, log_fo
     hooks = hook_mappings(mappings)          # a broken mapping file stops us before the broker is touched
     settings = _settings(log_format, settings_file, broker=broker, topic_prefix=topic_prefix, app_id=app_id,
                          profile=profile)
-    from escalation.live.run import _ensure
-
-    _ensure(settings, settings.bootstrap_servers())   # the tickets topic must exist, partitioned as the engine wants
+    ensure_topics_or_exit(settings, settings.bootstrap_servers())   # the tickets topic must exist, partitioned as the engine wants
     asyncio.run(run_until_signal(lambda stop: _receive(settings, host, port, stop, hooks)))
 
 
@@ -196,7 +167,3 @@ async def _receive(settings, host: str, port: int, stop: asyncio.Event, hooks: d
         await producer.stop()
         say("receive stopped")
 
-
-def register(group: click.Group) -> None:
-    group.add_command(deliver_command)
-    group.add_command(receive_command)

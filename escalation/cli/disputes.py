@@ -1,7 +1,6 @@
 """Commands for a disputed bill: ``escalation timeline TICKET`` (everything that happened to one
 incident, in order, from a replay) and ``escalation diff OLD NEW`` (what a revision changes).
 
-Registered by ``cli.py`` like the history commands; imports ``cli`` lazily, so there is no cycle.
 """
 
 from __future__ import annotations
@@ -11,18 +10,14 @@ from pathlib import Path
 import click
 import orjson
 
+from escalation.cli.common import load_registry, parse_instant
+from escalation.core.outputs import Output
 
-def register(main: click.Group) -> None:
-    main.add_command(timeline_command)
-    main.add_command(diff_command)
-
-
-def _related(record: dict, ticket: str) -> bool:
-    return record.get("ticket") == ticket or record.get("subject") == ticket or \
-        record.get("data", {}).get("ticket") == ticket
+def _related(out: Output, ticket: str) -> bool:
+    return out.subject == ticket or out.data.get("ticket") == ticket
 
 
-def _entries(lines: list[bytes], outputs: list[dict], rejects: list[dict], ticket: str) -> list[dict]:
+def _entries(lines: list[bytes], outputs: list[Output], rejects: list[dict], ticket: str) -> list[dict]:
     """Inputs (applied or rejected) and outputs of ``ticket`` in time order; at one instant an
     input comes before the outputs (events apply before deadlines at their instant)."""
     from escalation.core.events import Rejected, decode_event
@@ -41,12 +36,10 @@ def _entries(lines: list[bytes], outputs: list[dict], rejects: list[dict], ticke
         if number in rejected:
             entry["rejected"] = rejected[number]
         entries.append((event.time, 0, number, entry))
-    from datetime import datetime
-
     for i, out in enumerate(o for o in outputs if _related(o, ticket)):
-        entry = {"kind": "output", "time": out["time"], "type": out["type"], "source": out["source"],
-                 "clause": out["data"].get("explain", {}).get("clause"), "output": out}
-        entries.append((datetime.fromisoformat(out["time"]), 1, i, entry))
+        entry = {"kind": "output", "time": out.time.isoformat(), "type": out.type.value, "source": out.source,
+                 "clause": out.data.get("explain", {}).get("clause"), "output": out.cloudevent()}
+        entries.append((out.time, 1, i, entry))
     return [e for *_, e in sorted(entries, key=lambda e: e[:3])]
 
 
@@ -74,12 +67,11 @@ def _line(entry: dict) -> str:
 def timeline_command(ticket, agreements, events, until, as_json) -> None:
     """Everything that happened to TICKET, in order: its inputs (rejected ones marked) and every
     output of every agreement that ran on it, with the clause applied, from a replay."""
-    from escalation.cli import _instant, load_registry
     from escalation.replay import replay_to_lists
 
     registry = load_registry(agreements)
     lines = [line for line in Path(events).read_bytes().splitlines() if line.strip()]
-    outputs, rejects, _ = replay_to_lists(registry, lines, _instant(until))
+    outputs, rejects, _ = replay_to_lists(registry, lines, parse_instant(until))
     entries = _entries(lines, outputs, rejects, ticket)
     if not entries:
         raise click.ClickException(f"no input or output for ticket {ticket!r} in {events}")
@@ -95,7 +87,6 @@ def diff_command(old, new, as_json) -> None:
     """What NEW changes against OLD: targets, escalation levels, recipients, money, caps, term and
     parties (``-`` removed, ``+`` added, ``~`` changed). Exit 0 either way."""
     from escalation.agreement.diff import changes, field_changes
-    from escalation.cli import load_registry
 
     a, b = (next(iter(load_registry([p]))).agreement for p in (old, new))
     rows = changes(a, b)
