@@ -1,9 +1,9 @@
-"""Benchmark: 1-minute metric slices for many services through the Processor.
+"""Benchmark: 1-minute metric slices for many services through the Engine.
 
 Builds ``--services`` SLOs (10 per agreement, each agreement a copy of the reference one with
 google-default burn-rate rules, the Sunday maintenance window, tiered credits and the cap), then
 replays ``--days`` of 1-minute slices (default: a whole 31-day month) in time order the way the
-replay runner does (``advance_to`` the slice end, then ``apply``), with a 30-minute outage per
+replay runner does (``Engine.step`` per slice, a final ``Tick``), with a 30-minute outage per
 service so that alerts fire and clear, and ``--until`` the month end so that every period closes.
 
 Prints throughput (slices/s), outputs by type, and memory: the peak of the traced run
@@ -30,8 +30,8 @@ from ruamel.yaml import YAML
 
 from escalation.agreement.models import Agreement
 from escalation.core.contract.registry import Registry
-from escalation.core.engine import Processor
-from escalation.core.events import MetricObserved, decode_event
+from escalation.core.engine import Engine
+from escalation.core.events import MetricObserved, Tick, decode_event
 from escalation.paths import EXAMPLE_AGREEMENT
 
 START = datetime(2026, 2, 28, 23, 0, tzinfo=timezone.utc)   # 2026-03-01 00:00 Europe/Berlin
@@ -73,20 +73,18 @@ def slices(services: int, days: float, decode: bool):
                 yield MetricObserved.model_construct(**event)
 
 
-def run(services: int, days: float, decode: bool, engine: Processor | None = None) -> tuple[int, float, Counter, Processor]:
-    engine = engine or Processor(registry(services))
+def run(services: int, days: float, decode: bool, engine: Engine | None = None) -> tuple[int, float, Counter, Engine]:
+    engine = engine or Engine(registry(services))
     counts: Counter = Counter()
     n = 0
     began = time.perf_counter()
     for item in slices(services, days, decode):
         event = decode_event(item) if decode else item
-        for out in engine.advance_to(event.time):
-            counts[out["type"]] += 1
-        for out in engine.apply(event).outputs:
+        for out in engine.step(event).outputs:
             counts[out["type"]] += 1
         n += 1
     until = min(MONTH_END, START + timedelta(days=days))
-    for out in engine.advance_to(until, inclusive=True):
+    for out in engine.step(Tick(until)).outputs:
         counts[out["type"]] += 1
     return n, time.perf_counter() - began, counts, engine
 
@@ -96,7 +94,7 @@ def memory(services: int, days: float) -> tuple[float, float, float]:
 
     Tracing starts after the agreements are loaded and compiled, so the figures are the run's state.
     """
-    engine = Processor(registry(services))
+    engine = Engine(registry(services))
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]

@@ -5,7 +5,7 @@
                                  [--profile] [--tracemalloc] [--outputs FILE] [--json]
 
 Same path as ``escalation replay``: ``escalation.replay.replay`` reads the JSONL file line by line
-(decode -> Processor.advance_to -> Processor.apply) and every output is serialised with orjson and
+(decode -> Engine.step) and every output is serialised with orjson and
 written to a sink (``/dev/null`` unless ``--outputs FILE`` keeps them, e.g. to compare outputs
 byte for byte before and after an optimisation). Single-threaded, one core.
 
@@ -13,7 +13,7 @@ Prints events, outputs by type, wall time, events/s, outputs/s, peak memory and 
 incident. Memory is the ru_maxrss growth during the run by default (cheap, includes allocator
 slack); ``--tracemalloc`` measures Python allocations exactly but slows the run ~2-3x, so its
 timing figures are not comparable. The peak number of open incidents (opened and not yet
-closed/cancelled) is counted by a thin Processor subclass. ``--profile`` runs under cProfile and
+closed/cancelled) is counted by a thin Engine subclass. ``--profile`` runs under cProfile and
 prints the top 15 functions by cumulative and by own time (timings then include profiler overhead).
 """
 
@@ -38,29 +38,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from escalation.core.contract.registry import Registry  # noqa: E402
-from escalation.core.engine import Processor  # noqa: E402
+from escalation.core.engine import Engine  # noqa: E402
 from escalation.loader import load_agreements  # noqa: E402
 from escalation.replay import replay  # noqa: E402
 
 _ENDS = frozenset(("ticket.closed", "ticket.cancelled"))
 
 
-class CountingProcessor(Processor):
-    """Processor that also tracks how many incidents are open (opened, not closed) at the peak."""
+class CountingEngine(Engine):
+    """Engine that also tracks how many incidents are open (opened, not closed) at the peak."""
 
     open_now = 0
     open_peak = 0
 
-    def apply(self, event):
-        applied = super().apply(event)
-        if not applied.duplicate:
-            if event.type == "ticket.opened":
+    def step(self, item):
+        result = super().step(item)
+        if not result.duplicate:
+            kind = getattr(item, "type", None)  # a Tick has none
+            if kind == "ticket.opened":
                 self.open_now += 1
                 if self.open_now > self.open_peak:
                     self.open_peak = self.open_now
-            elif event.type in _ENDS:
+            elif kind in _ENDS:
                 self.open_now -= 1
-        return applied
+        return result
 
 
 def _maxrss_bytes() -> int:
@@ -74,7 +75,7 @@ def _mib(n: float) -> str:
 def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | None,
         profile: bool, trace: bool) -> dict:
     registry = Registry(load_agreements([agreements]))
-    engine = CountingProcessor(registry)
+    engine = CountingEngine(registry)
     sink = open(outputs, "wb") if outputs else open(os.devnull, "wb")
     rejects: list[dict] = []
     dumps = orjson.dumps
@@ -91,7 +92,7 @@ def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | 
         started, cpu_started = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
-        stats = replay(registry, lines, emit, rejects.append, until, processor=engine)
+        stats = replay(registry, lines, emit, rejects.append, until, engine)
         if profiler:
             profiler.disable()
         wall = time.perf_counter() - started

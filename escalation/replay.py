@@ -1,9 +1,10 @@
 """``escalation replay``: recorded events through the core with a simulated clock (DESIGN.md §8).
 
-The runner reads JSONL in file order and hands each decoded event to ``Processor.step``, which
+The runner reads JSONL in file order and hands each decoded event to ``Engine.step``, which
 checks it, jumps the simulated clock to the event's time (firing every deadline due strictly
 before it) and applies it (so an event at T comes before a deadline at exactly T). ``until``
-finally advances the clock to that instant, inclusive, so pending deadlines fire. Events older
+is a final ``step(Tick(until))``: the clock advances to that instant, inclusive, so pending
+deadlines fire. Events older
 than the clock are applied (late) as the core's rule says; their lateness is counted in ``late``.
 
 Bad input (DESIGN.md §10): every line is applied or dead-lettered with its line number and a
@@ -27,8 +28,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from escalation.core.contract.registry import Registry
-from escalation.core.engine import Applied, Processor
-from escalation.core.events import Rejected, decode_event, internal_error_reason
+from escalation.core.engine import Engine, StepResult
+from escalation.core.events import Rejected, Tick, decode_event, internal_error_reason
+from escalation.core.outputs import Output
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +49,17 @@ class ReplayStats:
     outputs: Counter = field(default_factory=Counter)
 
 
-def replay(registry: Registry, lines: Iterable[bytes | str], emit: Callable[[dict], None],
+def replay(registry: Registry, lines: Iterable[bytes | str], emit: Callable[[Output], None],
            reject: Callable[[dict], None], until: datetime | None = None,
-           processor: Processor | None = None) -> ReplayStats:
-    """Run ``lines`` through a Processor; ``emit`` gets outputs, ``reject`` dead-letter records."""
-    engine = processor or Processor(registry)
+           engine: Engine | None = None) -> ReplayStats:
+    """Run ``lines`` through an Engine (``engine``, else a new one with a desk of its own); ``emit`` gets the typed outputs (``Output.cloudevent``
+    makes the published form), ``reject`` dead-letter records."""
+    engine = engine or Engine(registry)
     stats = ReplayStats()
 
     def send(outputs: list) -> None:
         for out in outputs:
-            stats.outputs[out["type"]] += 1
+            stats.outputs[out.type.value] += 1  # by type name: JSON-ready
             emit(out)
 
     for number, line in enumerate(lines, start=1):
@@ -81,7 +84,7 @@ def replay(registry: Registry, lines: Iterable[bytes | str], emit: Callable[[dic
             reject({**_dead_letter(number, line, applied.conflict), "duplicate": True})
         send(applied.outputs)
     if until is not None:
-        send(engine.advance_to(until, inclusive=True))
+        send(engine.step(Tick(until)).outputs)
     return stats
 
 
@@ -96,7 +99,7 @@ def _dead_letter(number: int, line: bytes | str, reason: str) -> dict:
                 "input_base64": base64.b64encode(line).decode()}
 
 
-def _count(stats: ReplayStats, applied: Applied) -> None:
+def _count(stats: ReplayStats, applied: StepResult) -> None:
     stats.events += 1
     stats.duplicates += applied.duplicate
     stats.conflicts += applied.conflict is not None
@@ -124,8 +127,8 @@ def _text(line: bytes | str) -> str:
 
 
 def replay_to_lists(registry: Registry, lines: Iterable[bytes | str], until: datetime | None = None):
-    """Convenience for tests and backtests: (outputs, rejects, stats)."""
-    outputs: list[dict] = []
+    """Convenience for tests and backtests: (typed outputs, rejects, stats)."""
+    outputs: list[Output] = []
     rejects: list[dict] = []
     stats = replay(registry, lines, outputs.append, rejects.append, until)
     return outputs, rejects, stats

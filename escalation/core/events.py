@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal, Union
 
@@ -183,6 +184,16 @@ class MetricObserved(BaseModel):
         if self.good > self.total:
             raise ValueError(f"good ({self.good}) exceeds total ({self.total})")
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passing, as an input: ``Engine.step(Tick(at))`` fires what is due before ``at`` (at it
+    too when ``inclusive``, the default). Not decoded from JSON: replay's ``--until`` and the
+    live ticks (``parse_tick``) make it. Changes no clock backwards (an older tick fires nothing)."""
+
+    at: datetime
+    inclusive: bool = True
 
 
 TicketEvent = Union[

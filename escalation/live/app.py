@@ -4,23 +4,23 @@
 
 - **inputs agent** on ``<prefix>tickets`` + ``<prefix>metrics`` + ``<app_id>-ticks`` as ONE stream
   (co-partitioned), so a tick travels the same ordered, committed path as the events of its
-  partition. Per partition it runs one core ``Processor`` (``engine.Partitions``): incidents keyed
+  partition. Per partition it runs core ``Engine``s (``partitions.Partitions``): incidents keyed
   by ticket, SLO states keyed by service, this partition's report figures, and a due index (heap)
   rebuilt from the tables after every rebalance, so a tick costs O(deadlines due), not O(open
   incidents). Period closes of SLOs and reports are driven by the same ticks.
 - **desk agent** on the internal ``<app_id>-desk`` topic keyed by agreement id: per agreement the
-  cap ledger and the reports (``core.desk``). The inputs agent sends it penalties, credits and
+  cap budget and the reports (``core.desk``). The inputs agent sends it penalties, credits and
   report figures, and after every batch its partition clock (a *mark*) to every desk partition;
   the desk books money in time order once every input partition's mark has passed it (so caps cut
   as in replay) and publishes ``report.published`` once every input partition is past the close.
 - **ticker** (:mod:`escalation.live.ticker`) unless ``manual_ticks``.
 
-Time semantics (mirror of ``Processor`` / ``escalation replay``):
+Time semantics (mirror of ``Engine.step`` / ``escalation replay``):
 
 - an event at time t first fires the partition's deadlines and closes due strictly before t, then
   is applied (an event at T comes before a deadline at exactly T); a metric slice does so at its
   start and then counts up to its end, as replay does;
-- a tick at instant T fires every deadline due at or before T (``advance_to(T, inclusive=True)``);
+- a tick at instant T fires every deadline due at or before T (``step(Tick(T))``);
   the ticker stamps ticks with wall clock − ``tick_grace``, so a deadline D fires once the wall
   clock passes D + grace (within one ``tick_interval``);
 - tickets and ticks are two topics merged into one stream: Kafka orders records per topic
@@ -45,7 +45,7 @@ Table writes made after the loop carry the partition they belong to by setting F
 from it).
 
 Tables (values tagged with their partition ``p``, so a rebuild skips standby copies and other
-partitions): see :mod:`escalation.live.engine`. Closed incidents shrink to tombstones (their input
+partitions): see :mod:`escalation.live.partitions`, :mod:`escalation.live.desk_book`, :mod:`escalation.live.store`. Closed incidents shrink to tombstones (their input
 ids), so state grows with open incidents, not with history.
 """
 
@@ -74,17 +74,9 @@ from escalation.core.events import (
     decode_event,
     internal_error_reason,
 )
-from escalation.core.outputs import topic_for
+from escalation.core.outputs import Output
 from escalation.live import observability as obs
-from escalation.live.engine import (
-    DeskBook,
-    Partitions,
-    StateTables,
-    deadletter_record,
-    desk_record,
-    mark_record,
-    parse_tick,
-)
+from escalation.live.desk_book import DeskBook
 from escalation.live.journal import Journal
 from escalation.live.offsets import (
     AppliedOffsets,
@@ -93,7 +85,15 @@ from escalation.live.offsets import (
     RangeReader,
     Record,
 )
+from escalation.live.partitions import Partitions, Stepped
+from escalation.live.records import (
+    deadletter_record,
+    desk_record,
+    mark_record,
+    parse_tick,
+)
 from escalation.live.settings import LiveSettings
+from escalation.live.store import DESK_TABLES, INPUT_TABLES, TableStore
 from escalation.live.ticker import wall_instant
 
 __all__ = ["TopicNames", "build_app", "BATCH_MAX", "BATCH_WITHIN"]
@@ -224,21 +224,21 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
     deadletter = app.topic(names.deadletter, **raw)
     desk_topic = app.topic(names.desk, internal=True, **raw)
 
-    def table(name: str) -> Any:  # values are partition-prefixed JSON bytes (engine.pack)
+    def table(name: str) -> Any:  # values are partition-prefixed JSON bytes (store.pack)
         return app.Table(name, partitions=P, key_type=str, value_type=bytes)
 
-    tables = StateTables(*(table(name) for name in ("incidents", "services", "figures", "clocks")))
-    desks, marks, offsets_table = table("desks"), table("marks"), table("offsets")
+    in_store = TableStore({name: table(name) for name in INPUT_TABLES})
+    desk_store = TableStore({name: table(name) for name in DESK_TABLES})
+    offsets_table = table("offsets")
     # next offset to apply per input partition, one instance per agent (see escalation.live.offsets)
     in_offsets, desk_offsets = AppliedOffsets(offsets_table), AppliedOffsets(offsets_table)
     # each batch's writes journalled per partition first, so they land whole (escalation.live.journal)
     journal_table = table("journal")
-    in_journal = Journal("inputs", journal_table, [tables.incidents, tables.services, tables.figures, tables.clocks,
-                                                  offsets_table])
-    desk_journal = Journal("desk", journal_table, [desks, marks, offsets_table])
+    in_journal = Journal("inputs", journal_table, [*in_store.tables.values(), offsets_table])
+    desk_journal = Journal("desk", journal_table, [*desk_store.tables.values(), offsets_table])
     grace = timedelta(seconds=settings.period_grace)
-    parts = Partitions(registry, tables, P, grace)
-    book = DeskBook(registry, parts.sources, desks, marks, grace)
+    parts = Partitions(registry, in_store, P, grace)
+    book = DeskBook(registry, parts.sources, desk_store, grace)
     stale = {"inputs": False, "desk": False}  # reload from the tables at the next batch (rebalance, reload)
     errors_seen = Counter()  # internal errors per agent (the first one is logged with its traceback)
     sender = None
@@ -312,17 +312,16 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             else:
                 self.records.append((topic.get_topic_name(), key, value, partition))
 
-        def publish(self, outputs: list) -> None:
-            """Contract outputs, then the desk records the engine put in its outbox."""
-            for out in outputs:
-                self.output(out["subject"], out)
-            for src, item in parts.outbox:
+        def publish(self, stepped: Stepped) -> None:
+            """Contract outputs, then the step's settlements (desk records) for the desk."""
+            for out in stepped.outputs:
+                self.output(out.subject, out)
+            for src, item in stepped.settlements:
                 self._send(desk_topic, item.agreement.encode(), desk_record(item, src))
-            parts.outbox.clear()
 
-        def output(self, key: str, out: dict) -> None:
-            self._send(out_topics[topic_for(out["type"])], key.encode(), orjson.dumps(out))
-            self.types[out["type"]] += 1
+        def output(self, key: str, out: Output) -> None:
+            self._send(out_topics[out.topic], key.encode(), orjson.dumps(out.cloudevent()))
+            self.types[out.type.value] += 1
 
         def marks(self, moved: dict) -> None:
             for src, (at, inclusive) in sorted(moved.items()):
@@ -360,11 +359,11 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         """One tickets/metrics/ticks record: applied (outputs queued on ``batch``) or dead-lettered."""
         if rec.topic == names.ticks:
             try:
-                instant = parse_tick(rec.value)
+                tick = parse_tick(rec.value)
             except Exception as err:  # noqa: BLE001 - any bad tick is dead-lettered
                 batch.reject(f"bad tick: {err}", rec)
                 return
-            batch.publish(parts.tick(rec.partition, instant))
+            batch.publish(parts.step(rec.partition, tick))
             return
         try:
             decoded = decode_event(rec.value if rec.value is not None else b"")
@@ -380,11 +379,11 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
             batch.reject(f"from the future: time {decoded.time.isoformat()} is more than {settings.max_future_skew:g} s "
                          f"ahead of the worker's clock ({latest.isoformat()} + skew)", rec)
             return
-        outputs, reason, duplicate = parts.event(rec.partition, decoded)
-        batch.publish(outputs)
-        if reason is not None:
-            batch.reject(reason, rec, duplicate)
-            if duplicate:
+        stepped = parts.step(rec.partition, decoded)
+        batch.publish(stepped)
+        if stepped.rejected is not None:
+            batch.reject(stepped.rejected, rec, stepped.conflict)
+            if stepped.conflict:
                 obs.duplicate_conflict()
 
     def inputs_batch(records: list[Record]) -> tuple[Batch, list]:
@@ -463,7 +462,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
                     except Exception as err:  # noqa: BLE001 - the safety net, as in the inputs agent
                         batch.internal_error("desk", err, rec)
                 for out in book.release():
-                    batch.output(out["data"]["agreement"], out)
+                    batch.output(out.data["agreement"], out)
                 writes = book.end()
             except BaseException:
                 forget_desk()
@@ -511,7 +510,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
 
         install_ticker(app, app.topic(names.ticks, **raw), settings, caught_up)
 
-    app.escalation = _Wiring(names, parts, book, inputs, out_topics, deadletter, desk_topic, tables, desks, marks,  # type: ignore[attr-defined]
+    app.escalation = _Wiring(names, parts, book, inputs, out_topics, deadletter, desk_topic,  # type: ignore[attr-defined]
                              invalidate)
     return app
 
@@ -525,7 +524,4 @@ class _Wiring:
     outputs: dict
     deadletter: Any
     desk_topic: Any
-    tables: StateTables
-    desks: Any
-    marks: Any
     invalidate: Any

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from escalation.live import observability as obs
-from escalation.live.engine import pack, unpack
+from escalation.live.store import pack, unpack
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import pytest
 from pydantic import ValidationError
 
 from escalation.agreement.models import Agreement
-from escalation.core.engine import Processor
-from escalation.core.events import decode_event
+from escalation.core.engine import Engine
+from escalation.core.events import Tick, decode_event
 from escalation.core.tickets.incident import next_due
 from tests.helpers import Events, agreement_dict, brief, registry, run
 
@@ -219,12 +219,12 @@ def test_ack_timeout_output_names_the_unacknowledged_level():
 def test_ack_timeout_is_the_next_deadline():
     # after level 1 fires at 08:15, the incident's next instant is 08:25 (fired + 10m), not the
     # 50 % resolution point at 10:00: ticks and replay jump there, nobody polls
-    processor = Processor(TIMEOUTS)
+    processor = Engine(TIMEOUTS)
     processor.step(decode_event(Events().open(OPEN).lines[0]))
-    processor.advance_to(datetime.fromisoformat("2026-03-02T08:15:00+00:00"), inclusive=True)
+    processor.step(Tick(datetime.fromisoformat("2026-03-02T08:15:00+00:00")))
     incident = processor.incidents["INC-1"]
     assert next_due(TIMEOUTS.get("acme-erp", 3), incident) == datetime.fromisoformat("2026-03-02T08:25:00+00:00")
-    assert processor._scheduled["INC-1"] == datetime.fromisoformat("2026-03-02T08:25:00+00:00")
+    assert processor._deadlines.due_of("INC-1") == datetime.fromisoformat("2026-03-02T08:25:00+00:00")
 
 
 def test_a_level_fires_once_whichever_comes_first():
@@ -283,10 +283,10 @@ def test_only_the_first_ack_of_an_open_alert_counts():
 def test_an_open_alert_survives_a_snapshot():
     # the response alert opened at 08:15 is acknowledged after a snapshot/restore at 08:17
     lines = Events().open(OPEN).add("acknowledged", "2026-03-02T08:20:00Z").lines
-    processor = Processor(registry())
+    processor = Engine(registry())
     processor.step(decode_event(lines[0]))
-    processor.advance_to(datetime.fromisoformat("2026-03-02T08:17:00+00:00"))
-    restored = Processor.restore(registry(), processor.snapshot())
+    processor.step(Tick(datetime.fromisoformat("2026-03-02T08:17:00+00:00"), inclusive=False))
+    restored = Engine.restore(registry(), processor.snapshot())
     assert restored.snapshot() == processor.snapshot()
     applied = restored.step(decode_event(lines[1]))
     assert lifecycle([o for o in applied.outputs if isinstance(o, dict)]) == [

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from escalation.live.engine import pack
+from escalation.live.store import pack
 from escalation.live.offsets import AppliedOffsets, InputGuard, Record
 
 T, M, K = "p.tickets", "p.metrics", "a-ticks"

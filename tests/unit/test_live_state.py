@@ -1,8 +1,9 @@
-"""The live engine's state machinery without Kafka: per-partition Processors and the desk.
+"""The live engine's state machinery without Kafka: per-partition Engines and the desk.
 
 The records travel as they would on the broker (inputs split by key over partitions, desk records
 keyed by agreement, marks broadcast to every desk partition), the partitions and the desk run in
-an arbitrary interleaving, and state goes through the tables (plain dicts here) between batches.
+an arbitrary interleaving, and state goes through a store between batches (Faust's table
+encoding over plain dicts, or the memory store).
 Whatever the interleaving, the outputs must be exactly replay's: same ids, same contents. This is
 the pure half of "live == replay"; the integration tier proves the Kafka half.
 """
@@ -17,17 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalation.cli import load_registry
-from escalation.core.engine import Processor
-from escalation.core.events import Rejected, decode_event
-from escalation.core.money.desk import DESK_ITEMS
-from escalation.live.engine import (
-    DeskBook,
-    Partitions,
-    StateTables,
-    desk_record,
-    mark_record,
-)
+from escalation.cli.common import load_registry
+from escalation.core.engine import Engine
+from escalation.core.events import Rejected, Tick, decode_event
+from escalation.live.desk_book import DeskBook
+from escalation.live.partitions import Partitions
+from escalation.live.records import desk_record, mark_record
+from escalation.live.store import DESK_TABLES, INPUT_TABLES, MemoryStore, TableStore
 from escalation.paths import ROOT
 from escalation.replay import replay
 from tests.helpers import example_tickets_and_metrics
@@ -46,15 +43,30 @@ def _part(key: str, n: int) -> int:
 def _replay(registry, lines, until: datetime = UNTIL) -> list[dict]:
     """Replay with its default grace of 0: the live side's grace must not change any output."""
     outs: list[dict] = []
-    replay(registry, lines, outs.append, lambda r: None, until, Processor(registry))
+    replay(registry, lines, outs.append, lambda r: None, until, Engine(registry))
     return outs
 
 
-def _live(registry, lines, partitions: int, seed: int, reload_every_batch: bool, until: datetime = UNTIL) -> list[dict]:
+def _stores(memory: bool):
+    """(input store, desk store): the memory store, or the table store over plain dicts."""
+    if memory:
+        return MemoryStore(), MemoryStore()
+    return TableStore({name: {} for name in INPUT_TABLES}), TableStore({name: {} for name in DESK_TABLES})
+
+
+def _write(writes: list) -> None:
+    """Make a batch's writes as the app does (a memory store's puts are made already)."""
+    for table, _p, key, value in writes:
+        if not isinstance(table, str):
+            table[key] = value  # partition-prefixed JSON bytes
+
+
+def _live(registry, lines, partitions: int, seed: int, reload_every_batch: bool, until: datetime = UNTIL,
+          memory: bool = False) -> list[dict]:
     rnd = random.Random(seed)
-    tables = StateTables({}, {}, {}, {})
-    parts = Partitions(registry, tables, partitions, GRACE)
-    book = DeskBook(registry, parts.sources, {}, {}, GRACE)
+    in_store, desk_store = _stores(memory)
+    parts = Partitions(registry, in_store, partitions, GRACE)
+    book = DeskBook(registry, parts.sources, desk_store, GRACE)
     # one queue per topic partition: tickets and metrics of partition p are ordered each, but
     # consumed in any interleaving (Kafka orders per topic partition only); the closing tick
     # comes once both are drained (as the tests produce it after everything was consumed)
@@ -67,26 +79,20 @@ def _live(registry, lines, partitions: int, seed: int, reload_every_batch: bool,
         ticket = getattr(ev, "ticket", None)
         inputs[(_part(ticket or ev.service, partitions), "tickets" if ticket else "metrics")].append(("event", ev))
     for p in range(partitions):
-        inputs[(p, "ticks")].append(("tick", until))
+        inputs[(p, "ticks")].append(("tick", Tick(until)))
     desk_queues: dict[int, list[bytes]] = {q: [] for q in range(partitions)}
     outputs: list[dict] = []
 
     def input_batch(key: tuple[int, str], n: int) -> None:
         p = key[0]
         batch, inputs[key][:n] = inputs[key][:n], []
-        for kind, x in batch:
-            if kind == "tick":
-                outs = parts.tick(p, x)
-            else:
-                outs, _reason, _conflict = parts.event(p, x)
-            assert not any(isinstance(o, DESK_ITEMS) for o in outs)
-            outputs.extend(outs)
-            for src, item in parts.outbox:
+        for _kind, x in batch:
+            stepped = parts.step(p, x)
+            outputs.extend(stepped.outputs)
+            for src, item in stepped.settlements:
                 desk_queues[_part(item.agreement, partitions)].append(desk_record(item, src))
-            parts.outbox.clear()
         writes, moved = parts.end()
-        for table, _p, key, value in writes:
-            table[key] = value  # partition-prefixed JSON bytes
+        _write(writes)
         for src, (at, inclusive) in moved.items():
             for q in range(partitions):
                 desk_queues[q].append(mark_record(src, at, inclusive))
@@ -98,8 +104,7 @@ def _live(registry, lines, partitions: int, seed: int, reload_every_batch: bool,
         for value in batch:
             book.take(q, value)
         outputs.extend(book.release())
-        for table, _q, key, value in book.end():
-            table[key] = value
+        _write(book.end())
         if reload_every_batch:
             book.discard()
 
@@ -118,37 +123,41 @@ def expected():
     registry = load_registry([str(AGREEMENTS)])
     lines = example_tickets_and_metrics()
     outs = _replay(registry, lines)
-    assert {o["type"] for o in outs} >= {"penalty.assessed", "credit.issued", "report.published", "slo.attainment",
+    assert {o.type for o in outs} >= {"penalty.assessed", "credit.issued", "report.published", "slo.attainment",
                                          "slo.burn_rate", "sla.breached"}
-    return lines, {o["id"]: o for o in outs}
+    return lines, {o.id: o for o in outs}
 
 
-@pytest.mark.parametrize("partitions,seed,reload_every_batch", [(1, 1, False), (4, 2, False), (4, 3, True), (3, 4, True)])
-def test_partitions_and_desk_give_replays_outputs(expected, partitions, seed, reload_every_batch):
+@pytest.mark.parametrize("partitions,seed,reload_every_batch,memory",
+                         [(1, 1, False, False), (4, 2, False, False), (4, 3, True, False), (3, 4, True, False),
+                          (3, 5, True, True)])
+def test_partitions_and_desk_give_replays_outputs(expected, partitions, seed, reload_every_batch, memory):
     lines, want = expected
     registry = load_registry([str(AGREEMENTS)])
-    got = _live(registry, lines, partitions, seed, reload_every_batch)
-    ids = [o["id"] for o in got]
+    got = _live(registry, lines, partitions, seed, reload_every_batch, memory=memory)
+    ids = [o.id for o in got]
     assert len(ids) == len(set(ids)), "an output was produced twice"
     assert set(ids) == set(want)
     for o in got:
-        assert o == want[o["id"]], o["type"]
+        assert o == want[o.id], o.type
 
 
 def test_the_desk_waits_for_every_partition_before_booking_money(expected):
     lines, _ = expected
     registry = load_registry([str(AGREEMENTS)])
-    book = DeskBook(registry, 2, {}, {}, GRACE)
-    parts = Partitions(registry, StateTables({}, {}, {}, {}), 1, GRACE)
+    in_store, desk_store = _stores(memory=False)
+    book = DeskBook(registry, 2, desk_store, GRACE)
+    parts = Partitions(registry, in_store, 1, GRACE)
+    settlements = []
     for line in lines:
         try:
             ev = decode_event(line)
         except Rejected:
             continue
         if getattr(ev, "ticket", None):
-            parts.event(0, ev)
-    parts.tick(0, UNTIL)
-    items = [item for src, item in parts.outbox if src == 0]
+            settlements += parts.step(0, ev).settlements
+    settlements += parts.step(0, Tick(UNTIL)).settlements
+    items = [item for src, item in settlements if src == 0]
     assert items, "the example has penalties"
     for item in items:
         book.take(0, desk_record(item, 0))
@@ -158,7 +167,7 @@ def test_the_desk_waits_for_every_partition_before_booking_money(expected):
     assert book.release() == [], "source 1 is still before every penalty"
     book.take(0, mark_record(1, UNTIL, True))
     booked = book.release()
-    assert [o["type"] for o in booked].count("penalty.assessed") == sum(1 for i in items if hasattr(i, "ticket"))
+    assert [o.type for o in booked].count("penalty.assessed") == sum(1 for i in items if hasattr(i, "ticket"))
     book.take(0, desk_record(items[0], 0))  # a redelivered penalty is not booked twice
     assert book.release() == []
 
@@ -171,9 +180,9 @@ def test_the_desk_waits_for_every_partition_before_booking_money(expected):
 def test_any_history_split_and_interleaved_equals_replay(lines, partitions, seed, reload_every_batch):
     want = _replay(REG, lines, P_UNTIL)
     got = _live(REG, lines, partitions, seed, reload_every_batch, P_UNTIL)
-    assert sorted(o["id"] for o in got) == sorted(o["id"] for o in want)
-    by_id = {o["id"]: o for o in want}
-    assert all(o == by_id[o["id"]] for o in got)
+    assert sorted(o.id for o in got) == sorted(o.id for o in want)
+    by_id = {o.id: o for o in want}
+    assert all(o == by_id[o.id] for o in got)
 
 
 @pytest.mark.parametrize("partitions,seed", [(4, 11), (3, 12)])
@@ -185,8 +194,8 @@ def test_a_generated_workload_with_binding_caps_gives_replays_money(tmp_path, pa
     registry = load_registry([str(agreements)])
     lines = [ln for ln in events.read_bytes().splitlines() if ln.strip()]
     until = datetime.fromisoformat("2026-06-01T00:10:00+02:00")  # after every partition's last event and May's close
-    want = {o["id"]: o for o in _replay(registry, lines, until)}
-    assert sum(1 for o in want.values() if o["type"] == "penalty.assessed" and o["data"]["capped"]) >= 5
+    want = {o.id: o for o in _replay(registry, lines, until)}
+    assert sum(1 for o in want.values() if o.type == "penalty.assessed" and o.data["capped"]) >= 5
     got = _live(registry, lines, partitions, seed, reload_every_batch=False, until=until)
-    assert sorted(o["id"] for o in got) == sorted(want)
-    assert [o for o in got if o != want[o["id"]]] == []
+    assert sorted(o.id for o in got) == sorted(want)
+    assert [o for o in got if o != want[o.id]] == []

@@ -194,7 +194,7 @@ def test_rejected_slice_changes_no_state():
                  .slice("2026-04-01T00:00", "2026-04-01T01:00", 1000, 1000)
     _, _, engine = run(m)
     before = engine.snapshot()
-    _, rejects, _ = run(Metrics().slice("2026-03-30T01:00", "2026-03-30T02:00", 0, 1000, id_="late"), processor=engine)
+    _, rejects, _ = run(Metrics().slice("2026-03-30T01:00", "2026-03-30T02:00", 0, 1000, id_="late"), engine=engine)
     assert "period closed" in rejects[0]["reason"]
     assert engine.snapshot() == before
 

@@ -15,7 +15,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalation.core.engine import Processor
+from escalation.core.engine import Engine
 from escalation.replay import replay
 from tests.helpers import agreement_dict, registry
 from tests.unit.test_slo_support import slo
@@ -56,20 +56,20 @@ def streams(draw):
     return lines
 
 
-def _run(lines, processor=None, until=UNTIL):
+def _run(lines, engine=None, until=UNTIL):
     outputs, rejects = [], []
-    replay(REG, lines, lambda o: outputs.append(orjson.dumps(o)), rejects.append, until, processor)
+    replay(REG, lines, lambda o: outputs.append(orjson.dumps(o)), rejects.append, until, engine)
     return outputs, rejects
 
 
 @PROPS
 @given(streams(), st.data(), st.sampled_from([timedelta(0), timedelta(minutes=30)]))
 def test_split_stream_with_state_carried_over_equals_one_run(lines, data, grace):
-    whole, whole_rejects = _run(lines, Processor(REG, metric_grace=grace))
+    whole, whole_rejects = _run(lines, Engine(REG, metric_grace=grace))
     cut = data.draw(st.integers(0, len(lines)))
-    first = Processor(REG, metric_grace=grace)
+    first = Engine(REG, metric_grace=grace)
     head, head_rejects = _run(lines[:cut], first, until=None)
-    carried = Processor.restore(REG, orjson.loads(orjson.dumps(first.snapshot())))
+    carried = Engine.restore(REG, orjson.loads(orjson.dumps(first.snapshot())))
     tail, tail_rejects = _run(lines[cut:], carried)
     assert head + tail == whole
     assert [r["reason"] for r in head_rejects + tail_rejects] == [r["reason"] for r in whole_rejects]

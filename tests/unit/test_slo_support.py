@@ -8,7 +8,7 @@ from itertools import count
 import orjson
 
 from escalation.core.contract.registry import Registry
-from escalation.core.engine import Processor
+from escalation.core.engine import Engine
 from escalation.replay import replay
 from tests.helpers import agreement_dict, registry
 
@@ -57,9 +57,9 @@ class Metrics:
 
 
 def run(lines, until: str | None = None, reg: Registry | None = None, grace: timedelta = timedelta(0),
-        processor: Processor | None = None):
-    """Replay ``lines``: (outputs, rejects, processor)."""
-    engine = processor or Processor(reg or registry(), metric_grace=grace)
+        engine: Engine | None = None):
+    """Replay ``lines``: (outputs, rejects, engine)."""
+    engine = engine or Engine(reg or registry(), metric_grace=grace)
     outputs, rejects = [], []
     lines = lines.lines if isinstance(lines, Metrics) else lines
     replay(engine.registry, lines, outputs.append, rejects.append, z(until) if until else None, engine)

@@ -14,7 +14,7 @@ they produce for an agreement, and tell the desk how far their clock has got (``
 - A reporting period closes at its end + grace once every source has passed that instant (a mark
   after it, or at it from an inclusive advance), after the money due at or before it. It then
   publishes ``report.published`` (its ``time`` is the period's end) with the merged figures and
-  the ledger's cap, and opens the next period (every month has a report once reporting started,
+  the cap budget's limit, and opens the next period (every month has a report once reporting started,
   until the agreement's validity ends).
 - Expiry (DESIGN.md §13; ``term.expires_at``, known once the termination is): the period that
   contains the final term's last day is still closed and published; later periods are dropped
@@ -37,22 +37,22 @@ Invariants:
 from __future__ import annotations
 
 import copy
-import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from escalation.core.contract.registry import Registry
 from escalation.core.contract.term import TermBook, Termination
+from escalation.core.marks import Marks
 from escalation.core.money import earn_back
-from escalation.core.money.ledger import (
+from escalation.core.money.assessment import (
     CreditDue,
-    Ledger,
     assess_credit,
     assess_penalty,
     credit_output_id,
     penalty_output_id,
 )
+from escalation.core.money.caps import CapBudget
 from escalation.core.reporting import objectives
 from escalation.core.reporting.figures import (
     PartialReport,
@@ -62,6 +62,7 @@ from escalation.core.reporting.figures import (
     report_notice,
     tally_money,
 )
+from escalation.core.scheduler import Scheduler
 from escalation.core.services.slo_compiled import SloBook, validity_us
 from escalation.core.tickets.incident import PenaltyDue
 from escalation.core.time.periods import by_label, following, to_dt, to_us
@@ -114,7 +115,7 @@ DESK_ITEMS = (PenaltyDue, CreditDue, PartialReport, Termination)
 class DeskState:
     """One agreement at the desk."""
 
-    ledger: Ledger = field(default_factory=Ledger)
+    budget: CapBudget = field(default_factory=CapBudget)
     periods: dict[str, dict] = field(default_factory=dict)   # label -> start_us, end_us, parts, money
     closed_until_us: int | None = None
     pending: dict[str, dict] = field(default_factory=dict)   # output id -> at_us, rank, key, item
@@ -122,7 +123,8 @@ class DeskState:
     chains: list[dict] = field(default_factory=list)  # running earn-backs (``earn_back.py``)
 
     def to_dict(self) -> dict:
-        out = {"ledger": self.ledger.to_dict(), "periods": self.periods, "closed_until_us": self.closed_until_us,
+        out = {"ledger": self.budget.to_dict(),  # the saved state keeps its key
+               "periods": self.periods, "closed_until_us": self.closed_until_us,
                "pending": self.pending, "assessed": self.assessed}
         if self.chains:
             out["chains"] = self.chains
@@ -130,7 +132,7 @@ class DeskState:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DeskState":
-        return cls(Ledger.from_dict(d["ledger"]), d["periods"], d["closed_until_us"], d["pending"], d["assessed"],
+        return cls(CapBudget.from_dict(d["ledger"]), d["periods"], d["closed_until_us"], d["pending"], d["assessed"],
                    d.get("chains", []))
 
 
@@ -142,9 +144,11 @@ class Desk:
         self.revisions = Revisions(registry)
         self._grace_us = grace // timedelta(microseconds=1)
         self.states: dict[str, DeskState] = {}
-        self.marks: dict[int, tuple[int, bool]] = {}
-        self._queue: list = []    # (at_us, rank, agreement, key, output id)
-        self._closes: list = []   # (close_us, agreement, label)
+        self.marks = Marks()  # source -> (instant in µs, inclusive)
+        # money due: (rank, agreement, key, output id) at its instant; stale once not pending
+        self._queue = Scheduler(self._pending)
+        # report closes: (agreement, label) at the period's end + grace; stale once not open
+        self._closes = Scheduler(self._open_period)
         self.dirty: set[str] = set()  # agreements changed since the caller last cleared it
 
     # -- input ------------------------------------------------------------------------------
@@ -180,30 +184,33 @@ class Desk:
             return  # redelivered
         at_us = to_us(item.at)
         st.pending[out_id] = {"at_us": at_us, "rank": rank, "key": key, "item": item_to_dict(item)}
-        heapq.heappush(self._queue, (at_us, rank, item.agreement, tuple(key), out_id))
+        self._queue.schedule((rank, item.agreement, tuple(key), out_id), at_us)
 
     def mark(self, src: int, at: datetime, inclusive: bool) -> None:
         """Source ``src`` has fired everything before ``at`` (and at it, when ``inclusive``)."""
-        new = (to_us(at), inclusive)
-        old = self.marks.get(src)
-        if old is None or new > old:
-            self.marks[src] = new
+        self.marks.advance(src, to_us(at), inclusive)
 
     # -- output -----------------------------------------------------------------------------
 
     def _passed(self, at_us: int, closing: bool) -> bool:
         """Every source is past ``at_us`` (money: at or after it; a close: after, or at inclusively)."""
-        if len(self.marks) < self.sources:
-            return False
-        for us, inclusive in self.marks.values():
-            if us < at_us or (closing and us == at_us and not inclusive):
-                return False
-        return True
+        return self.marks.passed(at_us, closing, self.sources)
+
+    def _pending(self, key: tuple, at_us: int) -> bool:
+        """Whether a queued money entry is still pending (not booked since it was queued)."""
+        st = self.states.get(key[1])
+        return st is not None and key[3] in st.pending
+
+    def _open_period(self, key: tuple, close_us: int) -> bool:
+        """Whether a scheduled report close still has its period open (and closing then)."""
+        st = self.states.get(key[0])
+        period = None if st is None else st.periods.get(key[1])
+        return period is not None and period["end_us"] + self._grace_us == close_us
 
     def next_close(self) -> datetime | None:
         """The earliest pending report close or term event (``term.py``) instant, or None."""
-        self._drop_stale_closes()
-        close = to_dt(self._closes[0][0]) if self._closes else None
+        close_us = self._closes.next_due()
+        close = None if close_us is None else to_dt(close_us)
         term = self.terms.next_at()
         return close if term is None else term if close is None else min(close, term)
 
@@ -211,11 +218,9 @@ class Desk:
         """Book and publish everything the marks allow, in (instant, rank, key) order."""
         outputs: list[dict] = []
         while True:
-            while self._queue and self._queue[0][4] not in self.states[self._queue[0][2]].pending:
-                heapq.heappop(self._queue)
-            self._drop_stale_closes()
-            money = self._queue[0] if self._queue and self._passed(self._queue[0][0], False) else None
-            close = self._closes[0] if self._closes and self._passed(self._closes[0][0], True) else None
+            money, close = self._queue.peek(), self._closes.peek()  # (instant, key) or None
+            money = money if money is not None and self._passed(money[0], False) else None
+            close = close if close is not None and self._passed(close[0], True) else None
             term = self.terms.due(self._passed, to_us)  # after money and closes of its instant
             if term is not None and all(x is None or term[0] < x[0] for x in (money, close)):
                 self._state(term[1])
@@ -223,14 +228,14 @@ class Desk:
                 continue
             if money is None and close is None:
                 return outputs
-            if money is not None and (close is None or (money[0], money[1]) < (close[0], _REPORT)):
-                heapq.heappop(self._queue)
-                out = self._book(money[2], money[4])
+            if money is not None and (close is None or (money[0], money[1][0]) < (close[0], _REPORT)):
+                next(self._queue.pop_due(money[0], inclusive=True))
+                out = self._book(money[1][1], money[1][3])
                 if out is not None:
                     outputs.append(out)
             else:
-                heapq.heappop(self._closes)
-                outputs += self._close(close[1], close[2])
+                next(self._closes.pop_due(close[0], inclusive=True))
+                outputs += self._close(*close[1])
 
     def _expired_by(self, agreement: str, at_us: int) -> bool:
         """Whether ``agreement`` is over at ``at_us`` (a termination expires it at or before)."""
@@ -252,19 +257,19 @@ class Desk:
         if self._after_expiry(item):
             return None
         if isinstance(item, PenaltyDue):
-            out = assess_penalty(self.registry.get(item.agreement, item.revision), st.ledger, item)
+            out = assess_penalty(self.registry.get(item.agreement, item.revision), st.budget, item)
         else:
-            out = assess_credit(self.book.get(item.agreement, item.slo, item.revision), st.ledger, item)
+            out = assess_credit(self.book.get(item.agreement, item.slo, item.revision), st.budget, item)
             earn_back.register(self.registry.get(item.agreement, item.revision), st.chains, out)
-        if out["id"] != out_id:
-            raise RuntimeError(f"desk output id mismatch: {out['id']} != {out_id}")
-        label = out["data"]["period"]
+        if out.id != out_id:
+            raise RuntimeError(f"desk output id mismatch: {out.id} != {out_id}")
+        label = out.data["period"]
         st.assessed.setdefault(label, []).append(out_id)
         for old in sorted(st.assessed)[:-_KEEP_ASSESSED]:
             del st.assessed[old]
         period = self._open(agreement, label, to_us(item.at))
         if period is not None:
-            tally_money(period["money"], out["type"], out["data"])
+            tally_money(period["money"], out)
         return out
 
     def _close(self, agreement: str, label: str) -> list[dict]:
@@ -282,7 +287,7 @@ class Desk:
         at = to_dt(period["end_us"])
         outputs = self._period_terms(compiled, st, label, fig, at)
         if compiled.agreement.reporting is not None:
-            outputs.append(report_notice(compiled, label, fig, at, st.ledger))
+            outputs.append(report_notice(compiled, label, fig, at, st.budget))
         nxt = following(compiled.tz, by_label(compiled.tz, label))
         last_us = validity_us(compiled, self.registry.renews(compiled))[1]
         if nxt.label not in st.periods and nxt.start_us < last_us and not self._expired_by(agreement, nxt.start_us):
@@ -294,13 +299,13 @@ class Desk:
         """DESIGN.md §13 at a period close: objective verdicts, objective credits, earn-backs."""
         outputs = objectives.verdict_outputs(compiled, label, fig, at)
         values = objectives.verdicts(compiled, label, fig)
-        credits = objectives.credit_outputs(compiled, st.ledger, label, values, at)
+        credits = objectives.credit_outputs(compiled, st.budget, label, values, at)
         earned, st.chains = earn_back.evaluate(
             compiled, st.chains, label, {"slo": earn_back.slo_values(fig), "objective": values}, at)
         for out in credits:
             earn_back.register(compiled, st.chains, out)
         for out in credits + earned:
-            tally_money(fig, out["type"], out["data"])
+            tally_money(fig, out)
         return outputs + credits + earned
 
     # -- report periods -----------------------------------------------------------------------
@@ -324,16 +329,8 @@ class Desk:
 
     def _add_period(self, agreement: str, st: DeskState, label: str, start_us: int, end_us: int) -> dict:
         period = st.periods[label] = {"start_us": start_us, "end_us": end_us, "parts": {}, "money": fresh_money()}
-        heapq.heappush(self._closes, (end_us + self._grace_us, agreement, label))
+        self._closes.schedule((agreement, label), end_us + self._grace_us)
         return period
-
-    def _drop_stale_closes(self) -> None:
-        while self._closes:
-            close_us, agreement, label = self._closes[0]
-            st = self.states.get(agreement)
-            if st is not None and label in st.periods and st.periods[label]["end_us"] + self._grace_us == close_us:
-                return
-            heapq.heappop(self._closes)
 
     # -- state --------------------------------------------------------------------------------
 
@@ -348,18 +345,16 @@ class Desk:
         st = self.states[agreement] = DeskState.from_dict(copy.deepcopy(data))
         self.terms.load(agreement, data.get("term"))
         for out_id, entry in st.pending.items():
-            heapq.heappush(self._queue, (entry["at_us"], entry["rank"], agreement, tuple(entry["key"]), out_id))
+            self._queue.schedule((entry["rank"], agreement, tuple(entry["key"]), out_id), entry["at_us"])
         for label, period in st.periods.items():
-            heapq.heappush(self._closes, (period["end_us"] + self._grace_us, agreement, label))
+            self._closes.schedule((agreement, label), period["end_us"] + self._grace_us)
 
     def marks_dict(self) -> dict:
-        return {str(src): [us, inclusive] for src, (us, inclusive) in sorted(self.marks.items())}
+        return {str(src): [us, inclusive] for src, (us, inclusive) in self.marks.items()}
 
     def load_marks(self, data: dict) -> None:
         for src, (us, inclusive) in data.items():
-            old = self.marks.get(int(src))
-            if old is None or (us, inclusive) > old:
-                self.marks[int(src)] = (us, inclusive)
+            self.marks.advance(int(src), us, inclusive)
 
     def to_dict(self) -> dict:
         return {"grace_us": self._grace_us, "sources": self.sources, "marks": self.marks_dict(),

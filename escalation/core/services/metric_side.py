@@ -1,14 +1,14 @@
-"""The metric side of the Processor: SLO states, period closes and period reports.
+"""The metric side of the Engine: SLO states, period closes and period reports.
 
 Pure (no I/O, no wall clock): time enters as the slices' own times and the instants the
-Processor advances to. The Processor calls:
+Engine advances to. The Engine calls:
 - ``check(event, now)``      for ``metric.observed``: (covering SLOs, digest remembered with a
   repeated id or None), or Rejected; reads only;
 - ``count(event, covering, digest)`` then counts the slice -> the SLOs to evaluate; then
-  ``burn(pending, event)`` -> burn-rate outputs at the slice end. Between the two the Processor
+  ``burn(pending, event)`` -> burn-rate outputs at the slice end. Between the two the Engine
   advances to the slice end, so a slice straddling a period end is counted (split) before that
   period closes, and outputs stay in time order.
-- ``next_close()`` / ``close_at(instant)`` from ``advance_to``, interleaved in time order
+- ``next_close()`` / ``close_at(instant)`` while it advances, interleaved in time order
   with ticket deadlines (deadlines due at a close instant fire first); closes give
   ``slo.attainment``/``slo.no_data``, ``CreditDue`` and ``PartialReport`` records for the desk
 - ``record(output)`` / ``ticket_opened(...)`` so reports see the ticket side.
@@ -25,19 +25,25 @@ Invariants:
   report includes the credits of its period; credits see the penalties booked during the period.
 - Once an SLO has data, every following period closes too (``slo.no_data`` when empty) until
   its agreement's validity ends or a revision drops the SLO.
+- ``changed`` collects the ``(table, key)`` entries changed (``("services", service)``,
+  ``("figures", agreement)``) until the Engine takes them into its step's result.
+- Closes are one :class:`~escalation.core.scheduler.Scheduler` keyed by
+  ``(rank, agreement, SLO order, SLO, period label)``, so at one instant they come out in that
+  order; an entry whose period is no longer open (or ends elsewhere) is stale.
 - ``to_dict``/``from_dict`` carry the whole state (grouped by service, as the live engine keys its
   table) and the close schedule is rebuilt from it, so a stream split anywhere continues exactly.
 """
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from escalation.core.contract.registry import Registry
 from escalation.core.events import MetricObserved, Rejected
+from escalation.core.outputs import Output
 from escalation.core.reporting.figures import Reports, ReportState
+from escalation.core.scheduler import Scheduler
 from escalation.core.services import burn_rate as br
 from escalation.core.services.slo import (
     burn_outputs,
@@ -52,6 +58,8 @@ from escalation.core.services.slo_state import PeriodAcc, SloState, Stream
 from escalation.core.time.periods import by_label, following, to_dt, to_us
 
 _SLO, _REPORT = 0, 1
+# the tables of ``changed`` (the Engine's ``SERVICES``/``FIGURES``; the core's engine imports this module)
+_SERVICES, _FIGURES = "services", "figures"
 
 
 @dataclass
@@ -65,10 +73,10 @@ class MetricEngine:
         self.book = SloBook(self.registry)
         self.reports = Reports(self.registry)
         self._grace_us = self.grace // timedelta(microseconds=1)
-        self._heap: list = []
-        # what changed since the caller last cleared them (the live engine writes these keys)
-        self.dirty: set[str] = set()          # services (streams and SLO states)
-        self.dirty_reports: set[str] = set()  # agreements (this side's report figures)
+        self._closes = Scheduler(self._live)
+        # (table, key) changed since the Engine last took them (services: streams and SLO
+        # states; figures: this side's report figures of an agreement)
+        self.changed: set[tuple[str, str]] = set()
 
     # -- input ----------------------------------------------------------------------------
 
@@ -91,7 +99,7 @@ class MetricEngine:
     def count(self, event: MetricObserved, covering: list, digest: int) -> list:
         """Count a slice ``check`` accepted into every covering SLO; returns the SLOs to evaluate."""
         s, e = to_us(event.start), to_us(event.end)
-        self.dirty.add(event.service)
+        self.changed.add((_SERVICES, event.service))
         self.streams.setdefault((event.service, event.sli), Stream()).remember(event.id, digest)
         for cslo in covering:
             st = self._state(cslo)
@@ -123,28 +131,28 @@ class MetricEngine:
             st.revision = cslo.compiled.revision
         return st
 
-    def record(self, out: dict) -> None:
+    def record(self, out: Output) -> None:
         """Feed one output to the period reports."""
-        if isinstance(out, dict):
-            opened = self.reports.record(out)
-            self._touched(opened, out["data"].get("agreement") if isinstance(out["data"], dict) else None)
+        if isinstance(out, Output):
+            self._touched(self.reports.record(out), out.data.get("agreement"))
 
     def ticket_opened(self, agreement: str, at: datetime, priority: str) -> None:
         self._touched(self.reports.ticket_opened(agreement, to_us(at), priority), agreement)
 
     def _touched(self, opened, agreement: str | None) -> None:
         if agreement in self.reports.states:
-            self.dirty_reports.add(agreement)
+            self.changed.add((_FIGURES, agreement))
         if opened is not None:
             self._push(opened.end_us, _REPORT, agreement, 0, "", opened.label)
 
     # -- period closes --------------------------------------------------------------------
 
     def _push(self, end_us: int, rank: int, agreement: str, order: int, slo: str, label: str) -> None:
-        heapq.heappush(self._heap, (end_us + self._grace_us, rank, agreement, order, slo, label))
+        self._closes.schedule((rank, agreement, order, slo, label), end_us + self._grace_us)
 
-    def _live(self, entry: tuple) -> bool:
-        due, rank, agreement, _, slo, label = entry
+    def _live(self, key: tuple, due: int) -> bool:
+        """Whether a scheduled close still has its period open (and ending there)."""
+        rank, agreement, _, slo, label = key
         if rank == _REPORT:
             st = self.reports.states.get(agreement)
             return st is not None and label in st.periods
@@ -153,23 +161,18 @@ class MetricEngine:
 
     def next_close(self) -> datetime | None:
         """The earliest pending close instant, or None."""
-        while self._heap and not self._live(self._heap[0]):
-            heapq.heappop(self._heap)
-        return to_dt(self._heap[0][0]) if self._heap else None
+        due = self._closes.next_due()
+        return None if due is None else to_dt(due)
 
     def close_at(self, at: datetime) -> list:
         """Close every period due exactly at ``at``: SLOs first, then this side's report figures."""
-        due, outputs = to_us(at), []
-        while self._heap and self._heap[0][0] == due:
-            entry = heapq.heappop(self._heap)
-            if not self._live(entry):
-                continue
-            _, rank, agreement, _, slo, label = entry
+        outputs = []
+        for _, (rank, agreement, _, slo, label) in self._closes.pop_due(to_us(at), inclusive=True):
             if rank == _SLO:
                 outs = self._close_slo(agreement, slo, label)
             else:
                 outs = [self.reports.close(agreement, label)]
-                self.dirty_reports.add(agreement)
+                self.changed.add((_FIGURES, agreement))
             for out in outs:
                 self.record(out)
             outputs += outs
@@ -177,7 +180,7 @@ class MetricEngine:
 
     def _close_slo(self, agreement: str, slo: str, label: str) -> list:
         st = self.slos[(agreement, slo)]
-        self.dirty.add(st.service)
+        self.changed.add((_SERVICES, st.service))
         cslo = self.book.get(agreement, slo, st.periods[label].revision)
         outputs = close_period(cslo, st, label)
         tz = cslo.compiled.tz
@@ -219,7 +222,7 @@ class MetricEngine:
 
     def reschedule(self) -> None:
         """Rebuild the close schedule after ``load_service``/``load_report``."""
-        self._heap = []
+        self._closes.clear()
         self._reschedule()
 
     def to_dict(self) -> dict:

@@ -1,0 +1,117 @@
+"""Where the live engine's state lives between batches: a :class:`StateStore`.
+
+A store holds JSON-ready values in named tables (``incidents``, ``services``, ``figures``,
+``clocks``, ``desks``, ``marks``), each value belonging to one partition ``p``. The state side
+reads a partition's entries when it (re)loads (``items``, ``get``), ``put``s the entries a batch
+changed, and the caller takes the resulting writes with ``changes`` once the batch's outputs are
+on the broker (state never runs ahead of the outputs it caused).
+
+- :class:`MemoryStore`: dicts, for tests and benchmarks; a put is visible at once.
+- :class:`TableStore`: Faust tables (or anything with ``get``/``items``/``__setitem__``). Values
+  are bytes: ``b"<p>\\n"`` + the JSON of the value (orjson). The partition prefix lets a rebuild
+  skip other partitions without decoding them, and a bytes value is one object for the garbage
+  collector instead of a tree of dicts (the tables hold every open incident). Puts are buffered:
+  ``changes`` returns ``(table, p, key, bytes)`` writes for the caller to make (the app writes
+  them as if processing a record of partition ``p``, after journaling them).
+
+Invariants: ``changes`` returns each key put since the last call once (its last value), in put
+order of first put, and forgets them; ``discard`` forgets unflushed puts (a failed batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+import orjson
+
+#: the tables of the live state (Faust table names)
+INCIDENTS, SERVICES, FIGURES, CLOCKS = "incidents", "services", "figures", "clocks"
+DESKS, MARKS = "desks", "marks"
+INPUT_TABLES = (INCIDENTS, SERVICES, FIGURES, CLOCKS)
+DESK_TABLES = (DESKS, MARKS)
+
+
+def pack(p: int, data: Any) -> bytes:
+    """A table value: partition prefix, then JSON."""
+    return b"%d\n%b" % (p, orjson.dumps(data))
+
+
+def unpack(raw: bytes) -> tuple[int, Any]:
+    head, _, body = raw.partition(b"\n")
+    return int(head), orjson.loads(body)
+
+
+class StateStore(Protocol):
+    """Named tables of JSON-ready values, each entry owned by a partition (see the module docstring)."""
+
+    def get(self, table: str, key: str) -> Any | None: ...
+
+    def items(self, table: str, p: int) -> Iterator[tuple[str, Any]]: ...
+
+    def put(self, table: str, p: int, key: str, value: Any) -> None: ...
+
+    def changes(self) -> list[tuple[Any, int, str, Any]]: ...
+
+    def discard(self) -> None: ...
+
+
+class MemoryStore:
+    """A store in dicts: ``tables[name][key] = (p, value)``; values are copied in and out
+    (through JSON) so nothing is shared with the engine that put them."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, tuple[int, bytes]]] = {}
+        self._changed: dict[tuple[str, str], None] = {}
+
+    def get(self, table: str, key: str) -> Any | None:
+        entry = self.tables.get(table, {}).get(key)
+        return None if entry is None else orjson.loads(entry[1])
+
+    def items(self, table: str, p: int) -> Iterator[tuple[str, Any]]:
+        for key, (owner, raw) in list(self.tables.get(table, {}).items()):
+            if owner == p:
+                yield key, orjson.loads(raw)
+
+    def put(self, table: str, p: int, key: str, value: Any) -> None:
+        self.tables.setdefault(table, {})[key] = (p, orjson.dumps(value))
+        self._changed[(table, key)] = None
+
+    def changes(self) -> list[tuple[Any, int, str, Any]]:
+        out = [(table, self.tables[table][key][0], key, self.get(table, key)) for table, key in self._changed]
+        self._changed.clear()
+        return out
+
+    def discard(self) -> None:
+        self._changed.clear()  # puts were applied at once: a memory store has no rollback
+
+
+class TableStore:
+    """A store over Faust tables by name (partition-prefixed JSON bytes, puts buffered)."""
+
+    def __init__(self, tables: Mapping[str, Any]) -> None:
+        self.tables = dict(tables)
+        self._pending: dict[tuple[str, str], tuple[int, Any]] = {}
+
+    def get(self, table: str, key: str) -> Any | None:
+        raw = self.tables[table].get(key)
+        return unpack(raw)[1] if raw else None
+
+    def items(self, table: str, p: int) -> Iterator[tuple[str, Any]]:
+        """(key, value) of the entries of partition ``p`` (others are not decoded)."""
+        prefix = b"%d\n" % p
+        for key, raw in list(self.tables[table].items()):
+            if raw and raw.startswith(prefix):
+                yield key, orjson.loads(raw[len(prefix):])
+
+    def put(self, table: str, p: int, key: str, value: Any) -> None:
+        self._pending[(table, key)] = (p, value)
+
+    def changes(self) -> list[tuple[Any, int, str, bytes]]:
+        """The writes ``(table object, p, key, bytes)`` of everything put since the last call."""
+        out = [(self.tables[table], p, key, pack(p, value)) for (table, key), (p, value) in self._pending.items()]
+        self._pending.clear()
+        return out
+
+    def discard(self) -> None:
+        self._pending.clear()
