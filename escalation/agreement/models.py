@@ -4,79 +4,38 @@ Invariants: every model is frozen and forbids unknown keys, so a typo is an erro
 silently ignored clause. Values are bounded to what a contract can mean (DESIGN.md §10), so that
 whatever validates also runs: durations at most 10 years (targets, repeats and windows longer than
 zero), fractions in (0, 1], dates in [1970-01-01, 2200-01-01), money in (0, 10^12) with at most 6
-decimal places, percentages in [0, 100], no NaN or infinity anywhere. Field-level checks live here; checks that need the whole agreement
-(cross-references such as "this target names an unknown calendar") live in ``references.py`` so
-that all of them can be reported at once.
+decimal places, percentages in [0, 100], no NaN or infinity anywhere. Field-level checks live here
+and in the modules of the parts: value types in ``fields.py``, notification targets in
+``targets.py``, remedies and caps in ``remedies.py``, parties and obligations in ``parties.py``;
+checks that need the whole agreement (cross-references such as "this target names an unknown
+calendar") live in ``references.py`` so that all of them can be reported at once.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from typing import Annotated, Literal, Union
-from zoneinfo import available_timezones
+from datetime import date, datetime
+from typing import Annotated, Literal
 
 import holidays
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from escalation.agreement.durations import BusinessDays, parse_duration
+from escalation.agreement.fields import (
+    Duration,
+    Fraction,
+    Frozen,
+    Money,
+    PlausibleDate,
+    PositiveDuration,
+    Severity,
+    TimeZone,
+    WallClockDuration,
+    check_date,
+    check_positive,
+)
 from escalation.agreement.parties import Obligation, Renewal, Scope
-
-# The plausible range of DESIGN.md §10 (event times obey the same bounds).
-FIRST_DATE, END_DATE = date(1970, 1, 1), date(2200, 1, 1)
-MAX_MONEY = Decimal(10) ** 12
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def _check_duration(text: str) -> str:
-    parse_duration(text)
-    return text
-
-
-def _check_positive(text: str) -> str:
-    value = parse_duration(text)
-    empty = value.days <= 0 if isinstance(value, BusinessDays) else value <= timedelta(0)
-    if empty:
-        raise ValueError(f"duration {text!r} must be longer than zero")
-    return text
-
-
-@functools.cache
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def _check_timezone(name: str) -> str:
-    # Membership, not ZoneInfo(name): "Europe" is a directory of the database and raises OSError.
-    if name not in _zones():
-        raise ValueError(f"unknown IANA time zone {name!r}")
-    return name
-
-
-def _check_date(value: date) -> date:
-    day = value.date() if isinstance(value, datetime) else value
-    if not FIRST_DATE <= day < END_DATE:
-        raise ValueError(f"date {value.isoformat()} is outside the plausible range [{FIRST_DATE}, {END_DATE})")
-    return value
-
-
-Duration = Annotated[
-    str,
-    AfterValidator(_check_duration),
-    Field(description="15m, 4h, 2d (48h counted), 5bd (business days) or ISO 8601 (PT4H)"),
-]
-PositiveDuration = Annotated[Duration, AfterValidator(_check_positive)]
-TimeZone = Annotated[str, AfterValidator(_check_timezone), Field(description="IANA time zone")]
-Money = Annotated[Decimal, Field(gt=0, lt=MAX_MONEY, decimal_places=6, allow_inf_nan=False,
-                                 description="decimal amount below 10^12, e.g. \"500.00\"")]
-Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=6, allow_inf_nan=False)]
-PlausibleDate = Annotated[date, AfterValidator(_check_date)]
-Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
-Severity = Literal["critical", "error", "warning", "info"]
+from escalation.agreement.remedies import Cap, Remedy
+from escalation.agreement.targets import NotificationTarget
 
 
 class Party(Frozen):
@@ -197,17 +156,6 @@ class Repeat(Frozen):
     times: Annotated[int, Field(ge=1, le=1000)]
 
 
-def _check_wall_clock(text: str | None) -> str | None:
-    """Wall-clock durations (ack timeouts) are not counted in a calendar: no business days."""
-    if text is not None and isinstance(parse_duration(text), BusinessDays):
-        raise ValueError(f"{text!r} is wall-clock time: use s, m, h or d, not business days")
-    return text
-
-
-WallClockDuration = Annotated[PositiveDuration, AfterValidator(_check_wall_clock),
-                              Field(description="wall-clock time: 10m, 1h, 1d or ISO 8601 (PT10M); no business days")]
-
-
 class Level(Frozen):
     """One escalation level. ``ack_timeout`` (wall-clock time, DESIGN.md §11): if the level's
     dedup_key is not acknowledged that long after it fired, the policy's next level fires."""
@@ -235,91 +183,6 @@ class EscalationPolicy(Frozen):
         return self
 
 
-class OncallTarget(Frozen):
-    kind: Literal["oncall_schedule"]
-    ref: str
-
-
-class EmailTarget(Frozen):
-    kind: Literal["email"]
-    address: str
-
-
-class KafkaTarget(Frozen):
-    kind: Literal["kafka"]
-    topic: str
-
-
-# Delivery targets (DESIGN.md §12). Secrets never sit in the agreement: a target names the
-# environment variable that holds one, and the deliverer reads it at send time.
-EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
-                               description="name of an environment variable holding a secret")]
-HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)]
-
-
-class WebhookTarget(Frozen):
-    """CloudEvents structured mode; signed with HMAC-SHA256 when ``secret_env`` is given."""
-
-    kind: Literal["webhook"]
-    url: str
-    secret_env: EnvName | None = None
-
-
-class PagerDutyTarget(Frozen):
-    kind: Literal["pagerduty"]
-    routing_key_env: EnvName
-
-
-class OpsgenieResponder(Frozen):
-    """One Opsgenie responder as its Alert API names it: ``type`` plus one of name, id, username."""
-
-    type: Literal["team", "user", "escalation", "schedule"]
-    name: str | None = None
-    id: str | None = None
-    username: str | None = None
-
-    @model_validator(mode="after")
-    def _one_ref(self) -> "OpsgenieResponder":
-        if sum(v is not None for v in (self.name, self.id, self.username)) != 1:
-            raise ValueError("a responder needs exactly one of: name, id, username")
-        return self
-
-
-class OpsgenieTarget(Frozen):
-    kind: Literal["opsgenie"]
-    api_key_env: EnvName
-    responders: list[OpsgenieResponder] = []
-
-
-class SlackTarget(Frozen):
-    kind: Literal["slack"]
-    webhook_url_env: EnvName
-
-
-class AlertmanagerTarget(Frozen):
-    """Alertmanager API v2; open alerts are re-posted every ``resend`` (below its resolve_timeout)."""
-
-    kind: Literal["alertmanager"]
-    url: HttpUrl | None = None
-    url_env: EnvName | None = None
-    resend: PositiveDuration = "1m"
-
-    @model_validator(mode="after")
-    def _one_url(self) -> "AlertmanagerTarget":
-        if (self.url is None) == (self.url_env is None):
-            raise ValueError("an alertmanager target needs exactly one of: url, url_env")
-        if isinstance(parse_duration(self.resend), BusinessDays):
-            raise ValueError("resend is wall-clock time: use s, m or h, not business days")
-        return self
-
-
-NotificationTarget = Annotated[
-    Union[OncallTarget, EmailTarget, KafkaTarget, WebhookTarget, PagerDutyTarget, OpsgenieTarget, SlackTarget,
-          AlertmanagerTarget],
-    Field(discriminator="kind"),
-]
-
-
 class BurnRateRule(Frozen):
     long_window: PositiveDuration
     short_window: PositiveDuration
@@ -341,7 +204,7 @@ class Slo(Frozen):
     @model_validator(mode="after")
     def _window(self) -> "Slo":
         if self.window not in ("calendar_month", "rolling_28d", "rolling_30d"):
-            _check_positive(self.window)
+            check_positive(self.window)
         return self
 
 
@@ -358,84 +221,7 @@ class MaintenanceWindow(Frozen):
     excluded_from: list[str]                 # SLO ids and/or clock names (DESIGN.md §13)
     services: list[str] | None = None        # the tickets whose listed clocks pause (default: all)
     timezone: TimeZone | None = None
-    dtstart: Annotated[datetime | date, AfterValidator(_check_date)] | None = None
-
-
-class CreditTier(Frozen):
-    below: Annotated[float, Field(gt=0, le=100)]
-    credit_percent: Percent
-
-
-class EarnBack(Frozen):
-    """A credit for period P is returned when each of the next ``periods`` periods attains at
-    least ``at_least`` on the same SLO or objective (DESIGN.md §13)."""
-
-    periods: Annotated[int, Field(ge=1, le=120)]
-    at_least: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
-
-
-class TieredCredit(Frozen):
-    """Tiers over the attainment of exactly one of: an SLO, a ticket objective."""
-
-    id: str
-    kind: Literal["tiered_credit"]
-    slo: str | None = None
-    objective: str | None = None
-    basis: str
-    tiers: list[CreditTier]
-    earn_back: EarnBack | None = None
-
-    @model_validator(mode="after")
-    def _one_measure(self) -> "TieredCredit":
-        if (self.slo is None) == (self.objective is None):
-            raise ValueError("a tiered_credit names exactly one of: slo, objective")
-        return self
-
-
-class PerBreachPenalty(Frozen):
-    """A fixed ``amount``, or ``percent`` of a fee (``percent_of: fees.monthly``), per breach."""
-
-    id: str
-    kind: Literal["per_breach"]
-    clock: str
-    priority: list[str] | None = None
-    amount: Money | None = None
-    percent_of: str | None = None
-    percent: Annotated[Percent, Field(gt=0)] | None = None
-
-    @model_validator(mode="after")
-    def _one_amount(self) -> "PerBreachPenalty":
-        relative = self.percent_of is not None or self.percent is not None
-        if relative and (self.percent_of is None or self.percent is None):
-            raise ValueError("a percentage penalty needs both percent_of and percent")
-        if relative == (self.amount is not None):
-            raise ValueError("a per_breach remedy needs either amount, or percent_of + percent")
-        return self
-
-
-Remedy = Annotated[Union[TieredCredit, PerBreachPenalty], Field(discriminator="kind")]
-
-
-class Cap(Frozen):
-    """A period budget shared by penalties and credits: a percent of a fee or a fixed amount.
-
-    ``rolling_12_months`` sums the 12 calendar months ending with the current one; ``allocation``
-    gives each named remedy at most that percent of the cap (the shares sum to at most 100)."""
-
-    period: Literal["calendar_month", "rolling_12_months"] = "calendar_month"
-    max_percent_of: str | None = None
-    percent: Annotated[Percent, Field(gt=0)] | None = None
-    max_amount: Money | None = None
-    allocation: dict[str, Annotated[Percent, Field(gt=0)]] | None = None
-
-    @model_validator(mode="after")
-    def _one_limit(self) -> "Cap":
-        relative = self.max_percent_of is not None and self.percent is not None
-        if relative == (self.max_amount is not None):
-            raise ValueError("a cap needs either max_percent_of + percent, or max_amount")
-        if self.allocation is not None and sum(self.allocation.values()) > 100:
-            raise ValueError(f"allocation shares sum to {sum(self.allocation.values())}%, more than 100%")
-        return self
+    dtstart: Annotated[datetime | date, AfterValidator(check_date)] | None = None
 
 
 class Objective(Frozen):

@@ -15,7 +15,9 @@ import re
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
+
+from escalation.agreement.fields import Frozen, check_positive
 
 SUPPORTING_KINDS = ("OperationalLevelAgreement", "UnderpinningContract")
 #: ticket lifecycle words an obligation may start or stop on
@@ -26,11 +28,7 @@ _TERM = re.compile(r"^([1-9][0-9]{0,3})(mo|y)$")
 _NOTICE = re.compile(r"^([1-9][0-9]{0,4})(d|mo)$")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Scope(_Frozen):
+class Scope(Frozen):
     """When a supporting agreement's clocks run: while the ticket is assigned to ``group``, or
     while its status is ``status`` (and, with ``vendor``, it waits on that vendor)."""
 
@@ -47,15 +45,7 @@ class Scope(_Frozen):
         return self
 
 
-def _positive(text: str) -> str:
-    from escalation.agreement.models import (
-        _check_positive,  # models imports this module: the one positivity rule
-    )
-
-    return _check_positive(text)
-
-
-class Obligation(_Frozen):
+class Obligation(Frozen):
     """A clock of the customer's: counted in ``calendar`` from ``starts`` until ``stops``; a miss
     gives ``obligation.missed`` and excuses the provider's breaches while it lasts."""
 
@@ -63,7 +53,7 @@ class Obligation(_Frozen):
     party: Literal["customer"] = "customer"
     starts: Literal["opened", "acknowledged", "updated", "resolved", "reopened"]
     stops: Literal["acknowledged", "updated", "resolved", "reopened", "closed"]
-    within: Annotated[str, AfterValidator(_positive)]
+    within: Annotated[str, AfterValidator(check_positive)]
     calendar: Name
 
     @model_validator(mode="after")
@@ -113,7 +103,7 @@ def _check_notice(text: str) -> str:
     return text
 
 
-class Renewal(_Frozen):
+class Renewal(Frozen):
     """Automatic renewal by ``term`` unless terminated with ``notice`` before the term ends."""
 
     term: Annotated[str, AfterValidator(_check_term)]

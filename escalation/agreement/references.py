@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from escalation.agreement.models import Agreement, PerBreachPenalty, TieredCredit
+from escalation.agreement.models import Agreement
 from escalation.agreement.parties import check_parties
+from escalation.agreement.remedies import PerBreachPenalty, TieredCredit
+from escalation.agreement.weekly_hours import parse_weekly_hours
 
 Problem = tuple[tuple, str]
 RECIPIENT_ASSIGNEE = "assignee"
@@ -50,8 +52,6 @@ def _complement_cycle(a: Agreement, name: str) -> list[str] | None:
 
 
 def _calendars(a: Agreement) -> Iterator[Problem]:
-    from escalation.core.time.calendar import parse_weekly_hours
-
     for name, spec in a.calendars.items():
         if spec.complement_of is not None and spec.complement_of not in a.calendars:
             yield ("calendars", name, "complement_of"), _unknown("calendar", spec.complement_of, a.calendars)

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from escalation.agreement.weekly_hours import parse_weekly_hours
 from escalation.core.time.calendar import (
     AlwaysCalendar,
     Calendar,
     ComplementCalendar,
     WeeklyCalendar,
-    parse_weekly_hours,
 )
 
 UTC = timezone.utc

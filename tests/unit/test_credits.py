@@ -47,7 +47,7 @@ def test_tier_table(good, percent, amount):
 
 
 def test_tier_for_picks_the_smallest_below_still_greater():
-    from escalation.agreement.models import TieredCredit
+    from escalation.agreement.remedies import TieredCredit
     remedy = TieredCredit.model_validate(TIERS)
     assert [getattr(tier_for(remedy, v), "below", None) for v in (99.5, 98.0, 99.9, 94.0)] == [99.9, 99.0, None, 95.0]
 

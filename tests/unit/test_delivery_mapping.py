@@ -17,7 +17,7 @@ import orjson
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from escalation.agreement.models import NotificationTarget
+from escalation.agreement.targets import NotificationTarget
 from escalation.delivery.actions import action_of, bounded_key, camel
 from escalation.delivery.alertmanager import alertmanager_plan
 from escalation.delivery.log import DeliveryLog, Result, delivery_record

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from pydantic import TypeAdapter
 
-from escalation.agreement.models import NotificationTarget
+from escalation.agreement.targets import NotificationTarget
 from escalation.delivery.actions import SEVERITIES, severity_of
 from escalation.delivery.plan import Endpoints, plan
 

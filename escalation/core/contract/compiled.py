@@ -14,14 +14,15 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from escalation.agreement.durations import BusinessDays, iso_duration, parse_duration
-from escalation.agreement.models import Agreement, CalendarSpec, Level, PerBreachPenalty
+from escalation.agreement.models import Agreement, CalendarSpec, Level
+from escalation.agreement.remedies import PerBreachPenalty
+from escalation.agreement.weekly_hours import parse_weekly_hours
 from escalation.core.tickets.lifecycle import lifecycle_for
 from escalation.core.time.calendar import (
     AlwaysCalendar,
     Calendar,
     ComplementCalendar,
     WeeklyCalendar,
-    parse_weekly_hours,
 )
 
 WARNING, BREACH, LEVEL = "warning", "breach", "level"

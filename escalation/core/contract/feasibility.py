@@ -17,7 +17,8 @@ from itertools import islice, takewhile
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rruleset
 
 from escalation.agreement.durations import MAX_DURATION, iso_duration
-from escalation.agreement.models import END_DATE, FIRST_DATE, Agreement
+from escalation.agreement.fields import END_DATE, FIRST_DATE
+from escalation.agreement.models import Agreement
 from escalation.core.contract.compiled import CompiledAgreement, compile_agreement
 from escalation.core.contract.levels import check_levels
 from escalation.core.time.calendar import Calendar

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from escalation.agreement.durations import BusinessDays, parse_duration
-from escalation.agreement.models import Slo, TieredCredit
+from escalation.agreement.models import Slo
+from escalation.agreement.remedies import TieredCredit
 from escalation.core.contract.compiled import CompiledAgreement
 from escalation.core.contract.registry import Registry
 from escalation.core.events import Rejected

@@ -49,12 +49,11 @@ from escalation.core.time.calendar_days import (
     DayPattern,
     HolidaySet,
     normalize_ranges,
-    parse_weekly_hours,
     wall_to_utc_us,
 )
 
 __all__ = [
-    "AlwaysCalendar", "Calendar", "ComplementCalendar", "WeeklyCalendar", "parse_weekly_hours",
+    "AlwaysCalendar", "Calendar", "ComplementCalendar", "WeeklyCalendar",
 ]
 
 _ZERO = timedelta(0)
