@@ -6,6 +6,9 @@ Accepted forms (DESIGN.md §5):
   calendar's longest daily opening), so it is kept symbolic here;
 - ISO 8601 durations (``PT4H``, ``P1DT2H``; a day is 24 hours), parsed by pydantic.
 
+This module is the one parser of durations: the agreement format, the topic catalogue's
+retentions (:func:`escalation.live.topics.parse_retention`) and command-line options all use it.
+
 Invariant: every parsed duration is a non-negative, exact ``timedelta`` (or business days) of at
 most ``MAX_DURATION`` (10 years; ``Nbd`` at most that many days), so deadline arithmetic on
 plausible instants (before 2200) can never overflow ``datetime``.
@@ -70,6 +73,15 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta | BusinessD
             raise _too_long(text)
         return value
     raise ValueError(f"invalid duration {text!r}: use 15m, 4h, 2d, 5bd or ISO 8601 like PT4H")
+
+
+def parse_wall_clock(text: str | timedelta) -> timedelta:
+    """Parse a duration of wall-clock time (ack timeouts, retention, retry limits): any form of
+    :func:`parse_duration` except business days, which only a calendar can turn into time."""
+    value = parse_duration(text)
+    if isinstance(value, BusinessDays):
+        raise ValueError(f"{text!r} is wall-clock time: use s, m, h or d, not business days")
+    return value
 
 
 def _too_long(text: str) -> ValueError:

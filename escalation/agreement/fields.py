@@ -16,7 +16,11 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from escalation.agreement.durations import BusinessDays, parse_duration
+from escalation.agreement.durations import (
+    BusinessDays,
+    parse_duration,
+    parse_wall_clock,
+)
 
 # The plausible range of DESIGN.md §10 (event times obey the same bounds).
 FIRST_DATE, END_DATE = date(1970, 1, 1), date(2200, 1, 1)
@@ -78,8 +82,8 @@ Severity = Literal["critical", "error", "warning", "info"]
 
 def _check_wall_clock(text: str | None) -> str | None:
     """Wall-clock durations (ack timeouts) are not counted in a calendar: no business days."""
-    if text is not None and isinstance(parse_duration(text), BusinessDays):
-        raise ValueError(f"{text!r} is wall-clock time: use s, m, h or d, not business days")
+    if text is not None:
+        parse_wall_clock(text)
     return text
 
 

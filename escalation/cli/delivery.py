@@ -14,7 +14,12 @@ from datetime import timedelta
 
 import click
 
-from escalation.cli.common import broker_settings, ensure_topics_or_exit, load_registry, stop_on_signals
+from escalation.cli.common import (
+    broker_settings,
+    ensure_topics_or_exit,
+    load_registry,
+    stop_on_signals,
+)
 from escalation.live.logs import say, setup_logging
 from escalation.secrets import remember
 
@@ -42,14 +47,14 @@ def _settings(log_format: str, settings_file, **flags):
     return broker_settings(flags, settings_file)
 
 
-def parse_max_age(text: str) -> float:
-    from escalation.agreement.durations import parse_duration
+def _max_age_seconds(text: str) -> float:
+    from escalation.agreement.durations import parse_wall_clock
 
     try:
-        value = parse_duration(text)
+        value = parse_wall_clock(text)
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
-    if not isinstance(value, timedelta) or value <= timedelta(0):
+    if value <= timedelta(0):
         raise click.BadParameter("--max-age must be a positive wall-clock duration, e.g. 1h")
     return value.total_seconds()
 
@@ -89,7 +94,7 @@ def deliver_command(broker, topic_prefix, app_id, profile, settings_file, log_fo
     settings = _settings(log_format, settings_file, broker=broker, topic_prefix=topic_prefix, app_id=app_id,
                          profile=profile, agreements=agreements, metrics_host=metrics_host, metrics_port=metrics_port)
     registry = load_registry([str(settings.resolve_agreements())])
-    config = deliver_config(settings, settings.bootstrap_servers(), parse_max_age(max_age), _rate_limits(rate_limits))
+    config = deliver_config(settings, settings.bootstrap_servers(), _max_age_seconds(max_age), _rate_limits(rate_limits))
     ensure_topics_or_exit(settings, config.bootstrap)
     http = start_metrics(settings)
     obs.set_ready(True)

@@ -13,7 +13,13 @@ import sys
 
 import click
 
-from escalation.cli.common import broker_options, client_settings, print_status, run_async, stop_on_signals
+from escalation.cli.common import (
+    broker_options,
+    client_settings,
+    print_status,
+    run_async,
+    stop_on_signals,
+)
 from escalation.live.topics import ensure_public_topics
 
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import click
 
-from escalation.cli.common import broker_settings, ensure_topics_or_exit, exit_on_topic_mismatch, load_registry
+from escalation.cli.common import (
+    broker_settings,
+    ensure_topics_or_exit,
+    exit_on_topic_mismatch,
+    load_registry,
+)
 from escalation.live.logs import say
 from escalation.secrets import redact
 

@@ -23,14 +23,14 @@ so a mismatch cannot be repaired in place on Tansu. A config the broker does not
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from escalation.agreement.durations import parse_wall_clock
 from escalation.paths import TOPICS_FILE
 
 __all__ = [
@@ -51,22 +51,17 @@ __all__ = [
 
 DEFAULT_TOPICS_FILE = TOPICS_FILE
 
-_SHORT = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_ISO = TypeAdapter(timedelta)
-
-
 def parse_retention(value: str) -> int:
-    """``"7d"``, ``"12h"``, ``"P30D"`` -> milliseconds; ``"forever"`` -> -1."""
-    v = value.strip()
-    if v == "forever":
+    """``"7d"``, ``"12h"``, ``"P30D"`` -> milliseconds; ``"forever"`` -> -1. Any wall-clock
+    duration of :func:`escalation.agreement.durations.parse_wall_clock` of at least 1 ms."""
+    if value.strip() == "forever":
         return -1
-    if m := _SHORT.match(v):
-        return int(m[1]) * _UNIT_MS[m[2]]
-    if v.startswith("P"):
-        ms = _ISO.validate_python(v) // timedelta(milliseconds=1)
-        if ms > 0:
-            return ms
+    try:
+        ms = parse_wall_clock(value) // timedelta(milliseconds=1)
+    except ValueError:
+        ms = 0
+    if ms > 0:
+        return ms
     raise ValueError(f"bad retention {value!r} (use e.g. 7d, 12h, P30D or forever)")
 
 
@@ -241,7 +236,7 @@ async def ensure_topics(
     :class:`TopicMismatchError` listing every problem (wrong partition count, wrong cleanup
     policy, failed creation, missing topic with ``create=False``).
     """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import AIOKafkaAdminClient
 
     plan = spec.plan(prefix, app_id, partitions=partitions, replication_factor=replication_factor)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="escalation-topics", **(client_kwargs or {}))
@@ -252,37 +247,55 @@ async def ensure_topics(
         problems: list[str] = []
         missing = [p for p in plan if p.name not in existing]
         if missing and create:
-            resp = await admin.create_topics(
-                [NewTopic(p.name, p.partitions, p.replication_factor, topic_configs=p.configs) for p in missing]
-            )
-            for name, code, *msg in resp.topic_errors:
-                if code == 0:
-                    status[name].action = "created"
-                elif code == _TOPIC_ALREADY_EXISTS:  # created concurrently: check it like the others
-                    status[name].action = "exists"
-                else:
-                    problems.append(f"{name}: creation failed (error {code}: {msg[0] if msg else ''})")
+            await _create(admin, missing, status, problems)
         elif missing:
             problems += [f"{p.name}: missing" for p in missing]
-
         present = [p for p in plan if status[p.name].action != "missing" and not _failed(p.name, problems)]
-        if present:
-            described = {d["topic"]: d for d in await admin.describe_topics([p.name for p in present])}
-            for p in present:
-                d = described.get(p.name)
-                n = len(d["partitions"]) if d and d["error_code"] == 0 else None
-                status[p.name].partitions = n
-                if n != p.partitions:
-                    problems.append(
-                        f"{p.name}: has {n} partitions, catalogue wants {p.partitions} "
-                        "(recreate the topic or set `partitions` to match; partitions cannot be changed in place)"
-                    )
+        await _check_partitions(admin, present, status, problems)
         warnings, checked = await _check_configs(admin, present, status, problems)
     finally:
         await admin.close()
     if problems:
         raise TopicMismatchError(problems)
     return EnsureReport([status[p.name] for p in plan], warnings, checked)
+
+
+async def _create(admin: Any, missing: list[PlannedTopic], status: dict[str, TopicStatus], problems: list[str]) -> None:
+    """Create ``missing`` (retention and cleanup policy set at creation); one created meanwhile
+    by someone else is checked like the others."""
+    from aiokafka.admin import NewTopic
+
+    resp = await admin.create_topics(
+        [NewTopic(p.name, p.partitions, p.replication_factor, topic_configs=p.configs) for p in missing]
+    )
+    for name, code, *msg in resp.topic_errors:
+        if code == 0:
+            status[name].action = "created"
+        elif code == _TOPIC_ALREADY_EXISTS:  # created concurrently: check it like the others
+            status[name].action = "exists"
+        else:
+            problems.append(f"{name}: creation failed (error {code}: {msg[0] if msg else ''})")
+
+
+async def _check_partitions(admin: Any, present: list[PlannedTopic], status: dict[str, TopicStatus],
+                            problems: list[str]) -> None:
+    """Record each present topic's partition count; a count other than the plan's is a problem."""
+    if not present:
+        return
+    described = {d["topic"]: d for d in await admin.describe_topics([p.name for p in present])}
+    for p in present:
+        d = described.get(p.name)
+        n = len(d["partitions"]) if d and d["error_code"] == 0 else None
+        status[p.name].partitions = n
+        if n != p.partitions:
+            problems.append(
+                f"{p.name}: has {n} partitions, catalogue wants {p.partitions} "
+                "(recreate the topic or set `partitions` to match; partitions cannot be changed in place)"
+            )
+
+
+def _failed(name: str, problems: list[str]) -> bool:
+    return any(p.startswith(f"{name}: creation failed") for p in problems)
 
 
 def ensure_catalogue(settings: Any, bootstrap: str, *, create: bool = True) -> EnsureReport:
@@ -304,10 +317,6 @@ async def ensure_public_topics(settings: Any) -> None:
                         source=spec.source)
     await ensure_topics(settings.bootstrap_servers(), settings.topic_prefix, public, app_id=settings.app_id,
                         partitions=settings.partitions, client_kwargs=settings.aiokafka_security())
-
-
-def _failed(name: str, problems: list[str]) -> bool:
-    return any(p.startswith(f"{name}: creation failed") for p in problems)
 
 
 async def _check_configs(
