@@ -8,7 +8,7 @@ revision of X its side loaded (the highest valid one, as in any replay). When th
 the agreement differently, ``agreement_map`` ({old: new}) rewrites ``agreement`` on side B's
 ``ticket.opened`` events before they reach the engine.
 
-Everything below ``replay_side`` is a pure function over output lists (DESIGN.md §4 envelopes):
+Everything below ``replay_side`` is a pure function over typed output lists (``core.outputs.Output``):
 
 - :func:`clock_verdicts` - per (ticket, clock): ``met``, ``breached`` (any cycle breached) or
   absent (no verdict yet: still running, cancelled, no target);
@@ -17,7 +17,7 @@ Everything below ``replay_side`` is a pure function over output lists (DESIGN.md
 - :func:`money_by_period` - ``penalty.assessed`` and ``credit.issued`` totals per period;
 - :func:`compare` - the differences, as a :class:`Backtest` with a JSON-ready ``to_dict``.
 
-Money is summed as ``Decimal`` and written as two-place strings (DESIGN.md §4).
+Money is summed as ``Decimal`` and written as two-place strings (``amounts.money_text``).
 """
 
 from __future__ import annotations
@@ -31,13 +31,11 @@ from decimal import Decimal
 import orjson
 
 from escalation.core.contract.registry import Registry
-from escalation.core.engine import Processor
+from escalation.core.engine import Engine
+from escalation.core.money.amounts import ZERO, money_text
+from escalation.core.outputs import ESCALATION_TYPES, MONEY_TYPES, Output, OutputType
+from escalation.core.reporting.verdicts import clock_key, deciding, verdict_of
 from escalation.replay import ReplayStats, replay
-
-ZERO = Decimal("0.00")
-ESCALATION_TYPES = ("escalation.triggered", "escalation.repeated")
-VERDICT_TYPES = ("sla.met", "sla.breached")
-
 
 # --------------------------------------------------------------------------------------------
 # Running one side
@@ -49,10 +47,10 @@ class SideRun:
 
     label: str
     registry: Registry
-    outputs: list[dict]
+    outputs: list[Output]
     rejects: list[dict]
     stats: ReplayStats
-    processor: Processor
+    engine: Engine
 
     def agreements(self) -> list[str]:
         return sorted(f"{c.id}@{c.revision}" for c in self.registry)
@@ -84,11 +82,11 @@ def rewrite_agreements(lines: Iterable[bytes | str], agreement_map: Mapping[str,
 def replay_side(label: str, registry: Registry, lines: Iterable[bytes | str], until: datetime | None = None,
                 agreement_map: Mapping[str, str] | None = None) -> SideRun:
     """Replay ``lines`` under ``registry`` in memory, keeping the engine for its final state."""
-    outputs: list[dict] = []
+    outputs: list[Output] = []
     rejects: list[dict] = []
-    engine = Processor(registry)
+    engine = Engine(registry)
     stats = replay(registry, rewrite_agreements(lines, agreement_map or {}), outputs.append, rejects.append,
-                   until, processor=engine)
+                   until, engine)
     return SideRun(label, registry, outputs, rejects, stats, engine)
 
 
@@ -118,27 +116,17 @@ def default_agreement_map(a: Registry, b: Registry) -> dict[str, str]:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     verdict: str            # met | breached
-    time: str               # instant of the deciding output (first breach, else last met)
+    time: str               # instant of the deciding output (first breach, else last met), RFC 3339
     priority: str | None
     agreement: str | None
     revision: int | None
 
 
-def clock_verdicts(outputs: Iterable[dict]) -> dict[tuple[str, str], Verdict]:
+def clock_verdicts(outputs: Iterable[Output]) -> dict[tuple[str, str], Verdict]:
     """Per (ticket, clock): ``breached`` if any cycle breached, else ``met`` if a cycle was met."""
-    out: dict[tuple[str, str], Verdict] = {}
-    for o in outputs:
-        if o["type"] not in VERDICT_TYPES:
-            continue
-        d = o["data"]
-        key = (d["ticket"], d["clock"])
-        verdict = "breached" if o["type"] == "sla.breached" else "met"
-        old = out.get(key)
-        if old is not None and old.verdict == "breached":
-            continue
-        if old is None or verdict == "breached" or old.verdict == "met":
-            out[key] = Verdict(verdict, o["time"], d.get("priority"), d.get("agreement"), d.get("revision"))
-    return out
+    return {key: Verdict(verdict_of(o), o.time.isoformat(), o.data.get("priority"), o.data.get("agreement"),
+                         o.data.get("revision"))
+            for key, o in deciding(outputs, clock_key).items()}
 
 
 def verdict_counts(verdicts: Mapping[tuple[str, str], Verdict]) -> dict[str, dict[str, int]]:
@@ -148,25 +136,29 @@ def verdict_counts(verdicts: Mapping[tuple[str, str], Verdict]) -> dict[str, dic
     return {clock: {"met": c["met"], "breached": c["breached"]} for clock, c in sorted(counts.items())}
 
 
-def escalation_keys(outputs: Iterable[dict]) -> dict[tuple, dict]:
+def escalation_keys(outputs: Iterable[Output]) -> dict[tuple, Output]:
     """(ticket, clock, cycle, policy, level, repeat) -> the escalation output."""
-    out: dict[tuple, dict] = {}
+    out: dict[tuple, Output] = {}
     for o in outputs:
-        if o["type"] in ESCALATION_TYPES:
-            d = o["data"]
+        if o.type in ESCALATION_TYPES:
+            d = o.data
             out[(d["ticket"], d.get("clock"), d.get("cycle", 1), d.get("policy"), d.get("level"),
                  d.get("repeat", 0))] = o
     return out
 
 
-def money_by_period(outputs: Iterable[dict]) -> dict[tuple[str, str, str], dict]:
+#: the money kind a backtest row names (``kind``) per money output type
+MONEY_KIND = {OutputType.PENALTY_ASSESSED: "penalty", OutputType.CREDIT_ISSUED: "credit"}
+
+
+def money_by_period(outputs: Iterable[Output]) -> dict[tuple[str, str, str], dict]:
     """(kind, period, currency) -> {amount, count, capped}; kind is ``penalty`` or ``credit``."""
     out: dict[tuple[str, str, str], dict] = {}
     for o in outputs:
-        if o["type"] not in ("penalty.assessed", "credit.issued"):
+        if o.type not in MONEY_TYPES:
             continue
-        d = o["data"]
-        kind = "penalty" if o["type"] == "penalty.assessed" else "credit"
+        d = o.data
+        kind = MONEY_KIND[o.type]
         row = out.setdefault((kind, d["period"], d.get("currency", "")), {"amount": ZERO, "count": 0, "capped": 0})
         row["amount"] += Decimal(d["amount"])
         row["count"] += 1
@@ -174,11 +166,11 @@ def money_by_period(outputs: Iterable[dict]) -> dict[tuple[str, str, str], dict]
     return out
 
 
-def penalties_by_ticket(outputs: Iterable[dict]) -> dict[str, Decimal]:
+def penalties_by_ticket(outputs: Iterable[Output]) -> dict[str, Decimal]:
     out: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for o in outputs:
-        if o["type"] == "penalty.assessed":
-            out[o["data"]["ticket"]] += Decimal(o["data"]["amount"])
+        if o.type is OutputType.PENALTY_ASSESSED:
+            out[o.data["ticket"]] += Decimal(o.data["amount"])
     return dict(out)
 
 
@@ -230,16 +222,31 @@ class Backtest:
         }
 
 
-def _esc_row(key: tuple, o: dict) -> dict:
+def _esc_row(key: tuple, o: Output) -> dict:
     ticket, clock, cycle, policy, level, repeat = key
     return {"ticket": ticket, "clock": clock, "cycle": cycle, "policy": policy, "level": level, "repeat": repeat,
-            "type": o["type"], "time": o["time"], "severity": o["data"].get("severity"),
-            "priority": o["data"].get("priority")}
+            "type": o.type.value, "time": o.time.isoformat(), "severity": o.data.get("severity"),
+            "priority": o.data.get("priority")}
 
 
-def compare(a_outputs: list[dict], b_outputs: list[dict], labels: tuple[str, str] = ("A", "B")) -> Backtest:
+def compare(a_outputs: list[Output], b_outputs: list[Output], labels: tuple[str, str] = ("A", "B")) -> Backtest:
     """Compare two output lists of the same history (A = baseline, B = candidate)."""
     va, vb = clock_verdicts(a_outputs), clock_verdicts(b_outputs)
+    flips, appeared = _verdict_changes(va, vb)
+    ea, eb = escalation_keys(a_outputs), escalation_keys(b_outputs)
+    added, removed, retimed = _escalation_changes(ea, eb)
+    money, money_totals = _money_changes(money_by_period(a_outputs), money_by_period(b_outputs))
+    pa, pb = penalties_by_ticket(a_outputs), penalties_by_ticket(b_outputs)
+    penalty_changes = [{"ticket": t, "a": money_text(pa.get(t, ZERO)), "b": money_text(pb.get(t, ZERO)),
+                        "delta": money_text(pb.get(t, ZERO) - pa.get(t, ZERO))}
+                       for t in sorted(set(pa) | set(pb)) if pa.get(t, ZERO) != pb.get(t, ZERO)]
+    return Backtest(labels, {"a": verdict_counts(va), "b": verdict_counts(vb)}, flips, appeared,
+                    _escalation_totals(ea, eb), added, removed, retimed, _escalations_by_level(ea, eb),
+                    money, money_totals, penalty_changes)
+
+
+def _verdict_changes(va: dict, vb: dict) -> tuple[list[dict], list[dict]]:
+    """(flips: met <-> breached, appeared: a verdict on one side only), by (ticket, clock)."""
     flips, appeared = [], []
     for key in sorted(set(va) | set(vb)):
         a, b = va.get(key), vb.get(key)
@@ -252,37 +259,50 @@ def compare(a_outputs: list[dict], b_outputs: list[dict], labels: tuple[str, str
                 flips.append(row)
         elif a or b:
             appeared.append(row)
+    return flips, appeared
 
-    ea, eb = escalation_keys(a_outputs), escalation_keys(b_outputs)
+
+def _escalation_changes(ea: dict, eb: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    """(added on B, removed on B, fired on both at different instants)."""
     added = [_esc_row(k, eb[k]) for k in sorted(set(eb) - set(ea), key=_sort_key)]
     removed = [_esc_row(k, ea[k]) for k in sorted(set(ea) - set(eb), key=_sort_key)]
-    retimed = [{**_esc_row(k, eb[k]), "time_a": ea[k]["time"], "time_b": eb[k]["time"]}
-               for k in sorted(set(ea) & set(eb), key=_sort_key) if ea[k]["time"] != eb[k]["time"]]
+    retimed = [{**_esc_row(k, eb[k]), "time_a": ea[k].time.isoformat(), "time_b": eb[k].time.isoformat()}
+               for k in sorted(set(ea) & set(eb), key=_sort_key) if ea[k].time != eb[k].time]
+    return added, removed, retimed
+
+
+def _escalations_by_level(ea: dict, eb: dict) -> list[dict]:
     levels: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for side, keys in ((0, ea), (2, eb)):
         for k, o in keys.items():
-            levels[(k[3] or "", k[4] or 0)][side + (o["type"] == "escalation.repeated")] += 1
-    by_level = [{"policy": p, "level": lv, "triggered_a": n[0], "repeated_a": n[1], "triggered_b": n[2],
-                 "repeated_b": n[3], "delta": (n[2] + n[3]) - (n[0] + n[1])}
-                for (p, lv), n in sorted(levels.items())]
-    escalations = {
-        "triggered_a": sum(o["type"] == "escalation.triggered" for o in ea.values()),
-        "repeated_a": sum(o["type"] == "escalation.repeated" for o in ea.values()),
-        "triggered_b": sum(o["type"] == "escalation.triggered" for o in eb.values()),
-        "repeated_b": sum(o["type"] == "escalation.repeated" for o in eb.values()),
-    }
+            levels[(k[3] or "", k[4] or 0)][side + (o.type is OutputType.ESCALATION_REPEATED)] += 1
+    return [{"policy": p, "level": lv, "triggered_a": n[0], "repeated_a": n[1], "triggered_b": n[2],
+             "repeated_b": n[3], "delta": (n[2] + n[3]) - (n[0] + n[1])}
+            for (p, lv), n in sorted(levels.items())]
+
+
+def _escalation_totals(ea: dict, eb: dict) -> dict[str, int]:
+    out = {}
+    for side, keys in (("a", ea), ("b", eb)):
+        out[f"triggered_{side}"] = sum(o.type is OutputType.ESCALATION_TRIGGERED for o in keys.values())
+        out[f"repeated_{side}"] = sum(o.type is OutputType.ESCALATION_REPEATED for o in keys.values())
+    escalations = {k: out[k] for k in ("triggered_a", "repeated_a", "triggered_b", "repeated_b")}
     escalations["pages_a"] = escalations["triggered_a"] + escalations["repeated_a"]
     escalations["pages_b"] = escalations["triggered_b"] + escalations["repeated_b"]
     escalations["pages_delta"] = escalations["pages_b"] - escalations["pages_a"]
+    return escalations
 
-    ma, mb = money_by_period(a_outputs), money_by_period(b_outputs)
+
+def _money_changes(ma: dict, mb: dict) -> tuple[list[dict], list[dict]]:
+    """(rows per kind, period and currency; totals per kind and currency)."""
     empty = {"amount": ZERO, "count": 0, "capped": 0}
     money, totals = [], defaultdict(lambda: [ZERO, ZERO, 0, 0])
     for key in sorted(set(ma) | set(mb)):
         kind, period, currency = key
         ra, rb = ma.get(key, empty), mb.get(key, empty)
         money.append({"kind": kind, "period": period, "currency": currency,
-                      "a": _m(ra["amount"]), "b": _m(rb["amount"]), "delta": _m(rb["amount"] - ra["amount"]),
+                      "a": money_text(ra["amount"]), "b": money_text(rb["amount"]),
+                      "delta": money_text(rb["amount"] - ra["amount"]),
                       "count_a": ra["count"], "count_b": rb["count"],
                       "capped_a": ra["capped"], "capped_b": rb["capped"]})
         t = totals[(kind, currency)]
@@ -290,24 +310,14 @@ def compare(a_outputs: list[dict], b_outputs: list[dict], labels: tuple[str, str
         t[1] += rb["amount"]
         t[2] += ra["count"]
         t[3] += rb["count"]
-    money_totals = [{"kind": k, "currency": c, "a": _m(t[0]), "b": _m(t[1]), "delta": _m(t[1] - t[0]),
-                     "count_a": t[2], "count_b": t[3]} for (k, c), t in sorted(totals.items())]
-
-    pa, pb = penalties_by_ticket(a_outputs), penalties_by_ticket(b_outputs)
-    penalty_changes = [{"ticket": t, "a": _m(pa.get(t, ZERO)), "b": _m(pb.get(t, ZERO)),
-                        "delta": _m(pb.get(t, ZERO) - pa.get(t, ZERO))}
-                       for t in sorted(set(pa) | set(pb)) if pa.get(t, ZERO) != pb.get(t, ZERO)]
-
-    return Backtest(labels, {"a": verdict_counts(va), "b": verdict_counts(vb)}, flips, appeared, escalations,
-                    added, removed, retimed, by_level, money, money_totals, penalty_changes)
+    money_totals = [{"kind": k, "currency": c, "a": money_text(t[0]), "b": money_text(t[1]),
+                     "delta": money_text(t[1] - t[0]), "count_a": t[2], "count_b": t[3]}
+                    for (k, c), t in sorted(totals.items())]
+    return money, money_totals
 
 
 def _sort_key(key: tuple) -> tuple:
     return tuple("" if v is None else v for v in key)
-
-
-def _m(value: Decimal) -> str:
-    return str(value.quantize(Decimal("0.01")))
 
 
 def side_facts(run: SideRun, paths: Iterable[str], agreement_map: Mapping[str, str] | None = None) -> dict:

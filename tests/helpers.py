@@ -54,9 +54,11 @@ class Events:
 
 
 def run(events: Events | list[str], until: str | None = None, reg: Registry | None = None):
+    """(outputs as published: CloudEvent dicts, rejects, stats) of a replay of ``events``."""
     lines = events.lines if isinstance(events, Events) else events
     end = datetime.fromisoformat(until) if until else None
-    return replay_to_lists(reg or registry(), lines, end)
+    outputs, rejects, stats = replay_to_lists(reg or registry(), lines, end)
+    return [o.cloudevent() for o in outputs], rejects, stats
 
 
 def brief(outputs: list[dict]) -> list[tuple]:

@@ -1,37 +1,99 @@
-"""Output events: CloudEvents 1.0 envelopes with deterministic ids (DESIGN.md §4).
+"""Outputs: the typed records the core returns, and their CloudEvents 1.0 form at the edge (DESIGN.md §4).
+
+The core builds :class:`Output` records (``output(...)``) and every consumer inside the process
+(the period figures, the desk, reports, backtest, the CLI) folds over them: it switches on
+``out.type`` (an :class:`OutputType`) and reads ``out.time`` (a UTC ``datetime``). An output
+becomes a CloudEvent dict only where it leaves the process (``Output.cloudevent``: replay's JSONL,
+the live publisher, JSON written by the CLI); a CloudEvent read back from a file becomes an
+``Output`` again in one place (``Output.from_cloudevent``).
 
 Invariants:
 - ``id`` is a hash of what makes the output unique (agreement revision, incident, clock, cycle,
   threshold or level, repeat number), never of processing time, so a redelivered or recomputed
   output has the same id and at-least-once delivery never pages twice.
-- ``time`` is the instant the condition became true, in UTC.
-- Every output routes to exactly one output topic (``topic_for``).
+- ``time`` is the instant the condition became true, in UTC (``output`` converts).
+- Every output type routes to exactly one output topic (``OUTPUT_TOPICS``, ``topic_for``).
+- ``Output.from_cloudevent(o.cloudevent()) == o``, and the CloudEvent's key order and time format
+  are fixed (consumers and checksums compare the JSON bytes).
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import StrEnum
 
 NOTIFICATIONS, REMEDIES, TIMELINE = "notifications", "remedies", "timeline"
-#: every output type and its topic (DESIGN.md §9: notifications carry `escalation.*`, so the
-#: alert lifecycle reaches the deliverer that consumes them); the one list of output types
-OUTPUT_TOPICS = {
-    "sla.warning": NOTIFICATIONS, "sla.breached": NOTIFICATIONS, "escalation.triggered": NOTIFICATIONS,
-    "escalation.repeated": NOTIFICATIONS, "escalation.acknowledged": NOTIFICATIONS,
-    "escalation.resolved": NOTIFICATIONS, "slo.burn_rate": NOTIFICATIONS,
-    "penalty.assessed": REMEDIES, "credit.issued": REMEDIES, "credit.earned_back": REMEDIES,
-    "sla.met": TIMELINE, "slo.attainment": TIMELINE, "slo.no_data": TIMELINE, "report.published": TIMELINE,
-    "obligation.missed": TIMELINE,  # DESIGN.md §13: a customer obligation, no money
-    "agreement.notice_due": TIMELINE, "agreement.renewed": TIMELINE, "agreement.expired": TIMELINE,  # §13 term
-    # DESIGN.md §13: objective verdicts are reporting (timeline, like slo.attainment); money that
-    # returns to the customer's invoice goes with the other money (remedies)
-    "objective.attainment": TIMELINE, "objective.no_verdict": TIMELINE,
+
+
+class OutputType(StrEnum):
+    """The one list of output types (DESIGN.md §4, §12, §13)."""
+
+    SLA_WARNING = "sla.warning"
+    SLA_BREACHED = "sla.breached"
+    SLA_MET = "sla.met"
+    ESCALATION_TRIGGERED = "escalation.triggered"
+    ESCALATION_REPEATED = "escalation.repeated"
+    ESCALATION_ACKNOWLEDGED = "escalation.acknowledged"
+    ESCALATION_RESOLVED = "escalation.resolved"
+    SLO_BURN_RATE = "slo.burn_rate"
+    SLO_ATTAINMENT = "slo.attainment"
+    SLO_NO_DATA = "slo.no_data"
+    PENALTY_ASSESSED = "penalty.assessed"
+    CREDIT_ISSUED = "credit.issued"
+    CREDIT_EARNED_BACK = "credit.earned_back"
+    REPORT_PUBLISHED = "report.published"
+    OBLIGATION_MISSED = "obligation.missed"
+    AGREEMENT_NOTICE_DUE = "agreement.notice_due"
+    AGREEMENT_RENEWED = "agreement.renewed"
+    AGREEMENT_EXPIRED = "agreement.expired"
+    OBJECTIVE_ATTAINMENT = "objective.attainment"
+    OBJECTIVE_NO_VERDICT = "objective.no_verdict"
+
+
+class ResolveReason(StrEnum):
+    """Why an alert resolved (``escalation.resolved`` ``data.reason``, DESIGN.md §11)."""
+
+    CLOCK_STOPPED = "clock_stopped"
+    POLICY_NO_LONGER_APPLIES = "policy_no_longer_applies"
+    TICKET_CLOSED = "ticket_closed"
+    TICKET_CANCELLED = "ticket_cancelled"
+
+
+class Direction(StrEnum):
+    """Who owes a supporting agreement's penalty (``penalty.assessed`` ``data.direction``, §13)."""
+
+    RECEIVABLE = "receivable"  # a vendor's (UnderpinningContract): owed to the provider
+    PAYABLE = "payable"        # an internal team's (OperationalLevelAgreement)
+
+
+T = OutputType
+#: every output type's topic (DESIGN.md §9: notifications carry `escalation.*`, so the alert
+#: lifecycle reaches the deliverer that consumes them; §13: a customer obligation, objective
+#: verdicts and term events are timeline, money that returns to the invoice goes with remedies)
+OUTPUT_TOPICS: dict[OutputType, str] = {
+    T.SLA_WARNING: NOTIFICATIONS, T.SLA_BREACHED: NOTIFICATIONS, T.ESCALATION_TRIGGERED: NOTIFICATIONS,
+    T.ESCALATION_REPEATED: NOTIFICATIONS, T.ESCALATION_ACKNOWLEDGED: NOTIFICATIONS,
+    T.ESCALATION_RESOLVED: NOTIFICATIONS, T.SLO_BURN_RATE: NOTIFICATIONS,
+    T.PENALTY_ASSESSED: REMEDIES, T.CREDIT_ISSUED: REMEDIES, T.CREDIT_EARNED_BACK: REMEDIES,
+    T.SLA_MET: TIMELINE, T.SLO_ATTAINMENT: TIMELINE, T.SLO_NO_DATA: TIMELINE, T.REPORT_PUBLISHED: TIMELINE,
+    T.OBLIGATION_MISSED: TIMELINE, T.AGREEMENT_NOTICE_DUE: TIMELINE, T.AGREEMENT_RENEWED: TIMELINE,
+    T.AGREEMENT_EXPIRED: TIMELINE, T.OBJECTIVE_ATTAINMENT: TIMELINE, T.OBJECTIVE_NO_VERDICT: TIMELINE,
 }
+del T
+assert set(OUTPUT_TOPICS) == set(OutputType), "every output type has a topic"
+
+#: the verdicts of a clock cycle (reports and backtests: a breach wins over a met, ``verdicts``)
+VERDICT_TYPES = (OutputType.SLA_MET, OutputType.SLA_BREACHED)
+#: money outputs (the remedies a report or a backtest adds up)
+MONEY_TYPES = (OutputType.PENALTY_ASSESSED, OutputType.CREDIT_ISSUED)
+#: the escalations of a ticket clock (a level fired or repeated)
+ESCALATION_TYPES = (OutputType.ESCALATION_TRIGGERED, OutputType.ESCALATION_REPEATED)
 
 
-def topic_for(output_type: str) -> str:
-    """The output topic (after the prefix) an output type goes to; everything else is timeline."""
+def topic_for(output_type: OutputType | str) -> str:
+    """The output topic (after the prefix) an output type goes to; anything else is timeline."""
     return OUTPUT_TOPICS.get(output_type, TIMELINE)
 
 
@@ -48,14 +110,43 @@ def utc(instant: datetime) -> str:
     return instant.astimezone(timezone.utc).isoformat()
 
 
-def cloudevent(source: str, type_: str, subject: str, time: datetime, id_parts: tuple, data: dict) -> dict:
-    return {
-        "specversion": "1.0",
-        "id": output_id(source, type_, subject, *id_parts),
-        "source": source,
-        "type": type_,
-        "subject": subject,
-        "time": utc(time),
-        "datacontenttype": "application/json",
-        "data": data,
-    }
+@dataclass(slots=True)
+class Output:
+    """One output of the core. ``data`` is the CloudEvent's JSON-ready ``data`` object; the core
+    may still add to it (a late event's note, an excused breach) before the output leaves."""
+
+    type: OutputType
+    time: datetime  # UTC
+    source: str
+    subject: str
+    id: str
+    data: dict
+
+    @property
+    def topic(self) -> str:
+        return OUTPUT_TOPICS[self.type]
+
+    def cloudevent(self) -> dict:
+        """The CloudEvents 1.0 envelope (the one encoder: fixed key order, RFC 3339 UTC time)."""
+        return {
+            "specversion": "1.0",
+            "id": self.id,
+            "source": self.source,
+            "type": self.type.value,
+            "subject": self.subject,
+            "time": self.time.isoformat(),
+            "datacontenttype": "application/json",
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_cloudevent(cls, event: dict) -> "Output":
+        """The one decoder: a CloudEvent written by ``cloudevent`` (ValueError for an unknown type)."""
+        return cls(OutputType(event["type"]), datetime.fromisoformat(event["time"]).astimezone(timezone.utc),
+                   event["source"], event["subject"], event["id"], event["data"])
+
+
+def output(source: str, type_: OutputType, subject: str, time: datetime, id_parts: tuple, data: dict) -> Output:
+    """A new output; its id hashes (source, type, subject, *id_parts)."""
+    return Output(type_, time.astimezone(timezone.utc), source, subject,
+                  output_id(source, type_, subject, *id_parts), data)

@@ -12,9 +12,9 @@ from escalation.reports.compliance import (
     agreement_infos,
     build_report,
     engine_state,
-    percentile,
 )
 from escalation.reports.made_sla import compare_made_sla
+from escalation.reports.numbers import percentile
 from escalation.reports.render import render_html, render_markdown
 
 SERVICENOW_ATTRIBUTION = (

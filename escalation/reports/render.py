@@ -12,7 +12,7 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from escalation.reports.compliance import seconds_text
+from escalation.reports.numbers import seconds_text
 
 MAX_ROWS = 100
 
@@ -50,8 +50,9 @@ class Details:
 
 
 def _charts():
-    """The chart module, imported on first use: Markdown never needs matplotlib."""
-    from escalation.reports import charts
+    """The chart module, imported on first use: Markdown never needs matplotlib. (Imported by its
+    own name, not from the package, whose ``__init__`` imports this module.)"""
+    import escalation.reports.charts as charts
 
     return charts
 

@@ -34,6 +34,7 @@ from escalation.backtest import (
     rewrite_agreements,
 )
 from escalation.cli import main
+from escalation.core.outputs import Output
 from tests.helpers import Events, agreement_dict, registry
 
 T0 = "2026-03-02T09:"
@@ -79,8 +80,8 @@ def result():
 def test_each_side_uses_its_own_revision(result):
     _, run_a, run_b = result
     assert run_a.agreements() == ["acme-erp@3"] and run_b.agreements() == ["acme-erp@4"]
-    assert {o["data"]["revision"] for o in run_a.outputs if "revision" in o["data"]} == {3}
-    assert {o["data"]["revision"] for o in run_b.outputs if "revision" in o["data"]} == {4}
+    assert {o.data["revision"] for o in run_a.outputs if "revision" in o.data} == {3}
+    assert {o.data["revision"] for o in run_b.outputs if "revision" in o.data} == {4}
     assert run_a.stats.rejected == run_b.stats.rejected == 0
 
 
@@ -140,6 +141,8 @@ def test_breached_wins_over_met_across_cycles():
         {"type": "sla.met", "time": "2026-03-04T09:00:00+00:00",
          "data": {"ticket": "T", "clock": "resolution", "cycle": 2, "priority": "P1"}},
     ]
+    outs = [Output.from_cloudevent({"id": f"o{i}", "source": "escalation/acme-erp@3", "subject": "T", **o})
+            for i, o in enumerate(outs)]
     v = clock_verdicts(outs)[("T", "resolution")]
     assert (v.verdict, v.time) == ("breached", "2026-03-03T09:00:00+00:00")
     assert compare(outs, outs[:1]).flips[0]["a"] == "breached"

@@ -19,8 +19,8 @@ from ruamel.yaml import YAML
 from escalation.agreement.models import Agreement
 from escalation.core.contract.compiled import compile_agreement
 from escalation.core.contract.registry import Registry
-from escalation.core.engine import Processor
-from escalation.core.money.ledger import Ledger, charge
+from escalation.core.engine import Engine
+from escalation.core.money.caps import CapBudget, charge
 from escalation.paths import EXAMPLES
 from escalation.replay import replay
 from tests.helpers import Events, run
@@ -93,7 +93,7 @@ CAPS = BASE["caps"]
 ])
 def test_caps_allocation_and_rolling_months(caps, bookings, granted):
     compiled = compile_agreement(_agreement(caps=caps))
-    ledger = Ledger()
+    ledger = CapBudget()
     got = [str(charge(compiled, ledger, label, Decimal(amount), remedy)[0]) for label, remedy, amount in bookings]
     assert got == granted
 
@@ -101,7 +101,7 @@ def test_caps_allocation_and_rolling_months(caps, bookings, granted):
 def test_money_explains_each_cap():
     # the bundled caps, 300.00 of P1 penalties already booked in March, a 500.00 request
     compiled = compile_agreement(_agreement())
-    ledger = Ledger()
+    ledger = CapBudget()
     charge(compiled, ledger, "2026-03", Decimal("300"), "p1-resolution-penalty")
     granted, capped, left, lines = charge(compiled, ledger, "2026-03", Decimal("500"), "p1-resolution-penalty")
     assert (granted, capped, left) == (Decimal("100.00"), True, Decimal("0.00"))
@@ -206,15 +206,15 @@ def test_state_split_anywhere_continues_exactly():
     from datetime import datetime
     until = datetime.fromisoformat("2026-06-01T00:00:00+02:00")
     whole: list = []
-    replay(reg, lines, whole.append, lambda r: None, until, Processor(reg))
+    replay(reg, lines, whole.append, lambda r: None, until, Engine(reg))
     split: list = []
-    engine = Processor(reg)
+    engine = Engine(reg)
     for line in lines:
         replay(reg, [line], split.append, lambda r: None, None, engine)
-        engine = Processor.restore(reg, engine.snapshot())
+        engine = Engine.restore(reg, engine.snapshot())
     replay(reg, [], split.append, lambda r: None, until, engine)
     assert split == whole
-    assert [o["type"] for o in whole].count("credit.earned_back") == 1
+    assert [o.type for o in whole].count("credit.earned_back") == 1
 
 
 def test_the_bundled_example():

@@ -34,7 +34,7 @@ from escalation.reports import (
     render_html,
     render_markdown,
 )
-from escalation.reports.compliance import iso_seconds, seconds_text
+from escalation.reports.numbers import iso_seconds, seconds_text
 from escalation.reports.made_sla import wall_clock_fit
 from tests.helpers import Events, agreement_dict, registry
 
@@ -70,7 +70,7 @@ def replayed():
 @pytest.fixture(scope="module")
 def report(replayed):
     reg, run = replayed
-    times, tickets = engine_state(run.processor, reg)
+    times, tickets = engine_state(run.engine, reg)
     return build_report(run.outputs, agreement_infos(reg), clock_times=times, tickets=tickets,
                         title="ACME March", source={"events": "history.jsonl"})
 

@@ -27,7 +27,7 @@ from datetime import datetime, time, timedelta
 
 from escalation.agreement.parties import add_months, notice_span, term_months
 from escalation.core.events import Rejected
-from escalation.core.outputs import cloudevent, utc
+from escalation.core.outputs import Output, OutputType, output, utc
 
 NOTICE_REMINDER_DAYS = 30
 
@@ -84,7 +84,7 @@ def next_event(compiled, state: dict) -> tuple[datetime, str] | None:
         return None
     t = instants(compiled, state["term"])
     if not state["notice_sent"] and state["terminated"] is None:
-        return t["notice_due"], "agreement.notice_due"
+        return t["notice_due"], OutputType.AGREEMENT_NOTICE_DUE
     return t["term_end"], "agreement.term_end"
 
 
@@ -111,14 +111,14 @@ def terminate(state: dict, item: Termination) -> None:
         state["terminated"] = {"id": item.id, "at": item.at.isoformat(), "by": item.by}
 
 
-def fire(compiled, state: dict, kind: str) -> dict:
+def fire(compiled, state: dict, kind: str) -> Output:
     """Emit the term event ``kind`` (from ``next_event``) and move ``state`` on."""
     k, t = state["term"], instants(compiled, state["term"])
     renewal = compiled.agreement.validity.renewal
     data = {"agreement": compiled.id, "revision": compiled.revision, "term": k + 1, "term_end": t["end"].isoformat(),
             "notice": renewal.notice, "renewal_term": renewal.term, "notice_deadline": utc(t["deadline"]),
             "last_notice_day": t["last_day"].isoformat()}
-    if kind == "agreement.notice_due":
+    if kind == OutputType.AGREEMENT_NOTICE_DUE:
         state["notice_sent"] = True
         at, type_ = t["notice_due"], kind
         data["summary"] = (f"{compiled.id}: notice to end term {k + 1} (ends {t['end']}) is due by "
@@ -127,17 +127,17 @@ def fire(compiled, state: dict, kind: str) -> dict:
     else:
         at, type_, reason = _term_end(compiled, state, t, data)
     data["explain"] = {"reason": reason, "clause": "validity.renewal"}
-    return cloudevent(compiled.source, type_, compiled.id, at, ("term", k, type_), data)
+    return output(compiled.source, type_, compiled.id, at, ("term", k, type_), data)
 
 
-def _term_end(compiled, state: dict, t: dict, data: dict) -> tuple[datetime, str, str]:
+def _term_end(compiled, state: dict, t: dict, data: dict) -> tuple[datetime, OutputType, str]:
     term = state["terminated"]
     if term is not None and datetime.fromisoformat(term["at"]) < t["deadline"]:
         state["expired"] = True
         data.update(terminated_by=term["by"], terminated_at=utc(datetime.fromisoformat(term["at"])),
                     termination=term["id"], summary=f"{compiled.id} expired at the end of {t['end']} "
                                                     f"(terminated by the {term['by']})")
-        return t["term_end"], "agreement.expired", f"terminated by the {term['by']} before the notice deadline"
+        return t["term_end"], OutputType.AGREEMENT_EXPIRED, f"terminated by the {term['by']} before the notice deadline"
     state["term"] = state["term"] + 1
     nxt = instants(compiled, state["term"])
     new_end = nxt["end"]
@@ -146,7 +146,7 @@ def _term_end(compiled, state: dict, t: dict, data: dict) -> tuple[datetime, str
                                                      f"valid until {new_end}")
     reason = "no termination before the notice deadline" if term is None else \
         f"the termination of {utc(datetime.fromisoformat(term['at']))} came after the notice deadline"
-    return t["term_end"], "agreement.renewed", reason
+    return t["term_end"], OutputType.AGREEMENT_RENEWED, reason
 
 
 class TermBook:
@@ -191,7 +191,7 @@ class TermBook:
                 best = (to_us(n[0]), agreement_id)
         return best
 
-    def fire(self, agreement_id: str) -> dict:
+    def fire(self, agreement_id: str) -> Output:
         state = self.states.setdefault(agreement_id, fresh())
         out = fire(self.registry.latest(agreement_id), state, self._upcoming(agreement_id)[1])
         self._next.pop(agreement_id, None)

@@ -17,19 +17,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from escalation.core.contract.compiled import CompiledAgreement
-from escalation.core.outputs import cloudevent
+from escalation.core.outputs import Output, OutputType, output
 
 
-def register(compiled: CompiledAgreement, chains: list[dict], out: dict) -> None:
+def register(compiled: CompiledAgreement, chains: list[dict], out: Output) -> None:
     """Open a chain for a ``credit.issued`` whose remedy carries ``earn_back``."""
-    d = out["data"]
+    d = out.data
     index, remedy = _remedy(compiled, d["remedy"])
     if remedy is None or remedy.earn_back is None or d["amount"] in ("0", "0.00"):
         return
-    if any(c["credit"] == out["id"] for c in chains):
+    if any(c["credit"] == out.id for c in chains):
         return
     measure = "slo" if remedy.slo is not None else "objective"
-    chains.append({"credit": out["id"], "remedy": remedy.id, "measure": measure, "target": d[measure],
+    chains.append({"credit": out.id, "remedy": remedy.id, "measure": measure, "target": d[measure],
                    "period": d["period"], "amount": d["amount"], "attained": {}})
 
 
@@ -46,7 +46,7 @@ def slo_values(fig: dict) -> dict[str, float | None]:
 
 
 def evaluate(compiled: CompiledAgreement, chains: list[dict], label: str, values: dict[str, dict],
-             at: datetime) -> tuple[list[dict], list[dict]]:
+             at: datetime) -> tuple[list[Output], list[dict]]:
     """(``credit.earned_back`` outputs, chains still running) after period ``label`` closed.
     ``values``: {"slo": {id: attainment | None}, "objective": {id: attainment | None}}."""
     outputs, kept = [], []
@@ -66,7 +66,7 @@ def evaluate(compiled: CompiledAgreement, chains: list[dict], label: str, values
     return outputs, kept
 
 
-def _notice(compiled: CompiledAgreement, index: int, remedy, chain: dict, at: datetime) -> dict:
+def _notice(compiled: CompiledAgreement, index: int, remedy, chain: dict, at: datetime) -> Output:
     eb, currency = remedy.earn_back, compiled.agreement.currency
     months = sorted(chain["attained"])
     data = {
@@ -81,5 +81,5 @@ def _notice(compiled: CompiledAgreement, index: int, remedy, chain: dict, at: da
             "attainments": {m: chain["attained"][m] for m in months}, "credit": chain["credit"],
         },
     }
-    return cloudevent(compiled.source, "credit.earned_back", compiled.id, at,
+    return output(compiled.source, OutputType.CREDIT_EARNED_BACK, compiled.id, at,
                       (remedy.id, chain["target"], chain["period"]), data)

@@ -24,14 +24,15 @@ from decimal import Decimal
 
 from escalation.core.contract.compiled import CompiledAgreement
 from escalation.core.contract.registry import Registry
-from escalation.core.money.ledger import Ledger, cap_left, cap_limit, money
-from escalation.core.outputs import cloudevent, utc
+from escalation.core.money.amounts import money
+from escalation.core.money.caps import CapBudget, cap_left, cap_limit
+from escalation.core.outputs import VERDICT_TYPES, Output, OutputType, output, utc
 from escalation.core.reporting import objectives
 from escalation.core.services.slo_compiled import validity_us
 from escalation.core.time.periods import Period, by_label, period_at, to_dt, to_us
 
-_BY_PERIOD_FIELD = ("slo.attainment", "slo.no_data")
-RECORDED = {"sla.met", "sla.breached", "escalation.triggered", "slo.burn_rate", *_BY_PERIOD_FIELD}
+_BY_PERIOD_FIELD = (OutputType.SLO_ATTAINMENT, OutputType.SLO_NO_DATA)
+RECORDED = {OutputType.SLA_MET, OutputType.SLA_BREACHED, OutputType.ESCALATION_TRIGGERED, OutputType.SLO_BURN_RATE, *_BY_PERIOD_FIELD}
 
 
 def fresh_figures(p: Period) -> dict:
@@ -131,17 +132,19 @@ class Reports:
         st.periods[p.label] = fresh_figures(p)
         return p, st.periods[p.label]
 
-    def record(self, out: dict) -> Period | None:
+    def record(self, out: Output) -> Period | None:
         """Count one output into its period's figures; returns a newly opened period, if any."""
-        kind, d = out["type"], out["data"]
-        agreement = d.get("agreement") if isinstance(d, dict) else None
-        if kind not in RECORDED or agreement not in self.revisions:
+        kind, d = out.type, out.data
+        if kind not in RECORDED:
             return None
-        at_us = to_us(datetime.fromisoformat(out["time"]))
+        agreement = d.get("agreement")
+        if agreement not in self.revisions:
+            return None
+        at_us = to_us(out.time)
         opened, fig = self.touch(agreement, at_us, d["period"] if kind in _BY_PERIOD_FIELD else None)
         if fig is not None:
             _tally(fig, kind, d)
-            objectives.tally(self.revisions.compiled_at(agreement, at_us), fig, kind, out)
+            objectives.tally(self.revisions.compiled_at(agreement, at_us), fig, out)
         return opened
 
     def ticket_opened(self, agreement: str, at_us: int, priority: str) -> Period | None:
@@ -158,18 +161,18 @@ class Reports:
         return PartialReport(agreement, label, to_dt(fig["start_us"]), fig)
 
 
-def _tally(fig: dict, kind: str, d: dict) -> None:
-    if kind in ("sla.met", "sla.breached"):
+def _tally(fig: dict, kind: OutputType, d: dict) -> None:
+    if kind in VERDICT_TYPES:
         key = f"{d['clock']}/{d['priority']}"
-        bucket = fig["met" if kind == "sla.met" else "breached"]
+        bucket = fig["met" if kind is OutputType.SLA_MET else "breached"]
         bucket[key] = bucket.get(key, 0) + 1
-    elif kind == "escalation.triggered":
+    elif kind is OutputType.ESCALATION_TRIGGERED:
         fig["escalations"] += 1
-    elif kind == "slo.attainment":
+    elif kind is OutputType.SLO_ATTAINMENT:
         fig["slos"].append({k: d[k] for k in ("slo", "service", "attainment", "objective", "met", "good", "total", "excluded")})
-    elif kind == "slo.no_data":
+    elif kind is OutputType.SLO_NO_DATA:
         fig["slos"].append({"slo": d["slo"], "service": d["service"], "no_data": True, "objective": d["objective"]})
-    elif kind == "slo.burn_rate" and d["state"] == "firing":
+    elif kind is OutputType.SLO_BURN_RATE and d["state"] == "firing":
         fig["alerts"][d["severity"]] = fig["alerts"].get(d["severity"], 0) + 1
 
 
@@ -179,16 +182,18 @@ def fresh_money() -> dict:
     return {"penalties": {"count": 0, "amount": "0.00", "capped": 0}, "credits": []}
 
 
-def tally_money(money_fig: dict, kind: str, d: dict) -> None:
-    if kind == "penalty.assessed":
+def tally_money(money_fig: dict, out: Output) -> None:
+    """Count one money output (penalty, credit, earn-back) into a period's money figures."""
+    kind, d = out.type, out.data
+    if kind is OutputType.PENALTY_ASSESSED:
         pen = money_fig["penalties"]
         pen["count"] += 1
         pen["amount"] = str(money(Decimal(pen["amount"]) + Decimal(d["amount"])))
         pen["capped"] += bool(d["capped"])
-    elif kind == "credit.issued":
+    elif kind is OutputType.CREDIT_ISSUED:
         measure = "slo" if "slo" in d else "objective"
         money_fig["credits"].append({k: d[k] for k in ("remedy", measure, "attainment", "credit_percent", "amount", "capped")})
-    elif kind == "credit.earned_back":
+    elif kind is OutputType.CREDIT_EARNED_BACK:
         measure = "slo" if "slo" in d else "objective"
         money_fig.setdefault("earned_back", []).append({k: d[k] for k in ("remedy", measure, "period", "amount")})
 
@@ -217,11 +222,11 @@ def _clocks(compiled: CompiledAgreement, fig: dict) -> dict:
     return out
 
 
-def summary(compiled: CompiledAgreement, label: str, fig: dict, ledger: Ledger) -> dict:
+def summary(compiled: CompiledAgreement, label: str, fig: dict, budget: CapBudget) -> dict:
     a = compiled.agreement
     penalties = Decimal(fig["penalties"]["amount"])
     credits = money(sum((Decimal(c["amount"]) for c in fig["credits"]), Decimal("0")))
-    limit, left = cap_limit(compiled), cap_left(compiled, ledger, label)
+    limit, left = cap_limit(compiled), cap_left(compiled, budget, label)
     return {
         "tickets": {"opened": {p: fig["opened"].get(p, 0) for p in a.priorities},
                     "opened_total": sum(fig["opened"].values())},
@@ -250,9 +255,9 @@ def _contract_terms(compiled: CompiledAgreement, label: str, fig: dict) -> dict:
     return out
 
 
-def report_notice(compiled: CompiledAgreement, label: str, fig: dict, at: datetime, ledger: Ledger) -> dict:
+def report_notice(compiled: CompiledAgreement, label: str, fig: dict, at: datetime, budget: CapBudget) -> Output:
     a = compiled.agreement
-    body = summary(compiled, label, fig, ledger)
+    body = summary(compiled, label, fig, budget)
     deliver = [{"name": n, **a.notification_targets[n].model_dump()} for n in a.reporting.deliver_to
                if n in a.notification_targets]
     t = body["totals"]
@@ -263,4 +268,4 @@ def report_notice(compiled: CompiledAgreement, label: str, fig: dict, at: dateti
                      f"credits {t['credits']} {a.currency}"),
         "explain": {"reason": "reporting period closed", "clause": "reporting"},
     }
-    return cloudevent(compiled.source, "report.published", a.id, at, (label,), data)
+    return output(compiled.source, OutputType.REPORT_PUBLISHED, a.id, at, (label,), data)

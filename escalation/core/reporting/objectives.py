@@ -18,14 +18,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from escalation.core.contract.compiled import CompiledAgreement
-from escalation.core.money.ledger import (
-    cap_limit,
-    charge,
-    explain_money,
-    money,
-    percent_number,
+from escalation.core.money.amounts import money, percent_number
+from escalation.core.money.assessment import explain_money
+from escalation.core.money.caps import CapBudget, cap_limit, charge
+from escalation.core.outputs import (
+    VERDICT_TYPES,
+    Output,
+    OutputType,
+    output,
+    output_id,
+    utc,
 )
-from escalation.core.outputs import cloudevent, output_id, utc
 from escalation.core.services.slo import tier_for
 from escalation.core.time.periods import to_dt
 
@@ -35,22 +38,22 @@ def _matches(objective, d: dict) -> bool:
             and (objective.service is None or d.get("service") == objective.service))
 
 
-def _first_stop(out: dict) -> bool:
+def _first_stop(out: Output) -> bool:
     """Whether an ``sla.met`` is its cycle's first stop (its id is that of stop number 1)."""
-    d = out["data"]
-    return out["id"] == output_id(out["source"], "sla.met", out["subject"], d["clock"], d["cycle"], "met", 1)
+    d = out.data
+    return out.id == output_id(out.source, OutputType.SLA_MET, out.subject, d["clock"], d["cycle"], "met", 1)
 
 
-def tally(compiled: CompiledAgreement, fig: dict, kind: str, out: dict) -> None:
+def tally(compiled: CompiledAgreement, fig: dict, out: Output) -> None:
     """Count one ``sla.met``/``sla.breached`` into the objectives it decides a cycle of."""
-    if kind not in ("sla.met", "sla.breached") or not compiled.agreement.objectives:
+    if out.type not in VERDICT_TYPES or not compiled.agreement.objectives:
         return
-    if kind == "sla.met" and not _first_stop(out):
+    if out.type is OutputType.SLA_MET and not _first_stop(out):
         return
     for o in compiled.agreement.objectives:
-        if _matches(o, out["data"]):
+        if _matches(o, out.data):
             counts = fig.setdefault("objectives", {}).setdefault(o.id, [0, 0])
-            counts[0 if kind == "sla.met" else 1] += 1
+            counts[0 if out.type is OutputType.SLA_MET else 1] += 1
 
 
 def merge(parts: list[dict]) -> dict:
@@ -79,7 +82,7 @@ def verdicts(compiled: CompiledAgreement, label: str, fig: dict) -> dict[str, fl
     return out
 
 
-def verdict_outputs(compiled: CompiledAgreement, label: str, fig: dict, at: datetime) -> list[dict]:
+def verdict_outputs(compiled: CompiledAgreement, label: str, fig: dict, at: datetime) -> list[Output]:
     """``objective.attainment`` / ``objective.no_verdict`` for every objective, in clause order."""
     counts, values, out = fig.get("objectives", {}), verdicts(compiled, label, fig), []
     for i, o in enumerate(compiled.agreement.objectives):
@@ -90,38 +93,38 @@ def verdict_outputs(compiled: CompiledAgreement, label: str, fig: dict, at: date
                 "met": met, "missed": missed, "decided": met + missed, "at_least": o.at_least}
         value = values[o.id]
         if value is None:
-            kind = "objective.no_verdict"
+            kind = OutputType.OBJECTIVE_NO_VERDICT
             data.update(min_cycles=o.min_cycles,
                         summary=f"{o.id} {label}: no verdict ({met + missed} decided cycles, fewer than {o.min_cycles})")
             reason = f"fewer than min_cycles {o.min_cycles} decided cycles"
         else:
-            kind, achieved = "objective.attainment", value >= o.at_least
+            kind, achieved = OutputType.OBJECTIVE_ATTAINMENT, value >= o.at_least
             data.update(attainment=value, achieved=achieved,
                         summary=f"{o.id} {label}: {value:g}% met ({met} of {met + missed}), "
                                 f"{'achieved' if achieved else 'missed'} (at least {o.at_least:g}%)")
             reason = "period closed"
         data["explain"] = {"reason": reason, "clause": f"objectives[{i}]",
                            "formula": "100 * met / (met + missed) over the cycles decided in the period"}
-        out.append(cloudevent(compiled.source, kind, compiled.id, at, (o.id, label), data))
+        out.append(output(compiled.source, kind, compiled.id, at, (o.id, label), data))
     return out
 
 
-def credit_outputs(compiled: CompiledAgreement, ledger, label: str, values: dict, at: datetime) -> list[dict]:
+def credit_outputs(compiled: CompiledAgreement, budget: CapBudget, label: str, values: dict, at: datetime) -> list[Output]:
     """``credit.issued`` for each tiered credit on an objective with a verdict below a tier."""
     out = []
     for index, remedy in enumerate(compiled.agreement.remedies):
         value = values.get(getattr(remedy, "objective", None))
         tier = None if value is None else tier_for(remedy, value)
         if tier is not None:
-            out.append(_credit(compiled, ledger, index, remedy, list(remedy.tiers).index(tier), label, value, at))
+            out.append(_credit(compiled, budget, index, remedy, list(remedy.tiers).index(tier), label, value, at))
     return out
 
 
-def _credit(compiled: CompiledAgreement, ledger, index: int, remedy, tier_index: int, label: str, value: float,
-            at: datetime) -> dict:
+def _credit(compiled: CompiledAgreement, budget: CapBudget, index: int, remedy, tier_index: int, label: str, value: float,
+            at: datetime) -> Output:
     tier, basis = remedy.tiers[tier_index], compiled.fee(remedy.basis)
     requested = money(basis * tier.credit_percent / 100)
-    granted, capped, left, lines = charge(compiled, ledger, label, requested, remedy.id)
+    granted, capped, left, lines = charge(compiled, budget, label, requested, remedy.id)
     currency = compiled.agreement.currency
     objective = next(o for o in compiled.agreement.objectives if o.id == remedy.objective)
     data = {
@@ -139,4 +142,4 @@ def _credit(compiled: CompiledAgreement, ledger, index: int, remedy, tier_index:
         },
     }
     explain_money(compiled, data["explain"], remedy, lines)
-    return cloudevent(compiled.source, "credit.issued", compiled.id, at, (remedy.id, remedy.objective, label), data)
+    return output(compiled.source, OutputType.CREDIT_ISSUED, compiled.id, at, (remedy.id, remedy.objective, label), data)

@@ -22,7 +22,7 @@ period closes, and credits, exactly once.
 
 from __future__ import annotations
 
-from escalation.core.money.ledger import CreditDue
+from escalation.core.money.assessment import CreditDue
 from escalation.core.services import burn_rate as br
 from escalation.core.services.slo_compiled import CompiledSlo
 from escalation.core.services.slo_outputs import (

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from escalation.core.outputs import cloudevent, utc
+from escalation.core.outputs import OutputType, output, utc
 from escalation.core.services import burn_rate as br
 from escalation.core.services.slo_compiled import CompiledSlo
 from escalation.core.services.slo_state import PeriodAcc, SloState
@@ -66,7 +66,7 @@ def budget(cslo: CompiledSlo, st: SloState) -> dict | None:
     return {"window": cslo.slo.window, "attainment": num(100.0 * (1 - bad)), "budget_remaining": num(left)}
 
 
-def attainment_notice(cslo: CompiledSlo, st: SloState, acc: PeriodAcc, value: float, at: datetime) -> dict:
+def attainment_notice(cslo: CompiledSlo, st: SloState, acc: PeriodAcc, value: float, at: datetime) -> Output:
     objective = cslo.slo.objective
     met = value >= objective
     data = {**_base(cslo), **_period(acc), "attainment": value, "objective": objective, "met": met,
@@ -79,17 +79,17 @@ def attainment_notice(cslo: CompiledSlo, st: SloState, acc: PeriodAcc, value: fl
                        f"(objective {objective:g}%)")
     data["explain"] = {"reason": "period closed", "clause": cslo.clause,
                        "formula": "100 * good / total over counted time minus maintenance"}
-    return cloudevent(cslo.compiled.source, "slo.attainment", cslo.slo.service, at, (cslo.slo.id, acc.label), data)
+    return output(cslo.compiled.source, OutputType.SLO_ATTAINMENT, cslo.slo.service, at, (cslo.slo.id, acc.label), data)
 
 
-def no_data_notice(cslo: CompiledSlo, acc: PeriodAcc, at: datetime) -> dict:
+def no_data_notice(cslo: CompiledSlo, acc: PeriodAcc, at: datetime) -> Output:
     data = {**_base(cslo), **_period(acc), **_removed(acc), "objective": cslo.slo.objective,
             "summary": f"{cslo.slo.id} {acc.label}: no data (no credit assessed)",
             "explain": {"reason": "no counted data in the period after exclusions", "clause": cslo.clause}}
-    return cloudevent(cslo.compiled.source, "slo.no_data", cslo.slo.service, at, (cslo.slo.id, acc.label), data)
+    return output(cslo.compiled.source, OutputType.SLO_NO_DATA, cslo.slo.service, at, (cslo.slo.id, acc.label), data)
 
 
-def burn_notice(cslo: CompiledSlo, st: SloState, t: br.Transition, at: datetime) -> dict:
+def burn_notice(cslo: CompiledSlo, st: SloState, t: br.Transition, at: datetime) -> Output:
     spec, rule = cslo.burn, t.rule
     long_rate, short_rate = br.rate(spec, *t.long), br.rate(spec, *t.short)
     state = "firing" if t.firing else "resolved"
@@ -114,7 +114,7 @@ def burn_notice(cslo: CompiledSlo, st: SloState, t: br.Transition, at: datetime)
     rolling = budget(cslo, st)
     if rolling is not None:
         data["explain"]["rolling"] = rolling
-    return cloudevent(cslo.compiled.source, "slo.burn_rate", cslo.slo.service, at,
+    return output(cslo.compiled.source, OutputType.SLO_BURN_RATE, cslo.slo.service, at,
                       (cslo.slo.service, cslo.slo.id, rule.key, t.count), data)
 
 

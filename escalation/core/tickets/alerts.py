@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from escalation.agreement.durations import iso_duration
 from escalation.core.contract.compiled import CompiledAgreement, level_number
 from escalation.core.events import Rejected
-from escalation.core.outputs import NOTIFICATIONS, topic_for
+from escalation.core.outputs import NOTIFICATIONS, Output, ResolveReason
 from escalation.core.tickets.clocks import elapsed_at
 from escalation.core.tickets.notices import (
     acknowledged_notice,
@@ -37,20 +37,20 @@ from escalation.core.tickets.notices import (
 )
 from escalation.core.tickets.state import STOPPED, Alert, ClockState, Incident
 
-CLOCK_STOPPED, POLICY_GONE = "clock_stopped", "policy_no_longer_applies"
-CLOSE_REASONS = {"ticket.closed": "ticket_closed", "ticket.cancelled": "ticket_cancelled"}
+#: the alert resolve reason of the ticket events that end an incident
+CLOSE_REASONS = {"ticket.closed": ResolveReason.TICKET_CLOSED, "ticket.cancelled": ResolveReason.TICKET_CANCELLED}
 
 
 def track(clock: ClockState, output, level_key: str | None = None) -> None:
     """Note an output of ``clock``: one for ``notifications`` opens the alert (or extends it) with
     its recipients; ``level_key`` marks a level that fired in it (its ack timeout starts)."""
-    if not isinstance(output, dict) or topic_for(output["type"]) != NOTIFICATIONS:
+    if not isinstance(output, Output) or output.topic != NOTIFICATIONS:
         return
     alert = clock.alert
     if alert is None:
         clock.alerts += 1
         alert = clock.alert = Alert(clock.alerts)
-    for recipient in output["data"].get("recipients", ()):
+    for recipient in output.data.get("recipients", ()):
         if recipient not in alert.recipients:
             alert.recipients.append(recipient)
     if level_key is not None and level_key not in alert.levels:
@@ -81,7 +81,7 @@ def acknowledge(compiled: CompiledAgreement, incident: Incident, name: str, at: 
                                 by_input, source)]
 
 
-def close(compiled: CompiledAgreement, incident: Incident, name: str, at: datetime, reason: str, why: str) -> list:
+def close(compiled: CompiledAgreement, incident: Incident, name: str, at: datetime, reason: ResolveReason, why: str) -> list:
     """``escalation.resolved`` for ``name``'s open alert (then closed), measured against the
     target of the incident's current priority; nothing when no alert is open."""
     clock = incident.clocks[name]

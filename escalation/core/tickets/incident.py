@@ -31,6 +31,7 @@ from escalation.core.contract.compiled import (
 )
 from escalation.core.contract.registry import check_priority
 from escalation.core.events import TicketOpened
+from escalation.core.outputs import ResolveReason
 from escalation.core.tickets import alerts, obligations
 from escalation.core.tickets import clocks as ck
 from escalation.core.tickets.lifecycle import lifecycle_for
@@ -123,7 +124,7 @@ def _stop(compiled, incident, name, t, stopped_by) -> list:
         deadline = cal.add(t, rule.within - clock.elapsed) if rule.within > clock.elapsed else t
         outputs.append(met_notice(compiled, incident, name, clock, rule, t, deadline, stopped_by))
     # the cycle ended: close what it opened on the on-call side (after the verdict)
-    return outputs + alerts.close(compiled, incident, name, t, alerts.CLOCK_STOPPED, f"{name} stopped by {stopped_by}")
+    return outputs + alerts.close(compiled, incident, name, t, ResolveReason.CLOCK_STOPPED, f"{name} stopped by {stopped_by}")
 
 
 def _acknowledged(compiled, incident, event, t) -> list:
@@ -221,9 +222,9 @@ def _priority_alerts(compiled, incident, t, new: str, policy: str, note: str) ->
         if clock.status == STOPPED:
             continue
         if policy == "restart":
-            outputs += alerts.close(compiled, incident, name, t, alerts.CLOCK_STOPPED, f"{name} restarted ({note})")
+            outputs += alerts.close(compiled, incident, name, t, ResolveReason.CLOCK_STOPPED, f"{name} restarted ({note})")
         elif not alerts.covered(compiled, incident, name, new):
-            outputs += alerts.close(compiled, incident, name, t, alerts.POLICY_GONE,
+            outputs += alerts.close(compiled, incident, name, t, ResolveReason.POLICY_NO_LONGER_APPLIES,
                                     f"no target or escalation policy covers it at priority {new} ({note})")
     return outputs
 

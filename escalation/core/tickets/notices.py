@@ -13,11 +13,11 @@ from functools import lru_cache
 
 from escalation.agreement.durations import iso_duration
 from escalation.core.contract.compiled import CompiledAgreement, TargetRule, Threshold
-from escalation.core.outputs import cloudevent, utc
+from escalation.core.outputs import Output, OutputType, ResolveReason, output, utc
 from escalation.core.tickets.clocks import elapsed_at, paused_total
 from escalation.core.tickets.state import Alert, ClockState, Incident
 
-SEVERITY = {"sla.warning": "warning", "sla.breached": "error", "sla.met": "info"}
+SEVERITY = {OutputType.SLA_WARNING: "warning", OutputType.SLA_BREACHED: "error", OutputType.SLA_MET: "info"}
 
 # Targets, warning fractions, PT0S pauses: the same few durations are formatted over and over.
 _iso = lru_cache(maxsize=4096)(iso_duration)
@@ -63,12 +63,12 @@ def _base(incident: Incident, name: str, clock: ClockState, rule: TargetRule, at
 
 
 def threshold_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState,
-                     rule: TargetRule, thr: Threshold, at: datetime, due: datetime, deadline: datetime) -> dict:
+                     rule: TargetRule, thr: Threshold, at: datetime, due: datetime, deadline: datetime) -> Output:
     """``sla.warning`` or ``sla.breached`` for a clock threshold reached at ``at``."""
-    type_ = "sla.breached" if thr.kind == "breach" else "sla.warning"
+    type_ = OutputType.SLA_BREACHED if thr.kind == "breach" else OutputType.SLA_WARNING
     data = _base(incident, name, clock, rule, at)
     pct = f"{thr.fraction * 100:g}%"
-    if type_ == "sla.warning":
+    if type_ == OutputType.SLA_WARNING:
         data["fraction"] = thr.fraction
         summary = f"{incident.ticket} {incident.priority} {name}: {pct} of {rule.within_text} used, due {utc(deadline)}"
         reason = f"{name} reached {pct} of {rule.within_text}"
@@ -79,11 +79,11 @@ def threshold_notice(compiled: CompiledAgreement, incident: Incident, name: str,
     data["recipients"] = recipients(compiled, incident, ["assignee"]) if incident.assignee or incident.group else []
     data.update(due=utc(deadline), severity=SEVERITY[type_], summary=summary,
                 explain=explain(compiled, incident, name, clock, rule, at, thr.clause, reason, due, elapsed=data["elapsed"]))
-    return cloudevent(compiled.source, type_, incident.ticket, at, (name, clock.cycle, thr.key), data)
+    return output(compiled.source, type_, incident.ticket, at, (name, clock.cycle, thr.key), data)
 
 
 def met_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState,
-               rule: TargetRule, at: datetime, deadline: datetime, stopped_by: str) -> dict:
+               rule: TargetRule, at: datetime, deadline: datetime, stopped_by: str) -> Output:
     data = _base(incident, name, clock, rule, at)
     data.update(
         due=utc(deadline), severity="info",
@@ -91,7 +91,7 @@ def met_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock
         explain=explain(compiled, incident, name, clock, rule, at, rule.clause, f"{name} stopped by {stopped_by} before its target",
                         elapsed=data["elapsed"]),
     )
-    return cloudevent(compiled.source, "sla.met", incident.ticket, at, (name, clock.cycle, "met", clock.stops), data)
+    return output(compiled.source, OutputType.SLA_MET, incident.ticket, at, (name, clock.cycle, "met", clock.stops), data)
 
 
 def recipients(compiled: CompiledAgreement, incident: Incident, names: list[str]) -> list[dict]:
@@ -111,11 +111,11 @@ def recipients(compiled: CompiledAgreement, incident: Incident, names: list[str]
 
 
 def level_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState, rule: TargetRule,
-                 thr: Threshold, at: datetime, due: datetime, repeat: int = 0, cause: Threshold | None = None) -> dict:
+                 thr: Threshold, at: datetime, due: datetime, repeat: int = 0, cause: Threshold | None = None) -> Output:
     """``escalation.triggered`` (repeat 0) or ``escalation.repeated`` (repeat n) for one level;
     ``cause``: the previous level, when this one fires because that one's ack timeout ran out."""
     level = thr.level
-    type_ = "escalation.repeated" if repeat else "escalation.triggered"
+    type_ = OutputType.ESCALATION_REPEATED if repeat else OutputType.ESCALATION_TRIGGERED
     data = _base(incident, name, clock, rule, at)
     trigger = {"fraction": thr.fraction} if thr.after_breach is None else {"after_breach": iso_duration(thr.after_breach)}
     data.update(policy=thr.policy, level=level.level, at=trigger,
@@ -135,11 +135,11 @@ def level_notice(compiled: CompiledAgreement, incident: Incident, name: str, clo
     data["summary"] = f"{incident.ticket} {incident.priority} escalated to level {level.level} ({names})" + (
         f", repeat {repeat}/{level.repeat.times}" if repeat else "")
     data["explain"] = explain(compiled, incident, name, clock, rule, at, clause, reason, due, elapsed=data["elapsed"])
-    return cloudevent(compiled.source, type_, incident.ticket, at, (name, clock.cycle, thr.key, repeat), data)
+    return output(compiled.source, type_, incident.ticket, at, (name, clock.cycle, thr.key, repeat), data)
 
 
 def acknowledged_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState, rule: TargetRule,
-                        at: datetime, alert: Alert, level: int | None, by_input: str, source: str | None) -> dict:
+                        at: datetime, alert: Alert, level: int | None, by_input: str, source: str | None) -> Output:
     """``escalation.acknowledged`` (DESIGN.md §11): the first acknowledgement of an open alert.
     Severity ``info``: it reports that someone took the alert, it pages nobody."""
     data = _base(incident, name, clock, rule, at)
@@ -148,12 +148,12 @@ def acknowledged_notice(compiled: CompiledAgreement, incident: Incident, name: s
                 summary=f"{incident.ticket} {incident.priority} {name} acknowledged by {alert.acked_by}")
     data["explain"] = explain(compiled, incident, name, clock, rule, at, rule.clause,
                               f"{name} alert acknowledged by {alert.acked_by} ({by_input}{via})", elapsed=data["elapsed"])
-    return cloudevent(compiled.source, "escalation.acknowledged", incident.ticket, at,
+    return output(compiled.source, OutputType.ESCALATION_ACKNOWLEDGED, incident.ticket, at,
                       (name, clock.cycle, "acknowledged", alert.number), data)
 
 
 def resolved_notice(compiled: CompiledAgreement, incident: Incident, name: str, clock: ClockState, rule: TargetRule,
-                    at: datetime, alert: Alert, reason: str, overrun: str, why: str) -> dict:
+                    at: datetime, alert: Alert, reason: ResolveReason, overrun: str, why: str) -> Output:
     """``escalation.resolved`` (DESIGN.md §11): the alert's cycle ended (``reason``), with the
     counted time past the target (``PT0S`` when met). Severity ``info``: it closes, never pages."""
     data = _base(incident, name, clock, rule, at)
@@ -162,7 +162,7 @@ def resolved_notice(compiled: CompiledAgreement, incident: Incident, name: str, 
     data["summary"] = f"{incident.ticket} {incident.priority} {name} alert resolved ({reason}): {verdict}"
     data["explain"] = explain(compiled, incident, name, clock, rule, at, rule.clause,
                               f"{name} cycle {clock.cycle} alert closed: {why}", elapsed=data["elapsed"])
-    return cloudevent(compiled.source, "escalation.resolved", incident.ticket, at,
+    return output(compiled.source, OutputType.ESCALATION_RESOLVED, incident.ticket, at,
                       (name, clock.cycle, "resolved", alert.number), data)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from escalation.agreement.durations import BusinessDays, iso_duration, parse_duration
-from escalation.core.outputs import cloudevent, utc
+from escalation.core.outputs import Output, OutputType, output, utc
 
 _WORD = {"ticket.opened": "opened", "ticket.acknowledged": "acknowledged", "ticket.updated": "updated",
          "ticket.resolved": "resolved", "ticket.reopened": "reopened", "ticket.closed": "closed",
@@ -69,7 +69,7 @@ def fire(compiled, incident, until: datetime, inclusive: bool) -> list:
     return outputs
 
 
-def excuse(compiled, incident, breach: dict, at: datetime) -> bool:
+def excuse(compiled, incident, breach: Output, at: datetime) -> bool:
     """Mark ``breach`` (``sla.breached`` at ``at``) ``excused: true`` if an obligation is missed
     at ``at``; whether it was."""
     oid = excused_by(incident, at)
@@ -77,8 +77,8 @@ def excuse(compiled, incident, breach: dict, at: datetime) -> bool:
         return False
     cur = incident.obligations[oid]
     index = next(i for i, o in enumerate(compiled.agreement.obligations) if o.id == oid)
-    breach["data"]["excused"] = True
-    breach["data"]["explain"]["excused"] = {
+    breach.data["excused"] = True
+    breach.data["explain"]["excused"] = {
         "obligation": oid, "clause": f"obligations[{index}]", "missed_at": utc(datetime.fromisoformat(cur["missed_at"])),
         "reason": f"the customer's obligation {oid} was missed at this breach: no penalty is owed"}
     return True
@@ -94,7 +94,7 @@ def excused_by(incident, at: datetime) -> str | None:
     return None
 
 
-def _missed(compiled, incident, index: int, o, cur: dict, due: datetime) -> dict:
+def _missed(compiled, incident, index: int, o, cur: dict, due: datetime) -> Output:
     start = datetime.fromisoformat(cur["start"])
     data = {
         "ticket": incident.ticket, "agreement": compiled.id, "revision": compiled.revision,
@@ -107,4 +107,4 @@ def _missed(compiled, incident, index: int, o, cur: dict, due: datetime) -> dict
                     "clause": f"obligations[{index}]", "wall_clock": iso_duration(due - start),
                     "consequence": "breaches of the provider's clocks while it stays missed are excused"},
     }
-    return cloudevent(compiled.source, "obligation.missed", incident.ticket, due, ("obligation", o.id, cur["cycle"]), data)
+    return output(compiled.source, OutputType.OBLIGATION_MISSED, incident.ticket, due, ("obligation", o.id, cur["cycle"]), data)

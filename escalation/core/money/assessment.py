@@ -1,83 +1,30 @@
-"""Money: per-breach penalties and period caps (DESIGN.md §5 "Per-breach penalties", "Credits").
+"""Assessing money: ``penalty.assessed`` and ``credit.issued`` against the caps (DESIGN.md §5
+"Per-breach penalties", "Credits").
 
 Invariants:
-- One budget per agreement and period: every cap of the agreement limits the sum of penalties and
-  credits assessed in that period; what was already assessed reduces what is left.
-- Amounts are ``Decimal`` rounded half-up to cents; an amount is never reduced below zero, and a
-  reduced amount is still emitted, with ``capped: true``.
-- The ledger is keyed by agreement id, so in the live engine it lives in its own table keyed by
-  agreement (the remedies topic key); replay holds the same records in memory.
+- A penalty or credit is booked against its agreement's :class:`~escalation.core.money.caps.CapBudget`
+  (``caps.charge``): the amount granted is what the caps leave, never below zero; a reduced
+  amount is still emitted, with ``capped: true``.
+- Amounts are ``Decimal`` rounded half-up to cents (``amounts.money``).
+- Output ids depend only on what the money is for (``penalty_output_id``, ``credit_output_id``),
+  so the desk can recognise a redelivered record before it is booked.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 
 from escalation.core.contract.compiled import CompiledAgreement
-from escalation.core.money import caps
-from escalation.core.outputs import cloudevent, output_id
-
-CENT = Decimal("0.01")
-
-
-def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+from escalation.core.money.amounts import money, percent_number
+from escalation.core.money.caps import CapBudget, cap_limit, charge
+from escalation.core.outputs import Direction, Output, OutputType, output, output_id
 
 
-@dataclass(slots=True)
-class Ledger:
-    """What one agreement has assessed per period (period -> amount), and per remedy
-    (period -> remedy -> amount: what cap allocations count; empty when none is used)."""
-
-    assessed: dict[str, Decimal] = field(default_factory=dict)
-    by_remedy: dict[str, dict[str, Decimal]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        out: dict = {"assessed": {k: str(v) for k, v in self.assessed.items()}}
-        if self.by_remedy:
-            out["by_remedy"] = {p: {r: str(v) for r, v in per.items()} for p, per in self.by_remedy.items()}
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Ledger":
-        by_remedy = {p: {r: Decimal(v) for r, v in per.items()} for p, per in d.get("by_remedy", {}).items()}
-        return cls({k: Decimal(v) for k, v in d["assessed"].items()}, by_remedy)
-
-
-def limit_of(compiled: CompiledAgreement, cap) -> Decimal:
-    """One cap's amount per period: ``max_amount``, or ``percent`` of the ``max_percent_of`` fee."""
-    return money(compiled.fee(cap.max_percent_of) * cap.percent / 100) if cap.max_amount is None else money(cap.max_amount)
-
-
-def cap_limit(compiled: CompiledAgreement) -> Decimal | None:
-    """The tightest cap per period, or None when the agreement has no caps."""
-    limits = [limit_of(compiled, cap) for cap in compiled.agreement.caps]
-    return min(limits) if limits else None
-
-
-def cap_left(compiled: CompiledAgreement, ledger: Ledger, period: str) -> Decimal | None:
-    """What the caps leave in ``period`` for any remedy (None without caps)."""
-    return caps.cap_room(compiled, ledger, period, None, limit_of)[0]
-
-
-def charge(compiled: CompiledAgreement, ledger: Ledger, period: str, requested: Decimal,
-           remedy: str | None = None) -> tuple[Decimal, bool, Decimal | None, list[dict] | None]:
-    """Book ``requested`` against the caps (``caps.py``): (amount granted, capped?, room left
-    after, per-cap explain lines or None when no cap uses allocation or a rolling period)."""
-    requested = money(requested)
-    room, lines = caps.cap_room(compiled, ledger, period, remedy, limit_of)
-    granted = requested if room is None else min(requested, room)
-    caps.book(ledger, period, remedy if caps.allocated(compiled) else None, granted)
-    left = None if room is None else room - granted
-    return granted, granted < requested, left, lines if caps.extended(compiled) else None
-
-
-def assess_penalty(compiled: CompiledAgreement, ledger: Ledger, due) -> dict:
+def assess_penalty(compiled: CompiledAgreement, budget: CapBudget, due) -> Output:
     """Turn a PenaltyDue into ``penalty.assessed``, reduced by the period's caps."""
     period = compiled.period_of(due.at)
-    granted, capped, left, lines = charge(compiled, ledger, period, due.amount, due.remedy)
+    granted, capped, left, lines = charge(compiled, budget, period, due.amount, due.remedy)
     limit = cap_limit(compiled)
     data = {
         "agreement": due.agreement, "revision": due.revision, "remedy": due.remedy, "ticket": due.ticket,
@@ -94,7 +41,7 @@ def assess_penalty(compiled: CompiledAgreement, ledger: Ledger, due) -> dict:
     }
     explain_money(compiled, data["explain"], compiled.agreement.remedies[_remedy_index(compiled, due.remedy)], lines)
     data.update(direction_of(compiled))
-    return cloudevent(due.source, "penalty.assessed", due.ticket, due.at,
+    return output(due.source, OutputType.PENALTY_ASSESSED, due.ticket, due.at,
                       (due.ticket, due.clock, due.cycle, due.remedy), data)
 
 
@@ -105,7 +52,7 @@ def direction_of(compiled: CompiledAgreement) -> dict:
     kind = compiled.agreement.kind
     if kind == "Agreement":
         return {}
-    return {"direction": "receivable" if kind == "UnderpinningContract" else "payable", "internal": True}
+    return {"direction": Direction.RECEIVABLE if kind == "UnderpinningContract" else Direction.PAYABLE, "internal": True}
 
 
 def _remedy_index(compiled: CompiledAgreement, remedy_id: str) -> int:
@@ -123,11 +70,6 @@ def explain_money(compiled: CompiledAgreement, explain: dict, remedy, lines: lis
 
 
 # --- credits (tiered_credit remedies, assessed at SLO period close) ------------------------------
-
-def percent_number(value: Decimal) -> int | float:
-    """A percent as a JSON number: 10, 12.5."""
-    return int(value) if value == value.to_integral_value() else float(value)
-
 
 @dataclass(frozen=True, slots=True)
 class CreditDue:
@@ -160,10 +102,10 @@ def credit_output_id(cslo, due: CreditDue) -> str:
     """The id :func:`assess_credit` gives the ``credit.issued`` of ``due``."""
     compiled = cslo.compiled
     remedy = compiled.agreement.remedies[due.remedy]
-    return output_id(compiled.source, "credit.issued", compiled.id, remedy.id, cslo.id, due.period)
+    return output_id(compiled.source, OutputType.CREDIT_ISSUED, compiled.id, remedy.id, cslo.id, due.period)
 
 
-def assess_credit(cslo, ledger: Ledger, due: CreditDue) -> dict:
+def assess_credit(cslo, budget: CapBudget, due: CreditDue) -> Output:
     """``credit.issued`` for one tiered-credit remedy of a closed period, reduced by the period's caps.
 
     Shares the per-agreement, per-period budget of ``charge`` with per-breach penalties: penalties
@@ -176,7 +118,7 @@ def assess_credit(cslo, ledger: Ledger, due: CreditDue) -> dict:
     attainment, label = due.attainment, due.period
     basis = compiled.fee(remedy.basis)
     requested = money(basis * tier.credit_percent / 100)
-    granted, capped, left, lines = charge(compiled, ledger, label, requested, remedy.id)
+    granted, capped, left, lines = charge(compiled, budget, label, requested, remedy.id)
     currency, limit = compiled.agreement.currency, cap_limit(compiled)
     data = {
         "agreement": compiled.id, "revision": compiled.revision, "remedy": remedy.id, "slo": cslo.id,
@@ -193,9 +135,9 @@ def assess_credit(cslo, ledger: Ledger, due: CreditDue) -> dict:
         },
     }
     explain_money(compiled, data["explain"], remedy, lines)
-    return cloudevent(compiled.source, "credit.issued", compiled.id, due.at, (remedy.id, cslo.id, label), data)
+    return output(compiled.source, OutputType.CREDIT_ISSUED, compiled.id, due.at, (remedy.id, cslo.id, label), data)
 
 
 def penalty_output_id(due) -> str:
     """The id :func:`assess_penalty` gives the ``penalty.assessed`` of a ``PenaltyDue``."""
-    return output_id(due.source, "penalty.assessed", due.ticket, due.ticket, due.clock, due.cycle, due.remedy)
+    return output_id(due.source, OutputType.PENALTY_ASSESSED, due.ticket, due.ticket, due.clock, due.cycle, due.remedy)
