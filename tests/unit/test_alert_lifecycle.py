@@ -289,7 +289,7 @@ def test_an_open_alert_survives_a_snapshot():
     restored = Engine.restore(registry(), processor.snapshot())
     assert restored.snapshot() == processor.snapshot()
     applied = restored.step(decode_event(lines[1]))
-    assert lifecycle([o for o in applied.outputs if isinstance(o, dict)]) == [
+    assert lifecycle([o.cloudevent() for o in applied.outputs]) == [
         ("2026-03-02T08:20:00+00:00", ACK, "response", "ticket", 1),
         ("2026-03-02T08:20:00+00:00", RESOLVED, "response", "clock_stopped", "PT5M"),
     ]

@@ -105,7 +105,7 @@ def hostile_lines(draw):
 
 def _replay(lines: list[bytes]):
     outputs, rejects = [], []
-    stats = replay(REG, lines, lambda o: outputs.append(orjson.dumps(o)), rejects.append, UNTIL)
+    stats = replay(REG, lines, lambda o: outputs.append(orjson.dumps(o.cloudevent())), rejects.append, UNTIL)
     return outputs, rejects, stats
 
 

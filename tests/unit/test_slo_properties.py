@@ -58,7 +58,7 @@ def streams(draw):
 
 def _run(lines, engine=None, until=UNTIL):
     outputs, rejects = [], []
-    replay(REG, lines, lambda o: outputs.append(orjson.dumps(o)), rejects.append, until, engine)
+    replay(REG, lines, lambda o: outputs.append(orjson.dumps(o.cloudevent())), rejects.append, until, engine)
     return outputs, rejects
 
 

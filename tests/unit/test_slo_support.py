@@ -62,7 +62,7 @@ def run(lines, until: str | None = None, reg: Registry | None = None, grace: tim
     engine = engine or Engine(reg or registry(), metric_grace=grace)
     outputs, rejects = [], []
     lines = lines.lines if isinstance(lines, Metrics) else lines
-    replay(engine.registry, lines, outputs.append, rejects.append, z(until) if until else None, engine)
+    replay(engine.registry, lines, lambda o: outputs.append(o.cloudevent()), rejects.append, z(until) if until else None, engine)
     return outputs, rejects, engine
 
 
