@@ -64,7 +64,8 @@ priority, wrong field count, ...). Rows that were used but whose data needed a r
 an invalid optional field) are listed as warnings. ``rows == rows_with_events + rows_no_change +
 rows_with_problems`` always holds. Reading (broken quoting, field and line limits, NUL bytes,
 invalid UTF-8) is in :mod:`.servicenow_csv`; validating one row in :mod:`.servicenow_rows`; this
-module turns each incident's snapshots into events.
+module reads the log and gathers the results; :mod:`.servicenow_incident` turns each incident's
+snapshots into events.
 
 Events are in global time order; ties are broken by ticket, then by the ticket's own sequence.
 Event ids are ``f"{number}-{seq}"`` (seq 1 = opened), so re-importing the same file gives the
@@ -90,12 +91,11 @@ from escalation.importers.servicenow_csv import (
     field_limit,
     open_source,
 )
+from escalation.importers.servicenow_incident import IncidentWalk
 from escalation.importers.servicenow_mapping import (
-    BOOLEAN_COLUMNS,
     MappingError,
     ServiceNowMapping,
     load_mapping,
-    slug,
 )
 from escalation.importers.servicenow_rows import RowParser
 from escalation.importers.servicenow_rows import Snapshot as _Snapshot
@@ -151,230 +151,6 @@ class ImportResult:
     problems: list[Problem]          # rows not used, by line
     warnings: list[Problem]          # rows used with a repair, by line
     stats: ImportStats
-
-
-# --------------------------------------------------------------------------------------------
-# One incident -> events
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.isoformat(timespec="seconds")
-
-
-@dataclass(slots=True)
-class _Pending:
-    type: str
-    time: datetime
-    line: int
-    fields: dict[str, Any]
-    attributes: dict[str, Any]
-    candidate: datetime | None = None      # resolved_at / closed_at to use when plausible
-
-
-class _Incident:
-    """Walks one incident's ordered snapshots and produces its events."""
-
-    def __init__(self, number: str, snaps: list[_Snapshot], mapping: ServiceNowMapping,
-                 agreement: str, problems: list[Problem], warnings: list[Problem]):
-        self.number = number
-        self.snaps = snaps
-        self.m = mapping
-        self.agreement = agreement
-        self.problems = problems
-        self.warnings = warnings
-        self.lines_with_events: set[int] = set()
-        self.no_change: list[int] = []
-        self.duplicates = 0
-        self.clamped: Counter[str] = Counter()
-
-    # attribute helpers
-    def _attr(self, snap: _Snapshot, col: str) -> Any:
-        value = snap.values.get(col)
-        if value is not None and col in BOOLEAN_COLUMNS:
-            upper = value.upper()
-            if upper in ("TRUE", "FALSE"):
-                return upper == "TRUE"
-        return value
-
-    def _source(self, source, snap: _Snapshot) -> str:
-        if source.constant is not None:
-            return source.constant
-        value = snap.values.get(source.column)
-        if value is None:
-            return source.default if source.default is not None else "unknown"
-        return slug(value)
-
-    def _last_known(self, col: str) -> datetime | None:
-        for snap in reversed(self.snaps):
-            value = getattr(snap, col)
-            if value is not None:
-                return value
-        return None
-
-    def run(self) -> list[tuple[datetime, int, dict[str, Any]]]:
-        m = self.m
-        first, last = self.snaps[0], self.snaps[-1]
-        opened_time = first.opened
-        for snap in self.snaps[1:]:
-            if snap.opened != first.opened:
-                self.warnings.append(Problem(snap.line, f"{self.number}: opened_at {_rfc3339(snap.opened)} differs "
-                                             f"from the first snapshot's ({_rfc3339(opened_time)}); first kept"))
-
-        category, subcategory = first.values.get("category"), first.values.get("subcategory")
-        attributes: dict[str, Any] = {"source": "servicenow"}
-        for col in m.attributes:
-            attributes[col] = self._attr(first, col)
-        for col in m.final_attributes:
-            attributes[col] = self._attr(last, col)
-        attributes["servicenow_priority"] = first.raw_priority
-        attributes["line"] = first.line
-        opened = _Pending("ticket.opened", opened_time, first.line, {
-            "agreement": self.agreement,
-            "service": self._source(m.service, first),
-            "priority": first.priority,
-            "customer": self._source(m.customer, first),
-            "summary": f"{category or '(no category)'} / {subcategory or '(no subcategory)'}",
-        }, attributes)
-        pending: list[_Pending] = [opened]
-
-        status = m.initial_status
-        priority = first.priority
-        assignee: str | None = None
-        group: str | None = None
-        reopen_count = first.reopen_count
-        acked = resolved = closed = False
-        unacked_states = frozenset(m.acknowledge.unacknowledged_states)
-        last_resolved_at = self._last_known("resolved_at")
-        last_closed_at = self._last_known("closed_at")
-        previous: tuple | None = None
-        made_sla_false_at: datetime | None = None
-
-        for snap in self.snaps:
-            t = snap.updated
-            if snap.values.get("made_sla") is not None and made_sla_false_at is None \
-                    and self._attr(snap, "made_sla") is False:
-                made_sla_false_at = t
-            tracked = snap.tracked()
-            if previous is not None and tracked == previous:
-                self.duplicates += 1
-            previous = tracked
-            if closed:
-                if snap.kind in ("closed", "cancelled"):
-                    self.no_change.append(snap.line)
-                else:
-                    self.problems.append(Problem(
-                        snap.line, f"{self.number}: snapshot after the incident was closed "
-                        f"(incident_state {snap.state!r}); nothing may follow ticket.closed",
-                        "open snapshot after the incident was closed"))
-                continue
-
-            def emit(type_: str, fields: dict[str, Any] | None = None, attrs: dict[str, Any] | None = None,
-                     candidate: datetime | None = None) -> _Pending:
-                base = {"line": snap.line, "sys_mod_count": snap.mod}
-                if attrs:
-                    base.update(attrs)
-                event = _Pending(type_, t, snap.line, fields or {}, base, candidate)
-                pending.append(event)
-                return event
-
-            before = len(pending)
-            count_up = (snap.reopen_count is not None and reopen_count is not None
-                        and snap.reopen_count > reopen_count)
-            if resolved and (snap.kind == "open" or count_up):
-                emit("ticket.reopened", attrs={"incident_state": snap.state, "reopen_count": snap.reopen_count})
-                resolved = False
-            elif count_up:
-                self.warnings.append(Problem(snap.line, f"{self.number}: reopen_count rose from {reopen_count} to "
-                                             f"{snap.reopen_count} without an observed resolution; no ticket.reopened"))
-            if snap.reopen_count is not None:
-                reopen_count = snap.reopen_count
-
-            if snap.priority != priority:
-                emit("ticket.priority_changed", {"priority": snap.priority},
-                     {"from": priority, "servicenow_priority": snap.raw_priority})
-                priority = snap.priority
-            if (snap.assignee, snap.group) != (assignee, group):
-                emit("ticket.assigned", {"assignee": snap.assignee, "group": snap.group})
-                assignee, group = snap.assignee, snap.group
-            if not acked and snap.kind != "cancelled":
-                by_state = snap.state not in unacked_states
-                by_assignee = m.acknowledge.on_assignee and snap.assignee is not None
-                if by_state or by_assignee:
-                    emit("ticket.acknowledged", attrs={
-                        "rule": "state" if by_state else "assignee", "incident_state": snap.state})
-                    acked = True
-
-            if snap.kind == "open":
-                new_status = m.states.open[snap.state]
-                if new_status != status:
-                    emit("ticket.status_changed", {"status": new_status}, {"incident_state": snap.state})
-                    status = new_status
-            elif snap.kind in ("resolved", "closed"):
-                if not resolved:
-                    emit("ticket.resolved", attrs={"incident_state": snap.state},
-                         candidate=snap.resolved_at or last_resolved_at)
-                    resolved = True
-                if snap.kind == "closed":
-                    emit("ticket.closed", candidate=snap.closed_at or last_closed_at,
-                         attrs={col: self._attr(snap, col) for col in m.final_attributes}
-                         | {"made_sla_false_at": _rfc3339(made_sla_false_at) if made_sla_false_at else None})
-                    closed = True
-            else:  # cancelled
-                emit("ticket.cancelled", candidate=snap.closed_at or last_closed_at)
-                closed = True
-
-            if len(pending) == before and m.emit_updates:
-                emit("ticket.updated", {"public": True})
-            if len(pending) > before:
-                self.lines_with_events.add(snap.line)
-            else:
-                self.no_change.append(snap.line)
-
-        self._place_candidates(pending)
-        return self._finish(pending, opened_time)
-
-    def _place_candidates(self, pending: list[_Pending]) -> None:
-        """Use resolved_at/closed_at where they fall inside their cycle, else the snapshot time."""
-        cycle_start = pending[0].time
-        for i, event in enumerate(pending):
-            if event.type == "ticket.reopened":
-                cycle_start = event.time
-            if event.type not in ("ticket.resolved", "ticket.closed", "ticket.cancelled"):
-                continue
-            limit = next((e.time for e in pending[i + 1:] if e.type == "ticket.reopened"), None)
-            cand = event.candidate
-            if cand is None:
-                event.attributes["time_source"] = "snapshot"
-            elif cand < cycle_start or (limit is not None and cand > limit):
-                event.attributes["time_source"] = "snapshot"
-                col = "resolved_at" if event.type == "ticket.resolved" else "closed_at"
-                event.attributes[f"{col}_ignored"] = _rfc3339(cand)
-            else:
-                if cand != event.time:
-                    event.attributes["snapshot_time"] = _rfc3339(event.time)
-                event.time = cand
-                event.attributes["time_source"] = "resolved_at" if event.type == "ticket.resolved" else "closed_at"
-
-    def _finish(self, pending: list[_Pending], opened_time: datetime) -> list[tuple[datetime, int, dict[str, Any]]]:
-        floor = opened_time
-        out = []
-        for seq, event in enumerate(pending, start=1):
-            if event.time < floor:
-                reason = ("earlier than opened_at" if floor == opened_time
-                          else "earlier than the ticket's previous event; snapshots out of order")
-                event.attributes["clamped_from"] = _rfc3339(event.time)
-                event.attributes["clamp_reason"] = reason
-                self.clamped[reason] += 1
-                self.warnings.append(Problem(event.line, f"{self.number}: {event.type} at {_rfc3339(event.time)} "
-                                             f"moved to {_rfc3339(floor)} ({reason})"))
-                event.time = floor
-            floor = event.time
-            record: dict[str, Any] = {"id": f"{self.number}-{seq}", "type": event.type,
-                                      "time": _rfc3339(event.time), "ticket": self.number}
-            record.update(event.fields)
-            record["attributes"] = event.attributes
-            out.append((event.time, seq, record))
-        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,7 +210,7 @@ def _import(lines: TextIO | Iterable[str], mapping: ServiceNowMapping, tz: tzinf
     keyed: list[tuple[datetime, str, int, dict[str, Any]]] = []
     for number, snaps in incidents.items():
         snaps.sort(key=lambda s: (s.mod, s.updated, s.line))
-        incident = _Incident(number, snaps, mapping, agreement, problems, warnings)
+        incident = IncidentWalk(number, snaps, mapping, agreement, problems, warnings)
         for time, seq, record in incident.run():
             keyed.append((time, number, seq, record))
         stats.rows_with_events += len(incident.lines_with_events)
