@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Callable
 
 from escalation.live.probe import free_port, owns_listener, port_accepts, probe_broker
+from escalation.live.tansu_process import signal_group, stop_pid
 
 __all__ = [
     "BrokerAddress",
@@ -52,7 +53,6 @@ __all__ = [
     "EmbeddedBroker",
     "free_port",
     "probe_broker",
-    "stop_pid",
     "tansu_binary",
 ]
 
@@ -288,11 +288,11 @@ class EmbeddedBroker:
         if proc is None:
             return
         if proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
                 proc.wait()
         self._forget(remove_log=remove_log)
 
@@ -322,65 +322,6 @@ class EmbeddedBroker:
     def __repr__(self) -> str:
         state = f"pid={self.pid} {self.url}" if self.running else "stopped"
         return f"<EmbeddedBroker {state}>"
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    """Signal the process group led by ``pid`` (our child made it with start_new_session)."""
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:  # pragma: no cover - group gone and id reused by someone else
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-# --- stopping a detached broker by pidfile ---------------------------------------------------------
-
-
-def _alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie (PID 1 may not reap in containers)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _is_tansu(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return sys.platform != "linux"  # cannot check elsewhere; trust the pidfile
-    return bool(cmdline) and Path(cmdline[0].decode(errors="replace")).name.startswith("tansu")
-
-
-def stop_pid(pid: int, timeout: float = 5.0) -> bool:
-    """Stop a detached broker by PID (SIGTERM, then SIGKILL). False if it was not running.
-
-    Refuses (``RuntimeError``) to signal a live PID that is not a Tansu process, so a stale
-    pidfile never kills an unrelated process that reused the PID.
-    """
-    if not _alive(pid):
-        return False
-    if not _is_tansu(pid):
-        raise RuntimeError(f"pid {pid} is not a tansu process; not stopping it")
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        _signal_group(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return True
-            time.sleep(0.05)
-    raise RuntimeError(f"tansu pid {pid} survived SIGKILL")
 
 
 def _main(argv: list[str] | None = None) -> int:

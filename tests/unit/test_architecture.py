@@ -34,7 +34,6 @@ ALLOWED: dict[str, str] = {
     "escalation.reports.made_sla:compare_made_sla": "being split in #10",
     "escalation.reports.render:blocks": "being split in #10",
     "escalation.reports.render:_period_blocks": "being split in #10",
-    "escalation.live.broker": "being split in #10",
 }
 
 
