@@ -13,6 +13,7 @@ import orjson
 from escalation.cli.common import load_registry, parse_instant
 from escalation.core.outputs import Output
 
+
 def _related(out: Output, ticket: str) -> bool:
     return out.subject == ticket or out.data.get("ticket") == ticket
 

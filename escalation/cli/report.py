@@ -15,8 +15,8 @@ from escalation.cli.common import (
     load_registry,
     parse_instant,
     progress,
-    read_outputs,
     read_lines,
+    read_outputs,
     write_dead_letter,
     write_text,
 )
@@ -163,7 +163,7 @@ def compare_made_sla_command(events, agreements, outputs, until, as_json) -> Non
 def _print_made_sla(r: dict) -> None:
     from rich.console import Console
 
-    from escalation.reports.render import pct
+    from escalation.reports.blocks import pct
 
     console = Console(width=max(100, Console().width))
     console.print(f"[bold]Agreement with made_sla:[/bold] {r['agreeing']} of {r['compared']} tickets "
@@ -202,7 +202,7 @@ def _reasons_table(r: dict):
 
 def _wall_clock_table(r: dict):
     from escalation.reports.numbers import seconds_text
-    from escalation.reports.render import pct
+    from escalation.reports.blocks import pct
 
     t = _table("Wall-clock limit that best explains made_sla",
                ("priority", "tickets", "made", "missed", "limit", "accuracy"), left=("priority",))

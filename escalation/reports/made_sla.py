@@ -43,6 +43,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from escalation.backtest import clock_verdicts
+from escalation.core.outputs import Output
 
 REASONS = {
     "reopened": "reopened: the agreement resumes the clock and skips the time between resolution and "
@@ -142,7 +143,7 @@ def wall_clock_fit(rows: list[dict]) -> dict:
             "fastest_missed_hours": min((w for w, m in pts if not m), default=None)}
 
 
-def compare_made_sla(events: Iterable[dict], outputs: Iterable[dict], registry=None, *,
+def compare_made_sla(events: Iterable[dict], outputs: Iterable[Output], registry=None, *,
                      examples: int = 5) -> dict:
     """Agreement of the engine's resolution verdict with ServiceNow's made_sla (JSON-ready).
 
@@ -152,7 +153,29 @@ def compare_made_sla(events: Iterable[dict], outputs: Iterable[dict], registry=N
     """
     facts = ticket_facts(events)
     verdicts = {ticket: v for (ticket, clock), v in clock_verdicts(outputs).items() if clock == RESOLUTION}
+    rows, confusion, missed_rate = _rows(facts, verdicts)
+    by_priority, reasons = _disagreements(rows, registry, missed_rate, examples)
+    compared = sum(c["made"] + c["missed"] for k, c in confusion.items() if k != "none")
+    agreeing = confusion["met"]["made"] + confusion["breached"]["missed"]
+    return {
+        "tickets": len(facts),
+        "compared": compared,
+        "agreeing": agreeing,
+        "agreement_rate": agreeing / compared if compared else None,
+        "confusion": {engine: {sn: confusion[engine][sn] for sn in ("made", "missed", "unknown")}
+                      for engine in ("met", "breached", "none")},
+        "by_priority": {p: {"agree": c["agree"], "disagree": c["disagree"],
+                            "rate": c["agree"] / (c["agree"] + c["disagree"]) if c["agree"] + c["disagree"] else None,
+                            "servicenow_missed_share": (missed_rate[p][0] / missed_rate[p][1]) if missed_rate[p][1] else None}
+                        for p, c in sorted(by_priority.items(), key=lambda kv: (kv[0] is None, kv[0]))},
+        "reasons": reasons,
+        "wall_clock_fit": _fits(rows),
+        "targets": _targets(registry),
+    }
 
+
+def _rows(facts: dict[str, dict], verdicts: dict) -> tuple[list[dict], dict[str, Counter], dict[str, list[int]]]:
+    """(one row per ticket, the confusion matrix engine x made_sla, per priority [missed, known])."""
     confusion: dict[str, Counter] = {"met": Counter(), "breached": Counter(), "none": Counter()}
     rows = []
     missed_rate: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -163,14 +186,17 @@ def compare_made_sla(events: Iterable[dict], outputs: Iterable[dict], registry=N
         confusion[engine][sn] += 1
         last = f["resolutions"][-1] if f["resolutions"] else None
         wall = (_t(last) - _t(f["opened"])).total_seconds() / 3600 if last else None
-        row = {"ticket": ticket, "priority": f["priority"], "first_priority": f["first_priority"],
-               "engine": engine, "made_sla": f["made_sla"], "wall_hours": wall,
-               "revision": v.revision if v else None, "agreement": f["agreement"], "facts": f}
-        rows.append(row)
+        rows.append({"ticket": ticket, "priority": f["priority"], "first_priority": f["first_priority"],
+                     "engine": engine, "made_sla": f["made_sla"], "wall_hours": wall,
+                     "revision": v.revision if v else None, "agreement": f["agreement"], "facts": f})
         if f["made_sla"] is not None:
             missed_rate[f["priority"]][0] += not f["made_sla"]
             missed_rate[f["priority"]][1] += 1
+    return rows, confusion, missed_rate
 
+
+def _disagreements(rows: list[dict], registry, missed_rate, examples: int) -> tuple[dict[str, Counter], dict]:
+    """(agree/disagree per priority, the reasons of each disagreement direction with examples)."""
     reasons: dict[str, Counter] = {"met_missed": Counter(), "breached_made": Counter()}
     reason_examples: dict[str, dict[str, list]] = {"met_missed": defaultdict(list), "breached_made": defaultdict(list)}
     by_priority: dict[str, Counter] = defaultdict(Counter)
@@ -186,29 +212,17 @@ def compare_made_sla(events: Iterable[dict], outputs: Iterable[dict], registry=N
         reasons[kind][reason] += 1
         if len(reason_examples[kind][reason]) < examples:
             reason_examples[kind][reason].append({"ticket": row["ticket"], "priority": row["priority"], **detail})
+    return by_priority, {kind: [{"reason": r, "count": n, "text": REASONS[r], "examples": reason_examples[kind][r]}
+                                for r, n in c.most_common()] for kind, c in reasons.items()}
 
-    compared = sum(c["made"] + c["missed"] for k, c in confusion.items() if k != "none")
-    agreeing = confusion["met"]["made"] + confusion["breached"]["missed"]
+
+def _fits(rows: list[dict]) -> dict:
+    """The wall-clock fit per priority and over all tickets."""
     fit_rows = [r for r in rows if r["made_sla"] is not None and r["wall_hours"] is not None]
     fits = {p: wall_clock_fit([r for r in fit_rows if r["priority"] == p])
             for p in sorted({r["priority"] for r in fit_rows}, key=lambda p: (p is None, p))}
     fits["all"] = wall_clock_fit(fit_rows)
-    return {
-        "tickets": len(facts),
-        "compared": compared,
-        "agreeing": agreeing,
-        "agreement_rate": agreeing / compared if compared else None,
-        "confusion": {engine: {sn: confusion[engine][sn] for sn in ("made", "missed", "unknown")}
-                      for engine in ("met", "breached", "none")},
-        "by_priority": {p: {"agree": c["agree"], "disagree": c["disagree"],
-                            "rate": c["agree"] / (c["agree"] + c["disagree"]) if c["agree"] + c["disagree"] else None,
-                            "servicenow_missed_share": (missed_rate[p][0] / missed_rate[p][1]) if missed_rate[p][1] else None}
-                        for p, c in sorted(by_priority.items(), key=lambda kv: (kv[0] is None, kv[0]))},
-        "reasons": {kind: [{"reason": r, "count": n, "text": REASONS[r], "examples": reason_examples[kind][r]}
-                           for r, n in c.most_common()] for kind, c in reasons.items()},
-        "wall_clock_fit": fits,
-        "targets": _targets(registry),
-    }
+    return fits
 
 
 def _targets(registry) -> list[dict]:
