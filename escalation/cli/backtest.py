@@ -9,7 +9,13 @@ import time
 import click
 import orjson
 
-from escalation.cli.common import load_registry, parse_instant, progress, read_lines, write_dead_letter
+from escalation.cli.common import (
+    load_registry,
+    parse_instant,
+    progress,
+    read_lines,
+    write_dead_letter,
+)
 
 
 @click.command("backtest")
@@ -94,7 +100,7 @@ def _print_backtest(result, limit: int) -> None:
     _print_escalations(console, data["escalations"], limit)
     console.print(_money_table(data["money"]))
     if result.penalty_changes:
-        console.print(f"[bold]penalty changes per ticket[/bold]: "
+        console.print("[bold]penalty changes per ticket[/bold]: "
                       + _first(result.penalty_changes, limit, lambda c: f"{c['ticket']} {c['a']}→{c['b']}"))
 
 
