@@ -32,7 +32,7 @@ Batches (throughput): both agents consume with ``stream.take_events(BATCH_MAX, w
 Records of a batch are processed one by one in arrival order (so per-partition order and the time
 rules above hold exactly as for one record at a time), state stays decoded in memory across
 batches and every changed key is written back once per batch, and the outputs are queued without
-awaiting each one, through :class:`OutputSender` (a batching aiokafka producer; Faust's own
+awaiting each one, through :class:`~escalation.live.outlets.OutputSender` (a batching aiokafka producer; Faust's own
 producer must send one record per batch on the embedded broker). At the end of a batch the
 outputs and internal records are sent and every delivery future is awaited, THEN the table values
 are written; Faust acks the batch's offsets after that and flushes the changelog before it commits
@@ -45,37 +45,29 @@ Table writes made after the loop carry the partition they belong to by setting F
 from it).
 
 Tables (values tagged with their partition ``p``, so a rebuild skips standby copies and other
-partitions): see :mod:`escalation.live.partitions`, :mod:`escalation.live.desk_book`, :mod:`escalation.live.store`. Closed incidents shrink to tombstones (their input
-ids), so state grows with open incidents, not with history.
+partitions): see :mod:`escalation.live.partitions`, :mod:`escalation.live.desk_book` and
+:mod:`escalation.live.store`. Closed incidents shrink to tombstones (their input ids), so state
+grows with open incidents, not with history.
+
+Where the pieces are: the batch handling of both agents in :mod:`escalation.live.agents`, what a
+batch sends in :mod:`escalation.live.outlets`; this module declares the topics and tables, makes
+the clients, and wires the agents, the rebalance hooks and the ticker (``build_app``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import weakref
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import faust
-import orjson
-from faust.streams import (
-    _current_event,  # Faust's "current event" (table partition); pinned faust 0.15.3
-)
 
 from escalation.core.contract.registry import Registry
-from escalation.core.events import (
-    MetricObserved,
-    Rejected,
-    decode_event,
-    internal_error_reason,
-)
-from escalation.core.outputs import Output
-from escalation.live import observability as obs
+from escalation.live.agents import DeskAgent, InputsAgent
 from escalation.live.desk_book import DeskBook
 from escalation.live.journal import Journal
 from escalation.live.offsets import (
@@ -83,20 +75,13 @@ from escalation.live.offsets import (
     InputGuard,
     OffsetCommitter,
     RangeReader,
-    Record,
 )
-from escalation.live.partitions import Partitions, Stepped
-from escalation.live.records import (
-    deadletter_record,
-    desk_record,
-    mark_record,
-    parse_tick,
-)
+from escalation.live.outlets import Outlets, OutputSender
+from escalation.live.partitions import Partitions
 from escalation.live.settings import LiveSettings
 from escalation.live.store import DESK_TABLES, INPUT_TABLES, TableStore
-from escalation.live.ticker import wall_instant
 
-__all__ = ["TopicNames", "build_app", "BATCH_MAX", "BATCH_WITHIN"]
+__all__ = ["BATCH_MAX", "BATCH_WITHIN", "TopicNames", "build_app"]
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +126,7 @@ class TopicNames:
     desk: str
 
     @classmethod
-    def of(cls, settings: LiveSettings) -> "TopicNames":
+    def of(cls, settings: LiveSettings) -> TopicNames:
         p, a = settings.topic_prefix, settings.app_id
         return cls(f"{p}tickets", f"{p}metrics", f"{p}notifications", f"{p}remedies", f"{p}timeline",
                    f"{p}deadletter", f"{a}-ticks", f"{a}-desk")
@@ -150,100 +135,59 @@ class TopicNames:
         return [self.notifications, self.remedies, self.timeline]
 
 
-class OutputSender:
-    """Outputs, dead letters and desk records through one plain aiokafka producer with normal batching.
+@dataclass(frozen=True)
+class _Topics:
+    """The app's Faust topics (raw bytes keys and values, ``partitions`` each)."""
 
-    Faust's producer carries the changelogs; with the embedded broker it must send one record per
-    batch (DESIGN.md §7, ``producer_max_batch_size=1``), which would cap every partition at one
-    record per round trip. Only table recovery depends on ListOffsets of a changelog, so every
-    other topic can be batched. Records keep their order
-    per partition (one producer, sent in order; key -> partition by aiokafka's default
-    partitioner, as Faust's producer does). Callers await the returned delivery futures before
-    their batch's state is written and acked (at least once). Not used with ``exactly_once`` (outputs must then be
-    part of Faust's transactions).
-    """
+    inputs: Any     # tickets + metrics + ticks as ONE stream
+    outputs: dict   # notifications, remedies, timeline
+    deadletter: Any
+    desk: Any
+    raw: dict       # the topic options, for the ticker's own handle on the ticks topic
 
-    def __init__(self, bootstrap: str, client_kwargs: dict) -> None:
-        self.bootstrap, self.client_kwargs = bootstrap, client_kwargs
-        self._producer: Any = None
-        self._starting: asyncio.Lock | None = None
-
-    async def _start(self) -> Any:
-        from aiokafka import AIOKafkaProducer
-
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-        async with self._starting:
-            if self._producer is None:
-                producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", **self.client_kwargs)
-                await producer.start()
-                self._producer = producer
-        return self._producer
-
-    async def send_all(self, records: list[tuple[str, bytes | None, bytes, int | None]]) -> list:
-        """Queue ``(topic, key, value, partition or None)`` records in order; the delivery futures."""
-        producer = self._producer or await self._start()
-        send = producer.send
-        return [await send(topic, value, key=key, partition=partition) for topic, key, value, partition in records]
-
-    async def stop(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.stop()
+    @classmethod
+    def declare(cls, app: faust.App, names: TopicNames, partitions: int) -> _Topics:
+        raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",  # noqa: C408
+                   partitions=partitions)
+        return cls(inputs=app.topic(names.tickets, names.metrics, names.ticks, **raw),
+                   outputs={n: app.topic(getattr(names, n), **raw) for n in ("notifications", "remedies", "timeline")},
+                   deadletter=app.topic(names.deadletter, **raw), desk=app.topic(names.desk, internal=True, **raw),
+                   raw=raw)
 
 
-def write_as(event: Any, table: Any, key: Any, value: Any) -> None:
-    """``table[key] = value`` as if done while processing ``event`` (its partition gets the write)."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        table[key] = value
-    finally:
-        _current_event.reset(token)
+@dataclass(frozen=True)
+class _Tables:
+    """The app's tables: both agents' stores, the applied offsets and the journals."""
+
+    inputs: TableStore
+    desk: TableStore
+    offsets: Any
+    journal: Any
+
+    @classmethod
+    def declare(cls, app: faust.App, partitions: int) -> _Tables:
+        def table(name: str) -> Any:  # values are partition-prefixed JSON bytes (store.pack)
+            return app.Table(name, partitions=partitions, key_type=str, value_type=bytes)
+
+        return cls(TableStore({name: table(name) for name in INPUT_TABLES}),
+                   TableStore({name: table(name) for name in DESK_TABLES}), table("offsets"), table("journal"))
 
 
-def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | None = None,
-              datadir: str | Path | None = None, manual_ticks: bool = False) -> faust.App:
-    """The whole live engine as one Faust app (see the module docstring).
-
-    ``broker_url``: the embedded broker's url (required when ``settings.broker`` is None).
-    ``manual_ticks``: no ticker; time moves only by ticks produced with :func:`ticker.send_tick`.
-    The app carries ``app.escalation`` (names, state, topics) for the runner and the tests.
-    """
+def _faust_app(settings: LiveSettings, broker_url: str | None, datadir: str | Path | None) -> faust.App:
     kw = settings.faust_app_kwargs(broker_url)
     if datadir is not None:
         kw["datadir"] = str(datadir)
-    # table keys: JSON strings; values: raw bytes everywhere (tables hold engine.pack bytes; the
+    # table keys: JSON strings; values: raw bytes everywhere (tables hold store.pack bytes; the
     # changelog recovery decodes with these app-level defaults, not with a table's schema)
-    app = faust.App(settings.app_id, key_serializer="json", value_serializer="raw", **kw)
-    names = TopicNames.of(settings)
-    P = settings.partitions
-    raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=P)
+    return faust.App(settings.app_id, key_serializer="json", value_serializer="raw", **kw)
 
-    inputs = app.topic(names.tickets, names.metrics, names.ticks, **raw)
-    out_topics = {n: app.topic(getattr(names, n), **raw) for n in ("notifications", "remedies", "timeline")}
-    deadletter = app.topic(names.deadletter, **raw)
-    desk_topic = app.topic(names.desk, internal=True, **raw)
 
-    def table(name: str) -> Any:  # values are partition-prefixed JSON bytes (store.pack)
-        return app.Table(name, partitions=P, key_type=str, value_type=bytes)
-
-    in_store = TableStore({name: table(name) for name in INPUT_TABLES})
-    desk_store = TableStore({name: table(name) for name in DESK_TABLES})
-    offsets_table = table("offsets")
-    # next offset to apply per input partition, one instance per agent (see escalation.live.offsets)
-    in_offsets, desk_offsets = AppliedOffsets(offsets_table), AppliedOffsets(offsets_table)
-    # each batch's writes journalled per partition first, so they land whole (escalation.live.journal)
-    journal_table = table("journal")
-    in_journal = Journal("inputs", journal_table, [*in_store.tables.values(), offsets_table])
-    desk_journal = Journal("desk", journal_table, [*desk_store.tables.values(), offsets_table])
-    grace = timedelta(seconds=settings.period_grace)
-    parts = Partitions(registry, in_store, P, grace)
-    book = DeskBook(registry, parts.sources, desk_store, grace)
-    stale = {"inputs": False, "desk": False}  # reload from the tables at the next batch (rebalance, reload)
-    errors_seen = Counter()  # internal errors per agent (the first one is logged with its traceback)
-    sender = None
+def _clients(app: faust.App, settings: LiveSettings) -> tuple[RangeReader, OutputSender | None]:
+    """The broker reader of the input guards and the output sender (none with exactly_once);
+    both stop before the app shuts down."""
     bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
     reader = RangeReader(bootstrap, settings.aiokafka_security())
+    sender = None
     if settings.processing_guarantee != "exactly_once":
         sender = OutputSender(bootstrap, settings.aiokafka_security())
 
@@ -253,230 +197,51 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         if sender is not None:
             await sender.stop()
 
+    return reader, sender
+
+
+def _agents(app: faust.App, settings: LiveSettings, registry: Registry, names: TopicNames, topics: _Topics,
+            tables: _Tables, reader: RangeReader, outlets: Outlets, manual_ticks: bool) -> tuple[InputsAgent, DeskAgent]:
+    """Both agents over their state, guards, journals and applied offsets, registered with the app."""
     def committed_offset(topic: str, partition: int) -> int | None:
         return app.consumer._committed_offset.get(faust.types.TP(topic, partition))  # faust 0.15.3
 
-    # the inputs guard checks the tails of tickets/metrics partitions on each tick (live ticks only)
+    grace = timedelta(seconds=settings.period_grace)
+    parts = Partitions(registry, tables.inputs, settings.partitions, grace)
     committer = OffsetCommitter(app)
+    # next offset to apply per input partition, one instance per agent (see escalation.live.offsets);
+    # each batch's writes journalled per partition first, so they land whole (escalation.live.journal)
+    in_offsets, desk_offsets = AppliedOffsets(tables.offsets), AppliedOffsets(tables.offsets)
+    shared = {"app": app, "settings": settings, "outlets": outlets, "committer": committer}
+    inputs = InputsAgent(
+        parts, names, **shared, offsets=in_offsets, topics=(names.tickets, names.metrics, names.ticks),
+        journal=Journal("inputs", tables.journal, [*tables.inputs.tables.values(), tables.offsets]),
+        # the inputs guard checks the tails of tickets/metrics partitions on each tick (live ticks only)
+        guard=InputGuard(in_offsets, reader, {names.tickets, names.metrics}, committed_offset,
+                         tails=() if manual_ticks else (names.tickets, names.metrics)))
+    desk = DeskAgent(
+        DeskBook(registry, parts.sources, tables.desk, grace), **shared, offsets=desk_offsets, topics=(names.desk,),
+        journal=Journal("desk", tables.journal, [*tables.desk.tables.values(), tables.offsets]),
+        guard=InputGuard(desk_offsets, reader, {names.desk}, committed_offset))
 
-    def forget_inputs() -> None:
-        """Reload the inputs agent's state, applied offsets and journals at next use."""
-        parts.discard()
-        in_offsets.discard()
-        in_journal.discard()
-
-    def forget_desk() -> None:
-        book.discard()
-        desk_offsets.discard()
-        desk_journal.discard()
-    in_guard = InputGuard(in_offsets, reader, {names.tickets, names.metrics}, committed_offset,
-                          tails=() if manual_ticks else (names.tickets, names.metrics))
-    desk_guard = InputGuard(desk_offsets, reader, {names.desk}, committed_offset)
-
-    async def received(events: list, guard: InputGuard, journal: Journal) -> tuple[list[Record], dict]:
-        """The batch as contiguous records (holes read back from the broker), and the last Faust
-        event per partition (table writes of that partition are made as if processing it). The
-        tables of a partition seen for the first time since a (re)load are completed from its
-        journal first, so the state read below is whole."""
-        last = {event.message.partition: event for event in events}
-        journal.restore(set(last), lambda table_, p, key, value: write_as(last[p], table_, key, value))
-        return await guard.records([Record.of_event(e) for e in events]), last
-
-    async def settle(writes: list, last: dict, offsets: AppliedOffsets, journal: Journal,
-                     topics: tuple[str, ...]) -> None:
-        """Journal the batch's writes per partition and flush, write the state and the applied
-        offsets, then commit those offsets (at least once: a crash before the commit consumes the
-        batch again, and the ids absorb the repeats against a state that is whole)."""
-        writes = writes + offsets.writes()
-        for table_, p, key, value in journal.records(writes):
-            write_as(last[p], table_, key, value)
-        await app.producer.flush()
-        for table_, p, key, value in writes:
-            write_as(last[p], table_, key, value)
-        if settings.processing_guarantee != "exactly_once":  # else Faust's transactions commit
-            await committer.commit(offsets.committable(topics))
-
-    class Batch:
-        """What one batch sends, in order, through ``sender`` (else Faust's ``send_soon``); all
-        awaited together by :meth:`done`."""
-
-        def __init__(self) -> None:
-            self.futures: list = []
-            self.records: list[tuple[str, bytes | None, bytes, int | None]] = []
-            self.types: Counter = Counter()
-            self.dead = 0
-
-        def _send(self, topic: Any, key: bytes | None, value: bytes, partition: int | None = None) -> None:
-            if sender is None:
-                self.futures.append(topic.send_soon(key=key, value=value, partition=partition))
-            else:
-                self.records.append((topic.get_topic_name(), key, value, partition))
-
-        def publish(self, stepped: Stepped) -> None:
-            """Contract outputs, then the step's settlements (desk records) for the desk."""
-            for out in stepped.outputs:
-                self.output(out.subject, out)
-            for src, item in stepped.settlements:
-                self._send(desk_topic, item.agreement.encode(), desk_record(item, src))
-
-        def output(self, key: str, out: Output) -> None:
-            self._send(out_topics[out.topic], key.encode(), orjson.dumps(out.cloudevent()))
-            self.types[out.type.value] += 1
-
-        def marks(self, moved: dict) -> None:
-            for src, (at, inclusive) in sorted(moved.items()):
-                value = mark_record(src, at, inclusive)
-                for q in range(P):
-                    self._send(desk_topic, None, value, q)
-
-        def reject(self, reason: str, rec: Record, duplicate: bool = False) -> None:
-            value = deadletter_record(reason, rec.value, rec.key, rec.topic, rec.partition, rec.offset, duplicate)
-            self._send(deadletter, rec.key, orjson.dumps(value))
-            self.dead += 1
-
-        def internal_error(self, agent: str, err: Exception, rec: Record) -> None:
-            """The safety net (DESIGN.md §10): the record is dead-lettered, the batch goes on. The
-            first one's traceback is logged; an exception inside the core may have left that one
-            incident half-changed (no rollback), which is still better than a stopped partition."""
-            if not errors_seen[agent]:
-                log.error("escalation: internal error in the %s agent at %s[%d]@%d (later ones are dead-lettered "
-                          "without a traceback)", agent, rec.topic, rec.partition, rec.offset, exc_info=err)
-            errors_seen[agent] += 1
-            obs.internal_error(agent)
-            self.reject(internal_error_reason(err), rec)
-
-        async def done(self) -> None:
-            if self.records:
-                self.futures += await sender.send_all(self.records)
-            if self.futures:
-                await asyncio.gather(*self.futures)
-            for type_, n in self.types.items():
-                obs.outputs_out(type_, n)
-            if self.dead:
-                obs.dead_letter(self.dead)
-
-    def input_record(batch: Batch, rec: Record, latest: datetime) -> None:
-        """One tickets/metrics/ticks record: applied (outputs queued on ``batch``) or dead-lettered."""
-        if rec.topic == names.ticks:
-            try:
-                tick = parse_tick(rec.value)
-            except Exception as err:  # noqa: BLE001 - any bad tick is dead-lettered
-                batch.reject(f"bad tick: {err}", rec)
-                return
-            batch.publish(parts.step(rec.partition, tick))
-            return
-        try:
-            decoded = decode_event(rec.value if rec.value is not None else b"")
-        except Rejected as err:
-            batch.reject(err.reason, rec)
-            return
-        is_metric = isinstance(decoded, MetricObserved)
-        if is_metric != (rec.topic == names.metrics):
-            batch.reject(f"{decoded.type} events belong on the {'metrics' if is_metric else 'tickets'} "
-                         f"topic, not on {rec.topic}", rec)
-            return
-        if decoded.time > latest:  # one broken producer must not fire every deadline of a partition
-            batch.reject(f"from the future: time {decoded.time.isoformat()} is more than {settings.max_future_skew:g} s "
-                         f"ahead of the worker's clock ({latest.isoformat()} + skew)", rec)
-            return
-        stepped = parts.step(rec.partition, decoded)
-        batch.publish(stepped)
-        if stepped.rejected is not None:
-            batch.reject(stepped.rejected, rec, stepped.conflict)
-            if stepped.conflict:
-                obs.duplicate_conflict()
-
-    def inputs_batch(records: list[Record]) -> tuple[Batch, list]:
-        """Process one batch in order: (what to send, table writes)."""
-        batch = Batch()
-        latest = wall_instant(0) + timedelta(seconds=settings.max_future_skew)  # one wall-clock read per batch
-        try:
-            for rec in records:
-                try:
-                    input_record(batch, rec, latest)
-                except Exception as err:  # noqa: BLE001 - the safety net: one record never stops a partition
-                    batch.internal_error("inputs", err, rec)
-            writes, moved = parts.end()
-        except BaseException:
-            forget_inputs()
-            raise
-        batch.marks(moved)  # after this batch's desk records: the desk sees them first
-        return batch, writes
-
-    def report_lag(events: list) -> None:
-        """``escalation_consumer_lag`` of the tickets partitions this batch read from."""
-        tail: dict[int, int] = {}
-        for event in events:
-            if event.message.topic == names.tickets:
-                tail[event.message.partition] = event.message.offset
-        for p, offset in tail.items():
-            try:
-                hw = app.consumer.highwater(faust.types.TP(names.tickets, p))
-            except Exception:  # noqa: BLE001 - metrics only
-                continue
-            if hw is not None:
-                obs.lag(p, max(0, hw - offset - 1))
-
-    @app.agent(inputs, name="inputs")
+    @app.agent(topics.inputs, name="inputs")
     async def inputs_agent(stream: Any) -> None:
-        # Faust pauses delivery (and logs "producer buffer full") while more than max_messages
-        # records wait in its producer buffer; one batch legitimately queues up to BATCH_MAX
-        # changelog writes at once
-        app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 4 * BATCH_MAX)
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            if stale["inputs"]:
-                forget_inputs()
-                stale["inputs"] = False
-            parts.fired.clear()
-            log.debug("inputs batch: %d records", len(events))
-            records, last = await received(events, in_guard, in_journal)
-            batch, writes = inputs_batch(records)
-            fired = list(parts.fired)
-            log.debug("inputs batch: sending %d records, %d futures", len(batch.records), len(batch.futures))
-            await batch.done()  # outputs and desk records on the broker before the state moves on
-            log.debug("inputs batch: sent; %d table writes", len(writes))
-            await settle(writes, last, in_offsets, in_journal, (names.tickets, names.metrics, names.ticks))
-            now = time.time()
-            for due in fired:
-                obs.deadline_latency(now - due.timestamp())
-            obs.events_in(sum(1 for e in events if e.message.topic != names.ticks))
-            open_, due_index = parts.sizes()
-            obs.set_open_incidents(open_)
-            obs.set_due_index(due_index)
-            report_lag(events)
+        await inputs.run(stream, BATCH_MAX, BATCH_WITHIN)
 
-    @app.agent(desk_topic, name="desk")
+    @app.agent(topics.desk, name="desk")
     async def desk_agent(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            if stale["desk"]:
-                forget_desk()
-                stale["desk"] = False
-            batch = Batch()
-            records, last = await received(events, desk_guard, desk_journal)
-            try:
-                for rec in records:
-                    try:
-                        book.take(rec.partition, rec.value)
-                    except (Rejected, ValueError, KeyError, TypeError) as err:
-                        batch.reject(getattr(err, "reason", None) or f"bad desk record: {err!r}", rec)
-                    except Exception as err:  # noqa: BLE001 - the safety net, as in the inputs agent
-                        batch.internal_error("desk", err, rec)
-                for out in book.release():
-                    batch.output(out.data["agreement"], out)
-                writes = book.end()
-            except BaseException:
-                forget_desk()
-                raise
-            log.debug("desk batch: %d records, sending %d", len(events), len(batch.records))
-            await batch.done()
-            log.debug("desk batch: sent; %d table writes", len(writes))
-            await settle(writes, last, desk_offsets, desk_journal, (names.desk,))
-            obs.set_desk_pending(book.pending())
+        await desk.run(stream, BATCH_MAX, BATCH_WITHIN)
 
+    return inputs, desk
+
+
+def _rebalance_hooks(app: faust.App, agents: tuple[InputsAgent, DeskAgent]) -> Callable[..., None]:
+    """``invalidate``: reload every agent's state from the tables at its next batch; called on
+    every rebalance (and by the runner on an agreement reload)."""
     def invalidate(*args: Any, **kwargs: Any) -> None:
-        """Reload the in-memory state from the tables at the next batch (rebalance, agreement reload)."""
-        stale["inputs"] = stale["desk"] = True
-        committer.forget()
+        for agent in agents:
+            agent.stale = True
+        agents[0].committer.forget()
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
@@ -487,31 +252,53 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
         invalidate()
         shorten_fetch_wait(app)
 
+    return invalidate
+
+
+def _ticker(app: faust.App, names: TopicNames, topics: _Topics, settings: LiveSettings, guard: InputGuard) -> None:
+    """The ticker; a partition is ticked once its input is caught up (see ``caught_up``)."""
+    from escalation.live.ticker import install_ticker
+
+    behind_since: dict[int, float] = {}
+
+    async def caught_up(p: int) -> bool:
+        """No record of partition ``p``'s tickets or metrics waits unapplied on the broker (after
+        CATCH_UP_LIMIT seconds behind, it is ticked regardless: time must not stop for good)."""
+        try:
+            behind = await guard.behind(p)
+        except Exception:  # noqa: BLE001 - broker unreachable for a moment: tick as before
+            return True
+        if not behind:
+            behind_since.pop(p, None)
+            return True
+        return time.monotonic() - behind_since.setdefault(p, time.monotonic()) > CATCH_UP_LIMIT
+
+    install_ticker(app, app.topic(names.ticks, **topics.raw), settings, caught_up)
+
+
+def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | None = None,
+              datadir: str | Path | None = None, manual_ticks: bool = False) -> faust.App:
+    """The whole live engine as one Faust app (see the module docstring).
+
+    ``broker_url``: the embedded broker's url (required when ``settings.broker`` is None).
+    ``manual_ticks``: no ticker; time moves only by ticks produced with :func:`ticker.send_tick`.
+    The app carries ``app.escalation`` (names, state, topics) for the runner and the tests.
+    """
+    app = _faust_app(settings, broker_url, datadir)
+    names, P = TopicNames.of(settings), settings.partitions
+    topics, tables = _Topics.declare(app, names, P), _Tables.declare(app, P)
+    reader, sender = _clients(app, settings)
+    outlets = Outlets(topics.outputs, topics.desk, topics.deadletter, P, sender)
+    inputs, desk = _agents(app, settings, registry, names, topics, tables, reader, outlets, manual_ticks)
+    invalidate = _rebalance_hooks(app, (inputs, desk))
+
     from escalation.live.gcpolicy import install as install_gc_policy
 
     install_gc_policy(app, settings.gc_interval)
-
     if not manual_ticks:
-        from escalation.live.ticker import install_ticker
-
-        behind_since: dict[int, float] = {}
-
-        async def caught_up(p: int) -> bool:
-            """No record of partition ``p``'s tickets or metrics waits unapplied on the broker (after
-            CATCH_UP_LIMIT seconds behind, it is ticked regardless: time must not stop for good)."""
-            try:
-                behind = await in_guard.behind(p)
-            except Exception:  # noqa: BLE001 - broker unreachable for a moment: tick as before
-                return True
-            if not behind:
-                behind_since.pop(p, None)
-                return True
-            return time.monotonic() - behind_since.setdefault(p, time.monotonic()) > CATCH_UP_LIMIT
-
-        install_ticker(app, app.topic(names.ticks, **raw), settings, caught_up)
-
-    app.escalation = _Wiring(names, parts, book, inputs, out_topics, deadletter, desk_topic,  # type: ignore[attr-defined]
-                             invalidate)
+        _ticker(app, names, topics, settings, inputs.guard)
+    app.escalation = _Wiring(names, inputs.parts, desk.book, topics.inputs, topics.outputs,  # type: ignore[attr-defined]
+                             topics.deadletter, topics.desk, invalidate)
     return app
 
 
