@@ -204,4 +204,4 @@ def test_state_is_grouped_by_service_for_the_live_table():
     state = engine.metrics.to_dict()
     assert list(state["services"]) == ["erp-prod"]
     assert list(state["services"]["erp-prod"]["slos"]["acme-erp"]) == ["erp-availability"]
-    assert len(state["services"]["erp-prod"]["streams"]["availability"]["ids"]) == 1
+    assert len(state["services"]["erp-prod"]["streams"]["availability"]["order"]) == 1

@@ -37,9 +37,11 @@ from array import array
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Annotated
 
 from escalation.agreement.durations import iso_duration, parse_duration
 from escalation.agreement.models import BurnRateRule, Slo
+from escalation.core.codec import record
 
 _MIN, _HOUR = 60_000_000, 3_600_000_000
 _EPS = 1e-9
@@ -106,25 +108,16 @@ def compile_burn(slo: Slo, clause: str, slo_window_us: int | None) -> BurnSpec |
                     lengths.index(slo_window_us) if slo_window_us else None)
 
 
+@record
 @dataclass(slots=True)
 class BurnState:
     heads: list                 # per ring: bucket index of the head, or None before any data
-    good: list                  # per ring: array('d') of bucket good counts
-    total: list
+    good: list[Annotated[array, "d"]]   # per ring: bucket good counts
+    total: list[Annotated[array, "d"]]
     sums: list                  # per window: [good, total]
     firing: list                # per rule: bool
     transitions: list           # per rule: firing/resolved outputs emitted so far
     evaluated_us: int | None = None
-
-    def to_dict(self) -> dict:
-        return {"heads": list(self.heads), "good": [list(a) for a in self.good], "total": [list(a) for a in self.total],
-                "sums": [list(s) for s in self.sums], "firing": list(self.firing),
-                "transitions": list(self.transitions), "evaluated_us": self.evaluated_us}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BurnState":
-        return cls(list(d["heads"]), [array("d", a) for a in d["good"]], [array("d", a) for a in d["total"]],
-                   [list(s) for s in d["sums"]], list(d["firing"]), list(d["transitions"]), d["evaluated_us"])
 
 
 def new_state(spec: BurnSpec) -> BurnState:

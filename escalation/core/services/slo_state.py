@@ -1,4 +1,4 @@
-"""SLO state: small plain records, serialisable to JSON-ready dicts (like ``state.py``).
+"""SLO state: small plain records, saved and loaded by the one codec (``codec.record``, like ``state.py``).
 
 Invariants:
 - ``SloState`` is keyed by (agreement id, SLO id); ``periods`` holds the open periods only (one,
@@ -11,8 +11,8 @@ Invariants:
   digests), each with a digest of its content: an id seen there is a duplicate and is ignored
   (flagged when its content differs). Bounded on purpose: redeliveries are recent; an older
   repeat of a slice in a closed period is rejected as late, not counted twice.
-- ``to_dict``/``from_dict`` round-trip exactly (floats via JSON keep their value), so a stream
-  split anywhere and carried over gives the same outputs.
+- ``to_dict``/``from_dict`` (the codec) round-trip exactly (floats via JSON keep their value), so
+  a stream split anywhere and carried over gives the same outputs.
 """
 
 from __future__ import annotations
@@ -21,12 +21,16 @@ import hashlib
 from array import array
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from escalation.core.codec import record
 
 from escalation.core.services.burn_rate import BurnState
 
 DEDUP_WINDOW = 1024
 
 
+@record
 @dataclass(slots=True)
 class PeriodAcc:
     label: str
@@ -39,16 +43,8 @@ class PeriodAcc:
     uncounted: float = 0.0
     slices: int = 0
 
-    def to_dict(self) -> dict:
-        return {"label": self.label, "start_us": self.start_us, "end_us": self.end_us, "revision": self.revision,
-                "good": self.good, "total": self.total, "excluded": self.excluded,
-                "uncounted": self.uncounted, "slices": self.slices}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "PeriodAcc":
-        return cls(**d)
-
-
+@record
 @dataclass(slots=True)
 class SloState:
     agreement: str
@@ -60,23 +56,13 @@ class SloState:
     closed_until_us: int | None = None
     burn: BurnState | None = None
 
-    def to_dict(self) -> dict:
-        return {"agreement": self.agreement, "slo": self.slo, "service": self.service, "sli": self.sli,
-                "revision": self.revision, "periods": [p.to_dict() for p in self.periods.values()], "closed_until_us": self.closed_until_us,
-                "burn": None if self.burn is None else self.burn.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SloState":
-        periods = {p["label"]: PeriodAcc.from_dict(p) for p in d["periods"]}
-        burn = None if d["burn"] is None else BurnState.from_dict(d["burn"])
-        return cls(d["agreement"], d["slo"], d["service"], d["sli"], d["revision"], periods, d["closed_until_us"], burn)
-
 
 def id_hash(event_id: str) -> int:
     """A stable 64-bit digest of an input id (not Python's per-process ``hash``)."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
 
 
+@record
 @dataclass(slots=True)
 class Stream:
     """Recent input ids of one (service, sli) metric stream, as 64-bit digests.
@@ -87,9 +73,9 @@ class Stream:
     ids look like.
     """
 
-    order: array = field(default_factory=lambda: array("Q"))
-    sorted_: array = field(default_factory=lambda: array("Q"))
-    contents: array = field(default_factory=lambda: array("Q"))
+    order: Annotated[array, "Q"] = field(default_factory=lambda: array("Q"))
+    sorted_: Annotated[array, "Q"] = field(default_factory=lambda: array("Q"))
+    contents: Annotated[array, "Q"] = field(default_factory=lambda: array("Q"))
 
     def digest_of(self, event_id: str) -> int | None:
         """The content digest remembered with ``event_id`` (0: not recorded), or None if not seen."""
@@ -108,12 +94,3 @@ class Stream:
             old = self.order.pop(0)
             self.contents.pop(0)
             del self.sorted_[bisect_left(self.sorted_, old)]
-
-    def to_dict(self) -> dict:
-        return {"ids": list(self.order), "digests": list(self.contents)}
-
-    @classmethod
-    def from_dict(cls, saved: dict | list[int]) -> "Stream":
-        """Also reads the older form, a bare list of id digests (content digests not recorded)."""
-        ids, digests = (saved, []) if isinstance(saved, list) else (saved["ids"], saved["digests"])
-        return cls(array("Q", ids), array("Q", sorted(ids)), array("Q", [0] * (len(ids) - len(digests)) + list(digests)))
