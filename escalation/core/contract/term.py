@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from escalation.agreement.parties import add_months, notice_span, term_months
+from escalation.core.codec import record
 from escalation.core.events import Rejected
 from escalation.core.outputs import Output, OutputType, output, utc
 
 NOTICE_REMINDER_DAYS = 30
 
 
+@record
 @dataclass(frozen=True, slots=True)
 class Termination:
     """An ``agreement.terminated`` input on its way to the desk that keeps the agreement's term."""
@@ -42,13 +44,6 @@ class Termination:
     at: datetime
     by: str
 
-    def to_dict(self) -> dict:
-        return {"agreement": self.agreement, "revision": self.revision, "id": self.id, "at": self.at.isoformat(),
-                "by": self.by}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Termination":
-        return cls(d["agreement"], d["revision"], d["id"], datetime.fromisoformat(d["at"]), d["by"])
 
 
 def check(registry, event):

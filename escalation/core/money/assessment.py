@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from escalation.core.codec import record
 from escalation.core.contract.compiled import CompiledAgreement
 from escalation.core.money.amounts import money, percent_number
 from escalation.core.money.caps import CapBudget, cap_limit, charge
@@ -71,6 +72,7 @@ def explain_money(compiled: CompiledAgreement, explain: dict, remedy, lines: lis
 
 # --- credits (tiered_credit remedies, assessed at SLO period close) ------------------------------
 
+@record
 @dataclass(frozen=True, slots=True)
 class CreditDue:
     """A tiered credit owed for a closed SLO period, before the period caps (the desk assesses it).
@@ -88,14 +90,6 @@ class CreditDue:
     attainment: float
     at: datetime
 
-    def to_dict(self) -> dict:
-        return {"agreement": self.agreement, "revision": self.revision, "slo": self.slo, "remedy": self.remedy,
-                "tier": self.tier, "period": self.period, "attainment": self.attainment, "at": self.at.isoformat()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CreditDue":
-        return cls(d["agreement"], d["revision"], d["slo"], d["remedy"], d["tier"], d["period"], d["attainment"],
-                   datetime.fromisoformat(d["at"]))
 
 
 def credit_output_id(cslo, due: CreditDue) -> str:

@@ -23,9 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from escalation.core.codec import record
 from escalation.core.money.amounts import ZERO, money
 
 
+@record
 @dataclass(slots=True)
 class CapBudget:
     """What one agreement has assessed against its caps per period (period -> amount), and per
@@ -34,16 +36,6 @@ class CapBudget:
     assessed: dict[str, Decimal] = field(default_factory=dict)
     by_remedy: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        out: dict = {"assessed": {k: str(v) for k, v in self.assessed.items()}}
-        if self.by_remedy:
-            out["by_remedy"] = {p: {r: str(v) for r, v in per.items()} for p, per in self.by_remedy.items()}
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CapBudget":
-        by_remedy = {p: {r: Decimal(v) for r, v in per.items()} for p, per in d.get("by_remedy", {}).items()}
-        return cls({k: Decimal(v) for k, v in d["assessed"].items()}, by_remedy)
 
 
 def months_back(label: str, count: int) -> list[str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from escalation.core.codec import record
 from escalation.core.contract.compiled import CompiledAgreement
 from escalation.core.contract.registry import Registry
 from escalation.core.money.amounts import money
@@ -41,6 +42,7 @@ def fresh_figures(p: Period) -> dict:
             "escalations": 0, "slos": [], "alerts": {}}
 
 
+@record
 @dataclass(frozen=True, slots=True)
 class PartialReport:
     """One source's figures of one agreement's reporting period, sent when the source closes it."""
@@ -50,26 +52,14 @@ class PartialReport:
     start: datetime  # the period's start (which agreement revision governs it)
     figures: dict
 
-    def to_dict(self) -> dict:
-        return {"agreement": self.agreement, "period": self.period, "start": self.start.isoformat(),
-                "figures": self.figures}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PartialReport":
-        return cls(d["agreement"], d["period"], datetime.fromisoformat(d["start"]), d["figures"])
 
 
+@record
 @dataclass(slots=True)
 class ReportState:
     periods: dict[str, dict] = field(default_factory=dict)
     closed_until_us: int | None = None
 
-    def to_dict(self) -> dict:
-        return {"periods": copy.deepcopy(self.periods), "closed_until_us": self.closed_until_us}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ReportState":
-        return cls(copy.deepcopy(d["periods"]), d["closed_until_us"])
 
 
 class Revisions:
