@@ -3,21 +3,20 @@ counted time as text."""
 
 from __future__ import annotations
 
-import re
-
-_ISO = re.compile(r"^(-)?P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+from escalation.agreement.durations import parse_wall_clock
 
 
 def iso_seconds(text: str | None) -> float | None:
-    """``PT26H7M30S`` -> 94050.0 (days as 24 h); None for None or an unparseable value."""
+    """``PT26H7M30S`` -> 94050.0, ``-PT5S`` -> -5.0 (the outputs' ``iso_duration`` text read back
+    through the one duration parser); None for None or an unparseable value."""
     if not text:
         return None
-    m = _ISO.match(text)
-    if not m:
+    negative = text.startswith("-")
+    try:
+        seconds = parse_wall_clock(text.removeprefix("-")).total_seconds()
+    except ValueError:
         return None
-    sign, d, h, mi, s = m.groups()
-    total = int(d or 0) * 86400 + int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0)
-    return -total if sign else total
+    return -seconds if negative else seconds
 
 
 def percentile(values: list[float], p: float) -> float | None:
