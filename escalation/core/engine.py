@@ -140,26 +140,22 @@ class Engine:
         if isinstance(item, Tick):
             result = StepResult(self._advance_to(item.at, item.inclusive))
         else:
-            result = self._step_event(item)
+            verdict = self._plan(item)
+            if isinstance(verdict, StepResult):
+                return verdict  # a repeat: nothing changed
+            outputs = self._advance_to(getattr(item, "start", item.time))
+            # a ticket event's plan still holds after the advance (deadlines change no lifecycle
+            # or revision); a slice's or a termination's is taken again at the new clock
+            if isinstance(item, (MetricObserved, AgreementTerminated)):
+                verdict = self._plan(item)
+            result = self._apply(item, verdict)
+            result.outputs[:0] = outputs
         result.changed, self._changed = self._changed, set()
         if self.metrics.changed:
             result.changed |= self.metrics.changed
             self.metrics.changed.clear()
         if self._settlements:
             result.settlements, self._settlements = self._settlements, []
-        return result
-
-    def _step_event(self, event) -> StepResult:
-        verdict = self._plan(event)
-        if isinstance(verdict, StepResult):
-            return verdict
-        outputs = self._advance_to(getattr(event, "start", event.time))
-        # a ticket event's plan still holds after the advance (deadlines change no lifecycle or
-        # revision); a slice's or a termination's is taken again at the new clock
-        if isinstance(event, (MetricObserved, AgreementTerminated)):
-            verdict = self._plan(event)
-        result = self._apply(event, verdict)
-        result.outputs[:0] = outputs
         return result
 
     def _plan(self, event):

@@ -55,20 +55,20 @@ class Scheduler:
         self._heap.clear()
         self._due.clear()
 
-    def _stale(self, due: Any, key: Hashable) -> bool:
-        if self._due.get(key) != due:
-            return True
-        if self._is_live is not None and not self._is_live(key, due):
-            del self._due[key]
-            return True
-        return False
+    # The two loops below run once per input in replay (every advance asks for what is due), so
+    # the stale test is written out in each of them instead of being a method of its own.
 
     def next_due(self) -> Any:
         """The earliest instant anything is due at, or None (stale entries on top are dropped)."""
-        heap = self._heap
-        while heap and self._stale(*heap[0]):
+        heap, dues, is_live = self._heap, self._due, self._is_live
+        while heap:
+            due, key = heap[0]
+            if dues.get(key) == due:
+                if is_live is None or is_live(key, due):
+                    return due
+                del dues[key]
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return None
 
     def peek(self) -> tuple[Any, Hashable] | None:
         """The earliest ``(due, key)`` without removing it, or None."""
@@ -76,14 +76,16 @@ class Scheduler:
 
     def pop_due(self, until: Any, inclusive: bool = False) -> Iterator[tuple[Any, Hashable]]:
         """Remove and yield every ``(due, key)`` due before ``until`` (at it too when ``inclusive``)."""
-        heap, dues = self._heap, self._due
+        heap, dues, is_live = self._heap, self._due, self._is_live
         while heap:
             due, key = heap[0]
-            if self._stale(due, key):
-                heapq.heappop(heap)
-                continue
-            if not (due < until or (inclusive and due == until)):
-                return
+            if dues.get(key) == due:
+                if is_live is None or is_live(key, due):
+                    if not (due < until or (inclusive and due == until)):
+                        return
+                    heapq.heappop(heap)
+                    del dues[key]
+                    yield due, key
+                    continue
+                del dues[key]
             heapq.heappop(heap)
-            del dues[key]
-            yield due, key
