@@ -39,8 +39,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
+from escalation.core.codec import record
 from escalation.core.contract.registry import Registry
 from escalation.core.contract.term import TermBook, Termination
 from escalation.core.marks import Marks
@@ -71,46 +71,31 @@ _PENALTY, _CREDIT, _REPORT = 0, 1, 2
 _KEEP_ASSESSED = 2  # money periods whose booked ids are remembered per agreement
 
 
-def _penalty_to_dict(due: PenaltyDue) -> dict:
-    return {"source": due.source, "agreement": due.agreement, "revision": due.revision, "remedy": due.remedy,
-            "ticket": due.ticket, "clock": due.clock, "cycle": due.cycle, "priority": due.priority,
-            "at": due.at.isoformat(), "amount": str(due.amount)}
-
-
-def _penalty_from_dict(d: dict) -> PenaltyDue:
-    return PenaltyDue(d["source"], d["agreement"], d["revision"], d["remedy"], d["ticket"], d["clock"], d["cycle"],
-                      d["priority"], datetime.fromisoformat(d["at"]), Decimal(d["amount"]))
+#: the desk's inputs by the ``kind`` their internal records carry (the live desk topic)
+_KINDS = {"penalty": PenaltyDue, "credit": CreditDue, "partial": PartialReport, "termination": Termination}
+_KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
 
 
 def item_to_dict(item) -> dict:
     """A desk input as JSON-ready data with its kind (the live engine's internal record)."""
-    if isinstance(item, PenaltyDue):
-        return {"kind": "penalty", **_penalty_to_dict(item)}
-    if isinstance(item, CreditDue):
-        return {"kind": "credit", **item.to_dict()}
-    if isinstance(item, PartialReport):
-        return {"kind": "partial", **item.to_dict()}
-    if isinstance(item, Termination):
-        return {"kind": "termination", **item.to_dict()}
-    raise TypeError(f"not a desk item: {item!r}")
+    kind = _KIND_OF.get(type(item))
+    if kind is None:
+        raise TypeError(f"not a desk item: {item!r}")
+    return {"kind": kind, **item.to_dict()}
 
 
 def item_from_dict(d: dict):
-    kind = d.get("kind")
-    if kind == "penalty":
-        return _penalty_from_dict(d)
-    if kind == "credit":
-        return CreditDue.from_dict(d)
-    if kind == "partial":
-        return PartialReport.from_dict(d)
-    if kind == "termination":
-        return Termination.from_dict(d)
-    raise ValueError(f"unknown desk record kind {kind!r}")
+    """The desk input a record holds (keys other than its fields, e.g. ``kind``, ``src``, are ignored)."""
+    cls = _KINDS.get(d.get("kind"))
+    if cls is None:
+        raise ValueError(f"unknown desk record kind {d.get('kind')!r}")
+    return cls.from_dict(d)
 
 
 DESK_ITEMS = (PenaltyDue, CreditDue, PartialReport, Termination)
 
 
+@record
 @dataclass(slots=True)
 class DeskState:
     """One agreement at the desk."""
@@ -121,19 +106,6 @@ class DeskState:
     pending: dict[str, dict] = field(default_factory=dict)   # output id -> at_us, rank, key, item
     assessed: dict[str, list[str]] = field(default_factory=dict)  # money period -> output ids booked
     chains: list[dict] = field(default_factory=list)  # running earn-backs (``earn_back.py``)
-
-    def to_dict(self) -> dict:
-        out = {"ledger": self.budget.to_dict(),  # the saved state keeps its key
-               "periods": self.periods, "closed_until_us": self.closed_until_us,
-               "pending": self.pending, "assessed": self.assessed}
-        if self.chains:
-            out["chains"] = self.chains
-        return copy.deepcopy(out)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DeskState":
-        return cls(CapBudget.from_dict(d["ledger"]), d["periods"], d["closed_until_us"], d["pending"], d["assessed"],
-                   d.get("chains", []))
 
 
 class Desk:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
+from escalation.core.codec import record
 from escalation.core.contract.compiled import (
     ALWAYS,
     BREACH,
@@ -44,6 +46,7 @@ from escalation.core.tickets.notices import (
 from escalation.core.tickets.state import PAUSED, RUNNING, STOPPED, Incident
 
 
+@record
 @dataclass(frozen=True, slots=True)
 class PenaltyDue:
     """A per-breach remedy owed at ``at``; the ledger caps it and words ``penalty.assessed``."""
@@ -57,7 +60,7 @@ class PenaltyDue:
     cycle: int
     priority: str
     at: datetime
-    amount: object
+    amount: Decimal
 
 
 def _calendar(compiled: CompiledAgreement, incident: Incident, clock: str, priority: str | None = None):
