@@ -66,6 +66,7 @@ from escalation.core.scheduler import Scheduler
 from escalation.core.services.slo_compiled import SloBook, validity_us
 from escalation.core.tickets.incident import PenaltyDue
 from escalation.core.time.periods import by_label, following, to_dt, to_us
+from escalation.core.time.watermark import closed_before, mark_closed
 
 _PENALTY, _CREDIT, _REPORT = 0, 1, 2
 _KEEP_ASSESSED = 2  # money periods whose booked ids are remembered per agreement
@@ -250,7 +251,7 @@ class Desk:
         the grace)."""
         st = self._state(agreement)
         period = st.periods.pop(label)
-        st.closed_until_us = max(st.closed_until_us or period["end_us"], period["end_us"])
+        mark_closed(st, period["end_us"])
         if self._expired_by(agreement, period["start_us"]):
             return []  # a period after the final term: nothing is published, no next period
         compiled = self.revisions.compiled_at(agreement, period["start_us"])
@@ -293,7 +294,7 @@ class Desk:
         if period is not None:
             return period
         p = by_label(compiled.tz, label)
-        if st.closed_until_us is not None and p.start_us < st.closed_until_us:
+        if closed_before(st, p.start_us):
             return None
         if self._expired_by(agreement, p.start_us):
             return None  # output-equivalent to opening it: ``_close`` would drop it

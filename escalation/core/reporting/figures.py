@@ -31,6 +31,7 @@ from escalation.core.outputs import VERDICT_TYPES, Output, OutputType, output, u
 from escalation.core.reporting import objectives
 from escalation.core.services.slo_compiled import validity_us
 from escalation.core.time.periods import Period, by_label, period_at, to_dt, to_us
+from escalation.core.time.watermark import closed_before, mark_closed
 
 _BY_PERIOD_FIELD = (OutputType.SLO_ATTAINMENT, OutputType.SLO_NO_DATA)
 RECORDED = {OutputType.SLA_MET, OutputType.SLA_BREACHED, OutputType.ESCALATION_TRIGGERED, OutputType.SLO_BURN_RATE, *_BY_PERIOD_FIELD}
@@ -117,7 +118,7 @@ class Reports:
         st = self.states.setdefault(agreement, ReportState())
         if p.label in st.periods:
             return None, st.periods[p.label]
-        if st.closed_until_us is not None and p.start_us < st.closed_until_us:
+        if closed_before(st, p.start_us):
             return None, None
         st.periods[p.label] = fresh_figures(p)
         return p, st.periods[p.label]
@@ -147,7 +148,7 @@ class Reports:
         """Close ``label`` here: its figures, for the desk."""
         st = self.states[agreement]
         fig = st.periods.pop(label)
-        st.closed_until_us = max(st.closed_until_us or fig["end_us"], fig["end_us"])
+        mark_closed(st, fig["end_us"])
         return PartialReport(agreement, label, to_dt(fig["start_us"]), fig)
 
 

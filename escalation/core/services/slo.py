@@ -40,6 +40,7 @@ from escalation.core.time.periods import (
     to_dt,
     to_us,
 )
+from escalation.core.time.watermark import closed_before, mark_closed
 
 
 def new_state(cslo: CompiledSlo) -> SloState:
@@ -59,8 +60,7 @@ def late_reason(cslo: CompiledSlo, st: SloState | None, start_us: int, now_us: i
             if acc.start_us <= start_us < acc.end_us:
                 return None  # fast path: an open period
     p = period_at(cslo.compiled.tz, start_us)
-    closed_at = st.closed_until_us if st is not None else None
-    if closed_at is None or start_us >= closed_at:
+    if not closed_before(st, start_us):
         if now_us is None or p.end_us + grace_us >= now_us or (st is not None and p.label in st.periods):
             return None
     return (f"period closed: slice starting {to_dt(start_us).isoformat()} falls in period {p.label} "
@@ -143,7 +143,7 @@ def close_period(cslo: CompiledSlo, st: SloState, label: str) -> list:
     the period was over (DESIGN.md §4), whatever grace delayed the close."""
     acc = st.periods.pop(label)
     at = to_dt(acc.end_us)
-    st.closed_until_us = max(st.closed_until_us or acc.end_us, acc.end_us)
+    mark_closed(st, acc.end_us)
     value = attainment(acc)
     if value is None:
         return [no_data_notice(cslo, acc, at)]
