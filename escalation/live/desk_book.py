@@ -47,7 +47,7 @@ class DeskBook:
             saved = self.store.get(MARKS, str(q))
             if saved:
                 desk.load_marks(saved)
-            desk.dirty.clear()
+            desk.changed.clear()
         return desk
 
     def take(self, q: int, value: bytes) -> None:
@@ -76,9 +76,9 @@ class DeskBook:
         """Put the changed agreements and the marks of every desk touched in this batch; the writes."""
         for q in sorted(self._touched):
             desk = self._desks[q]
-            for agreement in sorted(desk.dirty):
+            for agreement in sorted(desk.changed):
                 self.store.put(DESKS, q, agreement, desk.state_of(agreement))
-            desk.dirty.clear()
+            desk.changed.clear()
             self.store.put(MARKS, q, str(q), desk.marks_dict())
         self._touched.clear()
         return self.store.changes()

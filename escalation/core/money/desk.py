@@ -122,7 +122,7 @@ class Desk:
         self._queue = Scheduler(self._pending)
         # report closes: (agreement, label) at the period's end + grace; stale once not open
         self._closes = Scheduler(self._open_period)
-        self.dirty: set[str] = set()  # agreements changed since the caller last cleared it
+        self.changed: set[str] = set()  # agreements changed since the caller last cleared it (to save)
 
     # -- input ------------------------------------------------------------------------------
 
@@ -130,14 +130,14 @@ class Desk:
         st = self.states.get(agreement)
         if st is None:
             st = self.states[agreement] = DeskState()
-        self.dirty.add(agreement)
+        self.changed.add(agreement)
         return st
 
     def submit(self, item, src: int = 0) -> None:
         """Take one ``PenaltyDue``, ``CreditDue`` or ``PartialReport`` from source ``src``."""
         if isinstance(item, Termination):
             self.terms.submit(item)
-            self._state(item.agreement)  # dirty: its term state is saved with the agreement's
+            self._state(item.agreement)  # changed: its term state is saved with the agreement's
             return
         if isinstance(item, PartialReport):
             period = self._open(item.agreement, item.period, to_us(item.start))
@@ -339,5 +339,5 @@ class Desk:
         for agreement, st in d["agreements"].items():
             desk.load(agreement, st)
         desk.load_marks(d["marks"])
-        desk.dirty.clear()
+        desk.changed.clear()
         return desk
