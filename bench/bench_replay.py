@@ -9,8 +9,9 @@ Same path as ``escalation replay``: ``escalation.replay.replay`` reads the JSONL
 written to a sink (``/dev/null`` unless ``--outputs FILE`` keeps them, e.g. to compare outputs
 byte for byte before and after an optimisation). Single-threaded, one core.
 
-Prints events, outputs by type, wall time, events/s, outputs/s, peak memory and memory per open
-incident. Memory is the ru_maxrss growth during the run by default (cheap, includes allocator
+Prints events, outputs by type, wall time, events/s, outputs/s, CPU us/event of the engine and of
+the decode/encode floor of issue #11 (measured in the same run on the same file, see ``floor``) and
+their ratio, peak memory and memory per open incident. Memory is the ru_maxrss growth during the run by default (cheap, includes allocator
 slack); ``--tracemalloc`` measures Python allocations exactly but slows the run ~2-3x, so its
 timing figures are not comparable. The peak number of open incidents (opened and not yet
 closed/cancelled) is counted from the file after the timed run. ``--profile`` runs under cProfile and
@@ -61,6 +62,28 @@ def open_incidents(events: Path) -> tuple[int, int]:
     return peak, now
 
 
+def floor(events: Path) -> dict:
+    """The decode/encode floor of issue #11 on the same file: a plain loop that decodes each line
+    with orjson, parses its time (``datetime.fromisoformat``) and encodes one output (orjson.dumps
+    of a small dict) per three events, written to /dev/null. Best of three runs (CPU time)."""
+    best = None
+    for _ in range(3):
+        with events.open("rb") as lines, open(os.devnull, "wb") as sink:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            n = 0
+            for line in lines:
+                record = orjson.loads(line)
+                at = datetime.fromisoformat(record["time"])
+                n += 1
+                if n % 3 == 0:
+                    sink.write(orjson.dumps({"id": record["id"], "type": "sla.met", "time": at.isoformat(),
+                                             "ticket": record.get("ticket")}) + b"\n")
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        if best is None or cpu < best["cpu_s"]:
+            best = {"events": n, "wall_s": wall, "cpu_s": cpu}
+    return best
+
+
 def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
@@ -95,7 +118,12 @@ def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | 
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
     sink.close()
+    rss_after = _maxrss_bytes()
+    traced = tracemalloc.get_traced_memory() if trace else None
+    if trace:
+        tracemalloc.stop()
     open_peak, open_at_end = open_incidents(events)
+    base = floor(events)
     result = {
         "events_file": str(events), "lines": stats.lines, "events": stats.events, "rejected": stats.rejected,
         "duplicates": stats.duplicates, "late": stats.late, "outputs": sum(stats.outputs.values()),
@@ -103,13 +131,16 @@ def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | 
         "events_per_s": round(stats.events / wall), "outputs_per_s": round(sum(stats.outputs.values()) / wall),
         "open_peak": open_peak, "incidents_retained": len(engine.incidents),
         "open_at_end": open_at_end,
-        "maxrss_delta_bytes": _maxrss_bytes() - rss_before, "maxrss_bytes": _maxrss_bytes(),
+        "maxrss_delta_bytes": rss_after - rss_before, "maxrss_bytes": rss_after,
+        "us_per_event": round(cpu / max(stats.events, 1) * 1e6, 2),
+        "floor_us_per_event": round(base["cpu_s"] / max(base["events"], 1) * 1e6, 2),
+        "floor_events_per_s": round(base["events"] / base["cpu_s"]),
         "profiled": profile, "tracemalloc": trace, "gc_threshold": gc.get_threshold(),
     }
     if trace:
-        current, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        current, peak = traced
         result.update(traced_peak_bytes=peak, traced_retained_bytes=current)
+    result["ratio_to_floor"] = round(result["us_per_event"] / result["floor_us_per_event"], 1)
     peak_mem = result.get("traced_peak_bytes", result["maxrss_delta_bytes"])
     result["peak_bytes_per_open_incident"] = round(peak_mem / max(open_peak, 1))
     result["retained_bytes_per_incident"] = (round(result["traced_retained_bytes"] / max(len(engine.incidents), 1))
@@ -134,6 +165,10 @@ def report(r: dict) -> str:
         f"wall time          {r['wall_s']:.2f} s (CPU {r['cpu_s']:.2f} s)" + ("  (under cProfile)" if r["profiled"] else "")
         + ("  (under tracemalloc)" if r["tracemalloc"] else "") + f"  gc thresholds {tuple(r['gc_threshold'])}",
         f"events/s           {r['events_per_s']:,}",
+        f"engine             {r['us_per_event']:.2f} us/event (CPU; {round(1e6 / r['us_per_event']):,} events/s)",
+        f"floor              {r['floor_us_per_event']:.2f} us/event (CPU; {r['floor_events_per_s']:,} events/s: "
+        "orjson decode + fromisoformat + one orjson output per 3 events, best of 3)",
+        f"ratio              {r['ratio_to_floor']}x the floor (target <= 3x, <= 10 us/event)",
         f"outputs/s          {r['outputs_per_s']:,}",
         f"open incidents     peak {r['open_peak']:,}, at end {r['open_at_end']:,}; "
         f"incident records retained {r['incidents_retained']:,}",
