@@ -143,7 +143,7 @@ class Engine:
             verdict = self._plan(item)
             if isinstance(verdict, StepResult):
                 return verdict  # a repeat: nothing changed
-            outputs = self._advance_to(getattr(item, "start", item.time))
+            outputs = self._advance_to(item.start if isinstance(item, MetricObserved) else item.time)
             # a ticket event's plan still holds after the advance (deadlines change no lifecycle
             # or revision); a slice's or a termination's is taken again at the new clock
             if isinstance(item, (MetricObserved, AgreementTerminated)):
@@ -201,16 +201,16 @@ class Engine:
         late = self.now - event.time if self.now is not None and event.time < self.now else None
         compiled = plan
         if isinstance(event, TicketOpened):
-            incident, outputs = tk.open_incident(self.registry, compiled, event)
+            incident, outputs, next_at = tk.open_incident(self.registry, compiled, event)
             self.incidents[event.ticket] = incident
             self.metrics.ticket_opened(compiled.id, event.time, event.priority)
         else:
             incident = self.incidents[event.ticket]
-            outputs = tk.apply_event(self.registry, compiled, incident, event)
+            outputs, next_at = tk.apply_event(self.registry, compiled, incident, event)
         incident.remember(event.id, content_digest(event))
         self.now = max(self.now or event.time, event.time)
         self._changed.add((INCIDENTS, event.ticket))
-        self._schedule(compiled, incident)
+        self._deadlines.schedule(incident.ticket, next_at)
         if self.forget_closed and incident.lifecycle == "closed":
             del self.incidents[event.ticket]
             self.closed[event.ticket] = incident.tombstone()

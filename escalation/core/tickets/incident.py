@@ -1,9 +1,9 @@
 """The pure per-incident step: apply one ticket event, or advance time, and collect outputs.
 
 Entry points (no I/O, no wall clock; time is the event's own or the ``until`` argument):
-- ``open_incident(compiled, event)``      -> (incident, outputs)
+- ``open_incident(compiled, event)``      -> (incident, outputs, next due)
 - ``check_event(compiled, incident, event)`` -> the lifecycle state after it, or Rejected (reads only)
-- ``apply_event(compiled, incident, event)`` -> outputs   (updates ``incident`` in place)
+- ``apply_event(compiled, incident, event)`` -> (outputs, next due)   (updates ``incident`` in place)
 - ``advance(compiled, incident, until, inclusive)`` -> outputs
 - ``next_due(compiled, incident)``        -> the next instant something fires, or None
 
@@ -72,14 +72,15 @@ def _pauses(compiled: CompiledAgreement, clock: str, status: str | None) -> bool
     return status is not None and status in compiled.agreement.clocks[clock].pause_when
 
 
-def open_incident(compiled: CompiledAgreement, event: TicketOpened) -> tuple[Incident, list]:
+def open_incident(compiled: CompiledAgreement, event: TicketOpened) -> tuple[Incident, list, datetime | None]:
+    """The new incident, what fires at its opening instant and the next instant something is due."""
     t = event.time
     incident = Incident(event.ticket, compiled.id, compiled.revision, event.priority, event.service, t, t,
                         assignee=event.assignee, group=event.group, customer=event.customer)
     for name, spec in compiled.agreement.clocks.items():
         if spec.starts == "opened":
             incident.clocks[name] = ck.start(t, paused=False)
-    return incident, advance(compiled, incident, t, inclusive=True)
+    return (incident, *advance_and_next(compiled, incident, t, inclusive=True))
 
 
 def check_event(compiled: CompiledAgreement, incident: Incident, event) -> str:
@@ -94,13 +95,15 @@ def check_event(compiled: CompiledAgreement, incident: Incident, event) -> str:
     return lifecycle
 
 
-def apply_event(compiled: CompiledAgreement, incident: Incident, event) -> list:
+def apply_event(compiled: CompiledAgreement, incident: Incident, event) -> tuple[list, datetime | None]:
     """Apply one ticket event (not ``ticket.opened``); Rejected (before any change) if it does not
-    fit. The caller records the event's id (``Incident.remember``)."""
+    fit. Returns the outputs and the next instant something is due (what ``next_due`` would say,
+    from the same scan). The caller records the event's id (``Incident.remember``)."""
     outputs = apply_only(compiled, incident, event)
     if incident.lifecycle == "closed":
-        return outputs  # closed or cancelled: the incident ends, nothing more fires
-    return outputs + advance(compiled, incident, incident.last_time, inclusive=True)
+        return outputs, None  # closed or cancelled: the incident ends, nothing more fires
+    fired, next_at = advance_and_next(compiled, incident, incident.last_time, inclusive=True)
+    return outputs + fired, next_at
 
 
 def apply_only(compiled: CompiledAgreement, incident: Incident, event) -> list:

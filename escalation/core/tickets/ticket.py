@@ -38,14 +38,15 @@ def _plain(compiled, incident) -> bool:
 
 
 def open_incident(registry, compiled, event):
-    incident, outputs = inc.open_incident(compiled, event)
+    incident, outputs, next_at = inc.open_incident(compiled, event)
     incident.engagements = engagements.attach(registry, compiled, event)
     if _plain(compiled, incident):
-        return incident, outputs
+        return incident, outputs, next_at
     t = event.time
     obligations.on_event(compiled, incident, event, t)
     outputs += engagements.step(registry, incident, event, t, [False] * len(incident.engagements))
-    return incident, outputs + _advance(registry, compiled, incident, t, True)
+    outputs += _advance(registry, compiled, incident, t, True)
+    return incident, outputs, next_due(registry, compiled, incident)
 
 
 def check_event(registry, compiled, incident, event) -> None:
@@ -56,7 +57,8 @@ def check_event(registry, compiled, incident, event) -> None:
     inc.check_event(compiled, incident, event)
 
 
-def apply_event(registry, compiled, incident, event) -> list:
+def apply_event(registry, compiled, incident, event):
+    """(outputs, the next instant something is due)."""
     if _plain(compiled, incident):
         return inc.apply_event(compiled, incident, event)
     check_event(registry, compiled, incident, event)
@@ -71,7 +73,8 @@ def apply_event(registry, compiled, incident, event) -> list:
         incident.vendor = event.vendor
     obligations.on_event(compiled, incident, event, t)
     outputs += engagements.step(registry, incident, event, t, before)
-    return outputs + _advance(registry, compiled, incident, t, True)
+    outputs += _advance(registry, compiled, incident, t, True)
+    return outputs, next_due(registry, compiled, incident)
 
 
 def next_due(registry, compiled, incident) -> datetime | None:
