@@ -143,6 +143,7 @@ class Worker:
         self.problem: str | None = None  # why one engine could differ: the parent redoes the run
         self.last_line = 0
         self._last: tuple = ()
+        self._behind: datetime | None = None  # a clock move skipped (nothing was due before it)
 
     def run(self, lines, until: datetime | None) -> Worker:
         from escalation.replay import _skip_bom
@@ -156,24 +157,28 @@ class Worker:
                 if self.problem is not None:
                     return self
         self.last_line = number
+        self._catch_up()
         if until is not None:
             self._advance(number + 1, 0, Tick(until))
         return self
 
     def line(self, number: int, line: bytes | str) -> None:
         peeked = peek(line)
-        if peeked is not None:
-            self._advance(number, 0, Tick(peeked[1], inclusive=False))
         if owner_of(peeked, self.n) == self.w:
+            if peeked is not None:
+                self._advance(number, 0, Tick(peeked[1], inclusive=False))
             self._own(number, line, peeked)
-        elif peeked is not None and peeked[2] is not None:
-            self._advance(number, 1, Tick(peeked[2], inclusive=False))
+        elif peeked is not None:
+            self._advance(number, 0, Tick(peeked[1], inclusive=False), skippable=True)
+            if peeked[2] is not None:
+                self._advance(number, 1, Tick(peeked[2], inclusive=False), skippable=True)
 
     def _own(self, number: int, line, peeked) -> None:
         from escalation.replay import _dead_letter
 
         stats = self.stats
         stats["lines"] += 1
+        self._catch_up()
         try:
             event = decode_event(line)
             if not _matches(event, peeked):
@@ -208,10 +213,33 @@ class Worker:
         if peeked[2] is not None:
             self._advance(number, 1, Tick(peeked[2], inclusive=False))
 
-    def _advance(self, number: int, phase: int, tick: Tick) -> None:
+    def _advance(self, number: int, phase: int, tick: Tick, skippable: bool = False) -> None:
+        """Step ``tick``; another's line (``skippable``) only moves the clock when something is due
+        before it: otherwise the move waits (``_behind``) for the next step that needs the clock."""
+        if skippable and self._quiet_before(tick.at):
+            if self._behind is None or tick.at > self._behind:
+                self._behind = tick.at
+            return
+        self._catch_up()
         outputs = self.engine.step(tick).outputs
         if outputs:
             self._emit(number, phase, outputs, None, advancing=True)
+
+    def _catch_up(self) -> None:
+        """The clock moves that waited: nothing was due before them, and nothing changed since."""
+        if self._behind is not None:
+            behind, self._behind = self._behind, None
+            if self.engine.step(Tick(behind, inclusive=False)).outputs:
+                self.problem = "a skipped clock move fired outputs"
+
+    def _quiet_before(self, at: datetime) -> bool:
+        """Whether nothing (deadline or period close) is due before ``at`` in this worker's engine.
+        Reads the engine's deadline index (no public peek); False whenever it cannot tell."""
+        deadlines = getattr(self.engine, "_deadlines", None)
+        due = deadlines.next_due() if hasattr(deadlines, "next_due") else at
+        close = self.engine.metrics.next_close()
+        return ((due is None or (isinstance(due, datetime) and due >= at))
+                and (close is None or (isinstance(close, datetime) and close >= at)))
 
     def _emit(self, number: int, phase: int, outputs: list, burn_at, advancing: bool = False) -> None:
         """Append ``outputs`` with their merge keys (``burn_at``: a slice's end, its owner's step)."""
