@@ -1,6 +1,6 @@
 """Deadline latency at scale on the embedded broker, and the per-tick cost of the due index.
 
-    python bench/live_latency.py [--incidents 100000] [--spread 120] [--tick-interval 0.5] [--tick-grace 1]
+    python bench/live_latency.py [--incidents 100000] [--spread 120] [--tick-interval S] [--tick-grace S]
                                  [--config test|batched] [--index-sizes 10000,50000,100000] [--skip-live] [--skip-index]
 
 1. **Per-tick cost** (in process, no broker): a :class:`~escalation.live.partitions.Partitions` over a
@@ -17,8 +17,11 @@
    by the worker's producer). Both INCLUDE the tick grace by design (a deadline D fires once the
    wall clock passes D + grace); "beyond grace" figures subtract it. Expect about
    grace + tick_interval/2 (p50) and grace + tick_interval + processing (p99).
+   Tick interval and grace default to the shipped ones (``LiveSettings`` defaults), so a run
+   without those options measures the engine as shipped.
 
 Starts an EmbeddedBroker on 127.0.0.1 (or uses $ESCALATION_TEST_BROKER) and stops every process it starts.
+``LIVE_LATENCY_LOGS=DIR`` keeps a copy of each worker's log there.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
 from escalation.live.broker import BrokerAddress, EmbeddedBroker  # noqa: E402
+from escalation.live.settings import LiveSettings  # noqa: E402
 from escalation.live.topics import ensure_topics, load_topics  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("_live_bench", ROOT / "bench/live_bench.py")
@@ -172,6 +176,9 @@ def live(broker, tmp: Path, n: int, spread: float, interval: float, grace: float
         peak_rss = peak_rss_mib(w.proc.pid)
     finally:
         w.stop()
+        if os.environ.get("LIVE_LATENCY_LOGS"):   # keep the worker's log (the temporary directory goes)
+            import shutil
+            shutil.copy(w.log_path, os.environ["LIVE_LATENCY_LOGS"])
     arrival.sort()
     thirds = [sorted(x for _, x in arrival[i * len(arrival) // 3:(i + 1) * len(arrival) // 3]) for i in range(3)]
     return {"n": n, "produced_s": produced_s, "ingest_s": ingest_s, "slack_s": slack,
@@ -195,8 +202,11 @@ def main() -> None:
     ap.add_argument("--incidents", default="100000", help="comma list: one live run per count")
     ap.add_argument("--spread", type=float, default=120.0, help="deadlines fall uniformly over this many seconds")
     ap.add_argument("--lead", type=float, help="seconds from producing to the first deadline (default: N/1000 + 40, >= 60)")
-    ap.add_argument("--tick-interval", type=float, default=0.5)
-    ap.add_argument("--tick-grace", type=float, default=1.0)
+    shipped = LiveSettings.model_fields
+    ap.add_argument("--tick-interval", type=float, default=shipped["tick_interval"].default,
+                    help="default: the shipped setting (%(default)s)")
+    ap.add_argument("--tick-grace", type=float, default=shipped["tick_grace"].default,
+                    help="default: the shipped setting (%(default)s)")
     ap.add_argument("--index-sizes", default="10000,50000,100000")
     ap.add_argument("--config", default="test", choices=sorted(lb.CONFIGS),
                     help="worker producer configuration (see bench/live_bench.py CONFIGS)")
