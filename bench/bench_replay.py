@@ -93,9 +93,9 @@ def _mib(n: float) -> str:
 
 
 def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | None,
-        profile: bool, trace: bool) -> dict:
+        profile: bool, trace: bool, forget_closed: bool = True) -> dict:
     registry = Registry(load_agreements([agreements]))
-    engine = Engine(registry)
+    engine = Engine(registry, forget_closed=forget_closed)  # as `escalation replay` makes it
     sink = open(outputs, "wb") if outputs else open(os.devnull, "wb")
     rejects: list[dict] = []
     dumps = orjson.dumps
@@ -129,7 +129,7 @@ def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | 
         "duplicates": stats.duplicates, "late": stats.late, "outputs": sum(stats.outputs.values()),
         "outputs_by_type": dict(stats.outputs.most_common()), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
         "events_per_s": round(stats.events / wall), "outputs_per_s": round(sum(stats.outputs.values()) / wall),
-        "open_peak": open_peak, "incidents_retained": len(engine.incidents),
+        "open_peak": open_peak, "incidents_retained": len(engine.incidents), "tombstones": len(engine.closed),
         "open_at_end": open_at_end,
         "maxrss_delta_bytes": rss_after - rss_before, "maxrss_bytes": rss_after,
         "us_per_event": round(cpu / max(stats.events, 1) * 1e6, 2),
@@ -143,8 +143,8 @@ def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | 
     result["ratio_to_floor"] = round(result["us_per_event"] / result["floor_us_per_event"], 1)
     peak_mem = result.get("traced_peak_bytes", result["maxrss_delta_bytes"])
     result["peak_bytes_per_open_incident"] = round(peak_mem / max(open_peak, 1))
-    result["retained_bytes_per_incident"] = (round(result["traced_retained_bytes"] / max(len(engine.incidents), 1))
-                                             if trace else None)
+    kept = len(engine.incidents) + len(engine.closed)
+    result["retained_bytes_per_incident"] = round(result["traced_retained_bytes"] / max(kept, 1)) if trace else None
     if rejects:
         result["first_rejects"] = rejects[:3]
     if profiler:
@@ -171,14 +171,14 @@ def report(r: dict) -> str:
         f"ratio              {r['ratio_to_floor']}x the floor (target <= 3x, <= 10 us/event)",
         f"outputs/s          {r['outputs_per_s']:,}",
         f"open incidents     peak {r['open_peak']:,}, at end {r['open_at_end']:,}; "
-        f"incident records retained {r['incidents_retained']:,}",
+        f"incident records retained {r['incidents_retained']:,}, tombstones {r['tombstones']:,}",
         f"peak RSS           {_mib(r['maxrss_bytes'])} (growth during run {_mib(r['maxrss_delta_bytes'])})",
     ]
     if r["tracemalloc"]:
         lines += [
             f"traced peak        {_mib(r['traced_peak_bytes'])}, retained at end {_mib(r['traced_retained_bytes'])}",
             f"per open incident  {r['peak_bytes_per_open_incident']:,} B (traced peak / peak open)",
-            f"per incident kept  {r['retained_bytes_per_incident']:,} B (retained / incident records)",
+            f"per incident kept  {r['retained_bytes_per_incident']:,} B (retained at end / (incident records + tombstones))",
         ]
     else:
         lines.append(f"per open incident  {r['peak_bytes_per_open_incident']:,} B (RSS growth / peak open)")
@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gc-threshold", type=int, metavar="N",
                         help="set the cyclic GC's generation-0 threshold to N (Python default 700) for the run, "
                              "e.g. 50000 to see what the collector costs once many incident records are held")
+    parser.add_argument("--keep-closed", action="store_true",
+                        help="keep closed incidents whole (the engine's default before issue #11) instead of "
+                             "shrinking them to tombstones as `escalation replay` and the live worker do")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if not args.events.exists():
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     until = datetime.fromisoformat(args.until.replace("Z", "+00:00")) if args.until else None
     result = run(args.events, args.agreements or args.events.parent / "agreements", until, args.outputs,
-                 args.profile, args.tracemalloc)
+                 args.profile, args.tracemalloc, not args.keep_closed)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if args.json else report(result))
 
 

@@ -55,7 +55,7 @@ def replay_command(agreements, events, until, out, dead_letter, pretty, period_g
         if stats is None:  # one worker, or a parallel run that could have differed from one engine's
             with events_path.open("rb") as lines:
                 stats = run_replay(registry, lines, lambda o: sink.write(encode(o)), reject, until_at,
-                                   Engine(registry, metric_grace=grace))
+                                   Engine(registry, metric_grace=grace, forget_closed=True))
     finally:
         sink.flush()
         dead.flush()
