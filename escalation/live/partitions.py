@@ -21,6 +21,8 @@ from the store (a failed batch, a rebalance).
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +33,8 @@ from escalation.core.events import MetricObserved, Rejected, Tick
 from escalation.core.marks import Marks
 from escalation.core.outputs import OutputType
 from escalation.live.store import CLOCKS, StateStore
+
+log = logging.getLogger(__name__)
 
 #: outputs a tick fires at their deadline (their ``time`` is the due instant: deadline latency)
 DEADLINE_TYPES = frozenset({OutputType.SLA_WARNING, OutputType.SLA_BREACHED, OutputType.ESCALATION_TRIGGERED,
@@ -84,6 +88,7 @@ class Partitions:
     def _load(self, src: int) -> Engine:
         """Source ``src``'s engine as saved: its clock and mark, its incidents (ticket source) or
         services (metric source), and its report figures."""
+        started = time.perf_counter()
         engine = Engine(self.registry, metric_grace=self.grace, desk=None, forget_closed=True)
         p, metric = src % self.partitions, src >= self.partitions
         clock = self.store.get(CLOCKS, str(src))
@@ -93,14 +98,17 @@ class Partitions:
                 at, inclusive = datetime.fromisoformat(clock["mark"][0]), clock["mark"][1]
                 self._marks.advance(src, at, inclusive)
                 self._sent.advance(src, at, inclusive)
-        table = SERVICES if metric else INCIDENTS
+        table, entries = SERVICES if metric else INCIDENTS, 0
         for key, value in self.store.items(table, p):
             engine.load_entry(table, key, value)
+            entries += 1
         suffix = f"#{src}"
         for key, value in self.store.items(FIGURES, p):
             if key.endswith(suffix):
                 engine.load_entry(FIGURES, key[: -len(suffix)], value)
         engine.loaded()
+        log.info("loaded source %d (partition %d): %d %s in %.2f s", src, p, entries, table,
+                 time.perf_counter() - started)  # restart cost (bench/live_recovery.py)
         return engine
 
     def discard(self) -> None:
