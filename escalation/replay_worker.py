@@ -132,7 +132,7 @@ class Worker:
     """Worker ``w`` of ``n``: its share of the incidents through one Engine, every clock move, merge keys."""
 
     def __init__(self, registry, w: int, n: int, grace: timedelta, encode) -> None:
-        self.engine = Engine(registry, metric_grace=grace, desk=Recorder(w))
+        self.engine = Engine(registry, metric_grace=grace, desk=Recorder(w), forget_closed=True)
         self.w, self.n, self.grace, self.encode = w, n, grace, encode
         self.slos, self._slo_keys = SloBook(registry), {}
         self.elements: list = []   # (merge key, encoded output | Marker), in merge-key order
