@@ -218,6 +218,17 @@ def deadline_latency(broker, tmp: Path, k: int) -> list[float]:
 CONFIGS = {"test": {}, "batched": {"ESCALATION_PRODUCER_MAX_BATCH_SIZE": "16384"}}
 
 
+def peak_rss_mib(pid: int) -> float:
+    """A process's peak resident memory (VmHWM, Linux), MiB; nan when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=68763, help="ticket events (max 68763: the 10k-ticket file)")

@@ -173,7 +173,7 @@ def live(broker, tmp: Path, n: int, spread: float, interval: float, grace: float
         slack = (first_due - datetime.now(timezone.utc)).total_seconds()
         until = first_due.timestamp() + spread + 30
         arrival, stamped = asyncio.run(observe(broker.bootstrap, f"{space.prefix}notifications", n, until))
-        peak_rss = peak_rss_mib(w.proc.pid)
+        peak_rss = lb.peak_rss_mib(w.proc.pid)
     finally:
         w.stop()
         if os.environ.get("LIVE_LATENCY_LOGS"):   # keep the worker's log (the temporary directory goes)
@@ -184,17 +184,6 @@ def live(broker, tmp: Path, n: int, spread: float, interval: float, grace: float
     return {"n": n, "produced_s": produced_s, "ingest_s": ingest_s, "slack_s": slack,
             "arrival": sorted(x for _, x in arrival), "thirds": thirds, "stamped": stamped, "log": str(w.log_path),
             "peak_rss_mib": peak_rss}
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The worker's peak resident memory (VmHWM, Linux), MiB; nan when unreadable."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def main() -> None:

@@ -234,7 +234,7 @@ def restart(broker, space, cwd: Path, label: str, names: list[str], n_changelog:
                        agreements=AGREEMENTS, name=f"recovery-{label}", env={"ESCALATION_STORE": "rocksdb://"})
     try:
         seen = asyncio.run(wait_probes(broker.bootstrap, f"{space.prefix}timeline", set(names), timeout=900))
-        cpu, rss = lb.cpu_seconds(w.proc.pid), _peak_rss_mib(w.proc.pid)
+        cpu, rss = lb.cpu_seconds(w.proc.pid), lb.peak_rss_mib(w.proc.pid)
     finally:
         w.stop()
     events = log_events(w.log_path)
@@ -245,16 +245,6 @@ def restart(broker, space, cwd: Path, label: str, names: list[str], n_changelog:
             "ready_s": first("escalation: ready"), "recovery_start_s": first("Highwater for active changelog"),
             "recovered_s": first("Recovery complete"), "loads": loads, "cpu_s": cpu, "peak_rss_mib": rss,
             "log": str(w.log_path), "records": n_changelog}
-
-
-def _peak_rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def report(r: dict, n: int) -> None:
