@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from escalation.agreement.durations import iso_duration
+from escalation.core.changes import INCIDENTS, SERVICES
 from escalation.core.contract import term
 from escalation.core.contract.registry import Registry
 from escalation.core.events import (
@@ -55,10 +56,6 @@ from escalation.core.services.metric_side import MetricEngine
 from escalation.core.tickets import ticket as tk
 from escalation.core.tickets.state import Incident, seen_digest
 
-#: the state a step changes, as ``(table, key)`` pairs in ``StepResult.changed``: an incident (or
-#: its tombstone) by ticket, a service's SLO streams and states, an agreement's report figures
-INCIDENTS, SERVICES, FIGURES = "incidents", "services", "figures"
-
 
 @dataclass(slots=True)
 class StepResult:
@@ -68,8 +65,8 @@ class StepResult:
     - ``settlements``: desk records (``PenaltyDue``, ``CreditDue``, ``PartialReport``,
       ``Termination``) for a desk downstream, when the engine has no desk of its own (else the
       desk books them at once and its outputs are among ``outputs``); never mixed into ``outputs``;
-    - ``changed``: the ``(table, key)`` state entries the step changed (``INCIDENTS``,
-      ``SERVICES``, ``FIGURES``), for a store that writes back only what changed;
+    - ``changed``: the ``(table, key)`` state entries the step changed (tables named in
+      ``core/changes.py``), for a store that writes back only what changed;
     - ``duplicate``: a repeated input id, ignored; ``conflict``: its reason when its content
       differs from the first one's (for a dead letter); ``late_by``: how late an applied event was.
     """

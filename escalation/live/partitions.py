@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from escalation.core.changes import FIGURES, INCIDENTS, SERVICES
 from escalation.core.contract.registry import Registry
-from escalation.core.engine import FIGURES, INCIDENTS, SERVICES, Engine
+from escalation.core.engine import Engine
 from escalation.core.events import MetricObserved, Rejected, Tick
 from escalation.core.marks import Marks
 from escalation.core.outputs import OutputType

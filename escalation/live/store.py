@@ -25,8 +25,11 @@ from typing import Any, Protocol
 
 import orjson
 
-#: the tables of the live state (Faust table names)
-INCIDENTS, SERVICES, FIGURES, CLOCKS = "incidents", "services", "figures", "clocks"
+from escalation.core.changes import FIGURES, INCIDENTS, SERVICES
+
+#: the tables of the live state (Faust table names): those a core step changes
+#: (``core/changes.py``), each partition's clock, and the desk's
+CLOCKS = "clocks"
 DESKS, MARKS = "desks", "marks"
 INPUT_TABLES = (INCIDENTS, SERVICES, FIGURES, CLOCKS)
 DESK_TABLES = (DESKS, MARKS)

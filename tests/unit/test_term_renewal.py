@@ -257,6 +257,15 @@ def _money_rows(outputs) -> list[tuple]:
 # B breaches 2026-12-31T22:00Z (before the term end), A at 2027-01-01T00:00Z (an hour after it),
 # C (opened 2027-02-10T10:00Z, in the renewed days) at 14:00Z
 TICKETS = [_open("B", "2026-12-31T18:00:00Z"), _open("A", "2026-12-31T20:00:00Z"), _open("C", "2027-02-10T10:00:00Z")]
+#: renewed (no termination, or one after the notice deadline): A's penalty falls in 2027-01, C's in
+#: 2027-02, reports through 2027-03
+RENEWED = [("2026-12-31T22:00:00+00:00", "penalty.assessed", "B", "2026-12"),
+           ("2026-12-31T23:00:00+00:00", "report.published", "cust", "2026-12"),
+           ("2027-01-01T00:00:00+00:00", "penalty.assessed", "A", "2027-01"),
+           ("2027-01-31T23:00:00+00:00", "report.published", "cust", "2027-01"),
+           ("2027-02-10T14:00:00+00:00", "penalty.assessed", "C", "2027-02"),
+           ("2027-02-28T23:00:00+00:00", "report.published", "cust", "2027-02"),
+           ("2027-03-31T22:00:00+00:00", "report.published", "cust", "2027-03")]
 EXPIRY = [
     # terminated in March: expired 2026-12-31T23:00Z; B's penalty and the 2026-12 report (published
     # at its end, before agreement.expired of the same instant) stay; A's breach at 2027-01-01T00:00Z
@@ -268,23 +277,11 @@ EXPIRY = [
       ("2026-12-31T23:00:00+00:00", "agreement.expired", "cust", None)]),
     # no termination: renewed; A's penalty falls in 2027-01, C's in 2027-02, reports through 2027-03
     (MONEY, [],
-     [("2026-12-31T22:00:00+00:00", "penalty.assessed", "B", "2026-12"),
-      ("2026-12-31T23:00:00+00:00", "report.published", "cust", "2026-12"),
-      ("2027-01-01T00:00:00+00:00", "penalty.assessed", "A", "2027-01"),
-      ("2027-01-31T23:00:00+00:00", "report.published", "cust", "2027-01"),
-      ("2027-02-10T14:00:00+00:00", "penalty.assessed", "C", "2027-02"),
-      ("2027-02-28T23:00:00+00:00", "report.published", "cust", "2027-02"),
-      ("2027-03-31T22:00:00+00:00", "report.published", "cust", "2027-03")]),
+     RENEWED),
     # terminated after the deadline (2026-10-05): renewed, so everything of the no-termination
     # case stands (it expires at the end of 2027)
     (MONEY, [_terminate("2026-10-05T10:00:00Z")],
-     [("2026-12-31T22:00:00+00:00", "penalty.assessed", "B", "2026-12"),
-      ("2026-12-31T23:00:00+00:00", "report.published", "cust", "2026-12"),
-      ("2027-01-01T00:00:00+00:00", "penalty.assessed", "A", "2027-01"),
-      ("2027-01-31T23:00:00+00:00", "report.published", "cust", "2027-01"),
-      ("2027-02-10T14:00:00+00:00", "penalty.assessed", "C", "2027-02"),
-      ("2027-02-28T23:00:00+00:00", "report.published", "cust", "2027-02"),
-      ("2027-03-31T22:00:00+00:00", "report.published", "cust", "2027-03")]),
+     RENEWED),
     # a mid-month end (2026-12-15, notice 30d; deadline 2026-11-16 00:00 Berlin), terminated in
     # March: expired at 2026-12-16 00:00 Berlin (2026-12-15T23:00Z). B and A breach after that:
     # no penalty although their period 2026-12 contains the last day; that period's report is

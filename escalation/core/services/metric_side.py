@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from escalation.core.changes import FIGURES, SERVICES
 from escalation.core.contract.registry import Registry
 from escalation.core.events import MetricObserved, Rejected
 from escalation.core.outputs import Output
@@ -58,8 +59,6 @@ from escalation.core.services.slo_state import PeriodAcc, SloState, Stream
 from escalation.core.time.periods import by_label, following, to_dt, to_us
 
 _SLO, _REPORT = 0, 1
-# the tables of ``changed`` (the Engine's ``SERVICES``/``FIGURES``; the core's engine imports this module)
-_SERVICES, _FIGURES = "services", "figures"
 
 
 @dataclass
@@ -99,7 +98,7 @@ class MetricEngine:
     def count(self, event: MetricObserved, covering: list, digest: int) -> list:
         """Count a slice ``check`` accepted into every covering SLO; returns the SLOs to evaluate."""
         s, e = to_us(event.start), to_us(event.end)
-        self.changed.add((_SERVICES, event.service))
+        self.changed.add((SERVICES, event.service))
         self.streams.setdefault((event.service, event.sli), Stream()).remember(event.id, digest)
         for cslo in covering:
             st = self._state(cslo)
@@ -141,7 +140,7 @@ class MetricEngine:
 
     def _touched(self, opened, agreement: str | None) -> None:
         if agreement in self.reports.states:
-            self.changed.add((_FIGURES, agreement))
+            self.changed.add((FIGURES, agreement))
         if opened is not None:
             self._push(opened.end_us, _REPORT, agreement, 0, "", opened.label)
 
@@ -172,7 +171,7 @@ class MetricEngine:
                 outs = self._close_slo(agreement, slo, label)
             else:
                 outs = [self.reports.close(agreement, label)]
-                self.changed.add((_FIGURES, agreement))
+                self.changed.add((FIGURES, agreement))
             for out in outs:
                 self.record(out)
             outputs += outs
@@ -180,7 +179,7 @@ class MetricEngine:
 
     def _close_slo(self, agreement: str, slo: str, label: str) -> list:
         st = self.slos[(agreement, slo)]
-        self.changed.add((_SERVICES, st.service))
+        self.changed.add((SERVICES, st.service))
         cslo = self.book.get(agreement, slo, st.periods[label].revision)
         outputs = close_period(cslo, st, label)
         tz = cslo.compiled.tz
