@@ -78,6 +78,7 @@ from escalation.live.offsets import (
 )
 from escalation.live.outlets import Outlets, OutputSender
 from escalation.live.partitions import Partitions
+from escalation.live.records import tick_after
 from escalation.live.settings import LiveSettings
 from escalation.live.store import DESK_TABLES, INPUT_TABLES, TableStore
 
@@ -218,7 +219,8 @@ def _agents(app: faust.App, settings: LiveSettings, registry: Registry, names: T
         journal=Journal("inputs", tables.journal, [*tables.inputs.tables.values(), tables.offsets]),
         # the inputs guard checks the tails of tickets/metrics partitions on each tick (live ticks only)
         guard=InputGuard(in_offsets, reader, {names.tickets, names.metrics}, committed_offset,
-                         tails=() if manual_ticks else (names.tickets, names.metrics)))
+                         tails=() if manual_ticks else (names.tickets, names.metrics),
+                         after=lambda rec: tick_after(rec.value) if rec.topic == names.ticks else {}))
     desk = DeskAgent(
         DeskBook(registry, parts.sources, tables.desk, grace), **shared, offsets=desk_offsets, topics=(names.desk,),
         journal=Journal("desk", tables.journal, [*tables.desk.tables.values(), tables.offsets]),
@@ -261,17 +263,19 @@ def _ticker(app: faust.App, names: TopicNames, topics: _Topics, settings: LiveSe
 
     behind_since: dict[int, float] = {}
 
-    async def caught_up(p: int) -> bool:
-        """No record of partition ``p``'s tickets or metrics waits unapplied on the broker (after
-        CATCH_UP_LIMIT seconds behind, it is ticked regardless: time must not stop for good)."""
+    async def caught_up(p: int) -> dict[str, int] | None:
+        """The offsets applied of partition ``p``'s tickets and metrics (the tick's ``after``), or
+        None while records of them wait unapplied on the broker (after CATCH_UP_LIMIT seconds
+        behind, it is ticked regardless: time must not stop for good)."""
         try:
-            behind = await guard.behind(p)
+            behind, applied = await guard.position(p)
         except Exception:  # noqa: BLE001 - broker unreachable for a moment: tick as before
-            return True
+            return {}
         if not behind:
             behind_since.pop(p, None)
-            return True
-        return time.monotonic() - behind_since.setdefault(p, time.monotonic()) > CATCH_UP_LIMIT
+            return applied
+        late = time.monotonic() - behind_since.setdefault(p, time.monotonic()) > CATCH_UP_LIMIT
+        return applied if late else None
 
     install_ticker(app, app.topic(names.ticks, **topics.raw), settings, caught_up)
 

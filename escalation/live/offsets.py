@@ -14,6 +14,12 @@ engine therefore does not trust the delivery path; it checks it against its own 
   read straight from the broker (:class:`RangeReader`) and put before it, so nothing is skipped
   and nothing is applied out of order. Offsets the broker no longer holds (retention, compaction,
   transaction markers) are simply absent from the range.
+- a live tick says which offsets of its partition's tickets and metrics the worker had applied
+  when it made the tick (``after``, see :mod:`escalation.live.ticker`); the guard reads back
+  whatever of that is not applied yet and puts it before the tick. In the merged stream Faust
+  orders records per topic partition only: after a restart the consumer can deliver a tick made
+  before the kill ahead of the ticket records the killed worker had applied before making it
+  (their batch never committed), and those records would then be late against their own tick.
 - :class:`OffsetCommitter` commits, after the batch's state is written, the offsets the engine has
   applied (flushing the changelogs first, as Faust does): a committed offset means "everything
   before it is in the state", and it advances with every batch whatever Faust's acks say.
@@ -164,9 +170,11 @@ class InputGuard:
 
     def __init__(self, offsets: AppliedOffsets, reader: RangeReader, guarded: set[str],
                  committed: Callable[[str, int], int | None],
-                 tails: tuple[str, ...] = (), tail_wait: float = 2.0) -> None:
+                 tails: tuple[str, ...] = (), tail_wait: float = 2.0,
+                 after: Callable[[Record], dict[str, int]] | None = None) -> None:
         self.offsets, self.reader, self.guarded = offsets, reader, guarded
         self.committed, self.tails, self.tail_wait = committed, tails, tail_wait
+        self.after = after  # a record's ``{topic: offset}`` that must be applied before it (a tick's)
         self._lagging: dict[tuple[str, int], tuple[int, float]] = {}  # (topic, p) -> (expected, since)
 
     def _expected(self, topic: str, partition: int) -> int | None:
@@ -182,17 +190,34 @@ class InputGuard:
                 expected = self._expected(rec.topic, rec.partition)
                 if expected is not None and rec.offset > expected:
                     out += await self._read_back(rec.topic, rec.partition, expected, rec.offset)
-            elif self.tails:
-                out += await self._tails(rec.partition)
+            else:
+                if self.after is not None:
+                    out += await self._before(rec)
+                if self.tails:
+                    out += await self._tails(rec.partition)
             out.append(rec)
             self.offsets.applied(rec.topic, rec.partition, rec.offset)
         return out
 
-    async def behind(self, partition: int) -> bool:
-        """Whether a ``tails`` topic of ``partition`` holds records not applied yet (the ticker
-        holds that partition's ticks back meanwhile, so no tick overtakes them)."""
+    async def position(self, partition: int) -> tuple[bool, dict[str, int]]:
+        """(whether a ``tails`` topic of ``partition`` holds records not applied yet, the next
+        offset to apply of each ``tails`` topic known so far). The ticker holds a behind
+        partition's ticks back, so no tick overtakes those records, and writes the offsets into
+        the tick it makes (its ``after``)."""
         ends = await self.reader.ends([(topic, partition) for topic in self.tails])
-        return any(end > (self._expected(t, p) or 0) for (t, p), end in ends.items())
+        applied = {topic: self._expected(topic, partition) for topic in self.tails}
+        behind = any(end > (applied[t] or 0) for (t, _), end in ends.items())
+        return behind, {topic: o for topic, o in applied.items() if o is not None}
+
+    async def _before(self, rec: Record) -> list[Record]:
+        """The records of ``rec``'s partition below its ``after`` offsets not applied yet, read
+        back in order (a tick made after them must not overtake them)."""
+        out: list[Record] = []
+        for topic, end in sorted(self.after(rec).items()):
+            expected = self._expected(topic, rec.partition)
+            if topic in self.guarded and expected is not None and end > expected:
+                out += await self._read_back(topic, rec.partition, expected, end)
+        return out
 
     async def _tails(self, partition: int) -> list[Record]:
         out: list[Record] = []
@@ -209,14 +234,14 @@ class InputGuard:
                 self._lagging[key] = (expected, now)
             elif now - seen[1] >= self.tail_wait:
                 del self._lagging[key]
-                missing = await self._read_back(topic, partition, expected, end)
-                for rec in missing:
-                    self.offsets.applied(rec.topic, rec.partition, rec.offset)
-                out += missing
+                out += await self._read_back(topic, partition, expected, end)
         return out
 
     async def _read_back(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
+        """``[start, end)`` of a topic partition from the broker, recorded as applied."""
         missing = await self.reader.read(topic, partition, start, end)
+        for rec in missing:
+            self.offsets.applied(rec.topic, rec.partition, rec.offset)
         log.warning("escalation: %s[%d] offsets %d..%d were not delivered; read %d of them back from the broker "
                     "and applied them in order", topic, partition, start, end - 1, len(missing),
                     extra={"topic": topic, "partition": partition, "missing_from": start, "missing_to": end - 1,

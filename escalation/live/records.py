@@ -2,7 +2,8 @@
 
 - a dead letter carries the reason, where the record was, and its bytes (utf-8 text or base64);
 - a tick is ``{"tick": <RFC 3339 instant>}`` on ``<app_id>-ticks`` and becomes a core
-  :class:`~escalation.core.events.Tick` (inclusive: it fires what is due at its instant too);
+  :class:`~escalation.core.events.Tick` (inclusive: it fires what is due at its instant too); a
+  live one also says which input offsets were applied before it was made (``after``);
 - the desk topic carries desk records (penalties, credits, report partials, terminations) with
   the input source that produced them, and marks (a source has fired everything up to an instant).
 """
@@ -45,6 +46,16 @@ def parse_tick(value: bytes) -> Tick:
     if instant.tzinfo is None:
         raise ValueError("naive tick instant")
     return Tick(instant)
+
+
+def tick_after(value: bytes | None) -> dict[str, int]:
+    """A tick's ``after`` offsets (``{topic: next offset}`` applied before it was made); ``{}``
+    for a tick without them (manual ticks) or a bad one (dead-lettered as such by its agent)."""
+    try:
+        after = orjson.loads(value or b"{}").get("after") or {}
+        return {str(t): int(o) for t, o in after.items() if isinstance(o, int) and not isinstance(o, bool)}
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return {}
 
 
 def desk_record(item, src: int) -> bytes:

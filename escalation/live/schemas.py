@@ -45,6 +45,9 @@ class DeadLetter(BaseModel):
 
 class Tick(BaseModel):
     tick: str = Field(description="RFC 3339 instant: wall clock minus the grace")
+    after: dict[str, int] | None = Field(None, description=(
+        "next offset to apply per input topic of the partition when the tick was made: records "
+        "below these are applied before the tick (live ticks; absent on manual ones)"))
 
 
 # The delivery log (DESIGN.md §12; written by escalation.delivery.log.delivery_record).

@@ -5,11 +5,15 @@ that it currently owns (so N workers never tick a partition twice, and after a r
 kill the new owner ticks), value ``{"tick": <now − tick_grace, RFC 3339 UTC>}``. The tickets agent
 consumes ticks in the same stream as ticket events; a tick at T fires every deadline due ≤ T.
 
-A partition gets no tick while its input is behind (``await caught_up(p)`` false: its tickets or
+A partition gets no tick while its input is behind (``await caught_up(p)`` None: its tickets or
 metrics partition holds records on the broker that are not applied yet, as after a restart or
 while the consumer has stalled on it): those records move its clock first, so none of them is made
 late by a tick that overtook it in the merged stream (a deadline its acknowledgement would have
 stopped must not fire first). Under steady load the events' own times move the clock meanwhile.
+A tick also carries the next offsets to apply of its tickets and metrics partitions when it was
+made (``"after": {topic: offset}``, what ``caught_up`` returns): the inputs agent applies every
+record below them before the tick, also when a restarted worker is delivered an old tick before
+the records the killed one had applied before making it (:class:`~escalation.live.offsets.InputGuard`).
 
 Tests run the engine with ``manual_ticks`` and move time with :func:`send_tick`.
 """
@@ -29,16 +33,20 @@ def wall_instant(grace: float) -> datetime:
     return datetime.now(timezone.utc) - timedelta(seconds=grace)
 
 
-def tick_value(instant: datetime) -> bytes:
+def tick_value(instant: datetime, after: dict[str, int] | None = None) -> bytes:
+    """A tick record; ``after``: the input offsets (``{topic: next offset}``) applied before it."""
     if instant.tzinfo is None:
         raise ValueError("tick instants need an offset")
-    return orjson.dumps({"tick": instant.astimezone(timezone.utc).isoformat()})
+    value: dict[str, Any] = {"tick": instant.astimezone(timezone.utc).isoformat()}
+    if after:
+        value["after"] = after
+    return orjson.dumps(value)
 
 
 def install_ticker(app: Any, ticks_topic: Any, settings: Any,
-                   caught_up: Callable[[int], Awaitable[bool]] | None = None) -> None:
+                   caught_up: Callable[[int], Awaitable[dict[str, int] | None]] | None = None) -> None:
     """Add the ticker timer to ``app``; it ticks the partitions of ``ticks_topic`` this worker owns
-    whose input is caught up."""
+    whose input is caught up (``caught_up(p)``: the tick's ``after`` offsets, None to hold it)."""
     name = ticks_topic.get_topic_name()
     grace = settings.tick_grace
 
@@ -50,10 +58,11 @@ def install_ticker(app: Any, ticks_topic: Any, settings: Any,
             return
         if not owned:
             return
-        value = tick_value(wall_instant(grace))
+        instant = wall_instant(grace)
         for partition in owned:
-            if caught_up is None or await caught_up(partition):
-                await ticks_topic.send(key=None, value=value, partition=partition)
+            after = {} if caught_up is None else await caught_up(partition)
+            if after is not None:
+                await ticks_topic.send(key=None, value=tick_value(instant, after), partition=partition)
 
 
 async def send_tick(bootstrap: str, topic: str, instant: datetime, partitions: list[int] | int,

@@ -189,7 +189,8 @@ def assert_same_outputs(expected: dict[str, dict], records, context: str) -> dic
         f"live != replay ({context}): missing {[(expected[i]['type'], expected[i]['subject']) for i in missing][:20]}, "
         f"extra {[(live[i]['type'], live[i]['subject']) for i in extra][:20]}")
     differ = [i for i in expected if live[i] != expected[i]]
-    assert not differ, f"contents differ ({context}): {[(expected[i]['type'], expected[i]['subject']) for i in differ][:20]}"
+    assert not differ, (f"contents differ ({context}): {[(expected[i]['type'], expected[i]['subject']) for i in differ][:20]}; "
+                        f"first: replay {expected[differ[0]] if differ else None} live {live[differ[0]] if differ else None}")
     return live
 
 

@@ -84,8 +84,22 @@ def test_a_tick_reads_back_a_tail_the_consumer_never_delivered():
     # tickets ends at 9 but only 0..6 were applied: the tick for partition 0 brings 7 and 8 first
     log = Log({(T, 0): list(range(9))})
     guard = guard_over({f"{T}#0": pack(0, 7)}, log, tails=(T, M))
-    assert asyncio.run(guard.behind(0))  # the ticker holds partition 0's ticks back
+    assert asyncio.run(guard.position(0)) == (True, {T: 7})  # the ticker holds partition 0's ticks back
     assert run(guard, [(K, 0)]) == [(K, 0)]  # the first sighting only starts the wait (tail_wait 0: next tick acts)
     assert run(guard, [(K, 1)]) == [(T, 7), (T, 8), (K, 1)]
     assert run(guard, [(K, 2)]) == [(K, 2)]  # caught up: nothing more to read
-    assert not asyncio.run(guard.behind(0))
+    assert asyncio.run(guard.position(0)) == (False, {T: 9})
+
+
+def test_a_tick_comes_after_the_records_applied_before_it_was_made():
+    # A worker applied tickets 0..6 of partition 0 and made a tick (after: 7), then was killed
+    # before committing them. Its successor resumes at 3 and is delivered the tick first: 3..6
+    # are read back and applied before it, so none of them is late against it.
+    log = Log({(T, 0): list(range(9))})
+    after = {(K, 0): {T: 7}, (K, 1): {T: 7, M: 0}}
+    guard = InputGuard(AppliedOffsets({f"{T}#0": pack(0, 3)}), log, {T, M}, lambda t, p: None,
+                       after=lambda r: after.get((r.topic, r.offset), {}))
+    assert run(guard, [(K, 0), (T, 3), (T, 7)]) == [(T, 3), (T, 4), (T, 5), (T, 6), (K, 0), (T, 3), (T, 7)]
+    assert log.reads == [(T, 0, 3, 7)]
+    assert run(guard, [(K, 1), (T, 8)]) == [(K, 1), (T, 8)]  # already applied: nothing read
+    assert log.reads == [(T, 0, 3, 7)]
