@@ -47,6 +47,7 @@ from escalation.core.events import (
     Rejected,
     Tick,
     TicketOpened,
+    as_written,
     content_digest,
 )
 from escalation.core.money.desk import DESK_ITEMS, Desk
@@ -91,7 +92,7 @@ def _repeat(event, remembered: int | None) -> StepResult | None:
 
 def _note_lateness(outputs: list, event, late) -> None:
     """Outputs caused by a late event say so in their explain block (DESIGN.md §6)."""
-    note = {"event": event.id, "event_time": event.time.isoformat(), "late_by": iso_duration(late)}
+    note = {"event": event.id, "event_time": as_written(event.time, event).isoformat(), "late_by": iso_duration(late)}
     for out in outputs:
         if isinstance(out, Output):
             out.data["explain"]["late_event"] = note

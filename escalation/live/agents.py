@@ -26,7 +26,7 @@ from typing import Any
 
 import faust
 
-from escalation.core.events import MetricObserved, Rejected, decode_event
+from escalation.core.events import MetricObserved, Rejected, as_written, decode_event
 from escalation.live import observability as obs
 from escalation.live.desk_book import DeskBook
 from escalation.live.journal import Journal
@@ -163,7 +163,7 @@ class InputsAgent(Agent):
                          f"topic, not on {rec.topic}", rec)
             return None
         if decoded.time > latest:
-            batch.reject(f"from the future: time {decoded.time.isoformat()} is more than "
+            batch.reject(f"from the future: time {as_written(decoded.time, decoded).isoformat()} is more than "
                          f"{self.settings.max_future_skew:g} s ahead of the worker's clock "
                          f"({latest.isoformat()} + skew)", rec)
             return None

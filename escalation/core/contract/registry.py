@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from escalation.agreement.models import Agreement
 from escalation.core.contract.compiled import CompiledAgreement, compile_agreement
-from escalation.core.events import Rejected, TicketOpened
+from escalation.core.events import Rejected, TicketOpened, as_written
 
 
 def check_priority(compiled: CompiledAgreement, priority: str) -> None:
@@ -90,7 +90,7 @@ class Registry:
             compiled = revisions[revision]
             if self.valid_on(compiled, event.time.astimezone(compiled.tz).date()):
                 return self._check_ticket(compiled, event)
-        raise Rejected(f"agreement {agreement_id!r} has no revision valid on {event.time.date()}")
+        raise Rejected(f"agreement {agreement_id!r} has no revision valid on {as_written(event.time, event).date()}")
 
     def _by_customer(self, customer: str | None, service: str) -> str:
         matches = sorted({

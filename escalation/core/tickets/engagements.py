@@ -101,7 +101,7 @@ def _one(compiled, incident: Incident, sub: Incident, event, t, was: bool) -> li
     now = in_scope(compiled.agreement.scope, incident)
     outputs = _record(compiled, incident, sub, event, t, was and now)
     if now and not was:
-        outputs += _enter(compiled, incident, sub, t, event.type)
+        outputs += _enter(compiled, incident, sub, t, event)
     elif was and not now:
         outputs += _leave(compiled, incident, sub, t, event.type)
     return outputs
@@ -127,8 +127,8 @@ def _record(compiled, incident: Incident, sub: Incident, event, t, staying: bool
     return []
 
 
-def _enter(compiled, incident: Incident, sub: Incident, t, cause: str) -> list:
-    """Into scope: the engagement opens (first time) or reopens (its ``on_reopen``)."""
+def _enter(compiled, incident: Incident, sub: Incident, t, event) -> list:
+    """Into scope (moved by ``event``): the engagement opens (first time) or reopens (its ``on_reopen``)."""
     sub.status, sub.vendor = incident.status, incident.vendor
     if not sub.clocks:
         sub.opened_at = t
@@ -137,7 +137,7 @@ def _enter(compiled, incident: Incident, sub: Incident, t, cause: str) -> list:
                 sub.clocks[name] = ck.start(t, paused=_pauses(compiled, name, sub.status))
         sub.lifecycle = "open"
         return []
-    outputs = _HANDLERS["ticket.reopened"](compiled, sub, None, t)
+    outputs = _HANDLERS["ticket.reopened"](compiled, sub, event, t)
     sub.lifecycle = "acknowledged" if sub.acknowledged else "open"
     return outputs
 

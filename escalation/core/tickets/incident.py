@@ -32,7 +32,7 @@ from escalation.core.contract.compiled import (
     Threshold,
 )
 from escalation.core.contract.registry import check_priority
-from escalation.core.events import TicketOpened
+from escalation.core.events import TicketOpened, as_written
 from escalation.core.outputs import ResolveReason
 from escalation.core.tickets import alerts, obligations
 from escalation.core.tickets import clocks as ck
@@ -75,7 +75,9 @@ def _pauses(compiled: CompiledAgreement, clock: str, status: str | None) -> bool
 def open_incident(compiled: CompiledAgreement, event: TicketOpened) -> tuple[Incident, list, datetime | None]:
     """The new incident, what fires at its opening instant and the next instant something is due."""
     t = event.time
-    incident = Incident(event.ticket, compiled.id, compiled.revision, event.priority, event.service, t, t,
+    # opened_at as written: it is quoted (an "already open" reason, the tombstone), never compared often
+    incident = Incident(event.ticket, compiled.id, compiled.revision, event.priority, event.service,
+                        as_written(t, event), t,
                         assignee=event.assignee, group=event.group, customer=event.customer)
     for name, spec in compiled.agreement.clocks.items():
         if spec.starts == "opened":
@@ -203,7 +205,7 @@ def _priority_changed(compiled, incident, event, t) -> list:
     if new == old:
         return []
     policy = compiled.agreement.on_priority_change
-    note = f"{policy}: priority {old} -> {new} at {t.isoformat()}"
+    note = f"{policy}: priority {old} -> {new} at {as_written(t, event).isoformat()}"
     # Alerts close under the old priority (the target they were about), before anything changes.
     outputs = _priority_alerts(compiled, incident, t, new, policy, note)
     for name, clock in incident.clocks.items():
@@ -243,10 +245,10 @@ def _reopened(compiled, incident, event, t) -> list:
             continue
         paused = _pauses(compiled, name, incident.status)
         if policy == "new_cycle":
-            ck.new_cycle(clock, t, paused, f"new_cycle: reopened at {t.isoformat()}")
+            ck.new_cycle(clock, t, paused, f"new_cycle: reopened at {as_written(t, event).isoformat()}")
         else:
             ck.restart_stopped(clock, t, paused)
-            clock.note = f"resume: reopened at {t.isoformat()}"
+            clock.note = f"resume: reopened at {as_written(t, event).isoformat()}"
     return []
 
 
