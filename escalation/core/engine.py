@@ -237,7 +237,7 @@ class Engine:
         while True:
             slo_close = self.metrics.next_close()
             desk_close = None if self.desk is None else self.desk.next_close()
-            close = min((c for c in (slo_close, desk_close) if c is not None), default=None)
+            close = desk_close if slo_close is None or (desk_close is not None and desk_close < slo_close) else slo_close
             if close is None or not (close < until or (inclusive and close == until)):
                 break
             outputs += self._fire_deadlines(close, inclusive=True)

@@ -44,7 +44,7 @@ def to_us(instant: datetime) -> int:
 
 
 def to_dt(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
+    return EPOCH + ONE_US * us  # ~2x faster than timedelta(microseconds=us): no keyword parsing
 
 
 @functools.lru_cache(maxsize=4096)
