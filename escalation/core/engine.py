@@ -55,7 +55,7 @@ from escalation.core.outputs import Output
 from escalation.core.scheduler import Scheduler
 from escalation.core.services.metric_side import MetricEngine
 from escalation.core.tickets import ticket as tk
-from escalation.core.tickets.state import Incident, seen_digest
+from escalation.core.tickets.state import Incident, Tombstone, remembered, upgrade
 
 
 @dataclass(slots=True)
@@ -112,7 +112,7 @@ class Engine:
     # live pruning: a closed incident shrinks to a tombstone (its input ids and opening instant),
     # enough to ignore repeats and refuse later events as replay does, without its clocks
     forget_closed: bool = False
-    closed: dict[str, dict] = field(default_factory=dict)
+    closed: dict[str, Tombstone] = field(default_factory=dict)
     _deadlines: Scheduler = field(default_factory=Scheduler, repr=False)  # incident key -> next deadline
     _changed: set = field(default_factory=set, repr=False)       # (table, key) changed in this step
     _settlements: list = field(default_factory=list, repr=False)  # desk records of this step (desk=None)
@@ -160,13 +160,13 @@ class Engine:
         """Every reason to refuse an event, read from the state without changing it: Rejected,
         a ``StepResult`` verdict for a repeated id, or what ``_apply`` needs to go on."""
         if isinstance(event, MetricObserved):
-            covering, remembered = self.metrics.check(event, self.now)
-            return _repeat(event, remembered) or covering
+            covering, first = self.metrics.check(event, self.now)
+            return _repeat(event, first) or covering
         if isinstance(event, AgreementTerminated):
             return term.check(self.registry, event)  # repeats: the desk keeps the first termination
         incident = self.incidents.get(event.ticket)
         if incident is not None:
-            verdict = _repeat(event, seen_digest(incident.seen, incident.digests, event.id))
+            verdict = _repeat(event, remembered(incident.inputs, event.id))
             if verdict is not None:
                 return verdict
             if isinstance(event, TicketOpened):
@@ -176,11 +176,11 @@ class Engine:
             return compiled
         tomb = self.closed.get(event.ticket)
         if tomb is not None:
-            verdict = _repeat(event, seen_digest(tomb["seen"], tomb.get("digests", ()), event.id))
+            verdict = _repeat(event, remembered(tomb.inputs, event.id))
             if verdict is not None:
                 return verdict
             if isinstance(event, TicketOpened):
-                raise Rejected(f"ticket {event.ticket!r} is already open (opened at {tomb['opened_at']})")
+                raise Rejected(f"ticket {event.ticket!r} is already open (opened at {tomb.opened_at})")
             raise Rejected(f"{event.type} does not apply to ticket {event.ticket!r} in state 'closed'")
         if not isinstance(event, TicketOpened):
             raise Rejected(f"unknown ticket {event.ticket!r}: no ticket.opened seen for it")
@@ -309,7 +309,7 @@ class Engine:
         return {
             "now": None if self.now is None else self.now.isoformat(),
             "incidents": {k: i.to_dict() for k, i in self.incidents.items()},
-            "forget_closed": self.forget_closed, "closed": {k: dict(v) for k, v in self.closed.items()},
+            "forget_closed": self.forget_closed, "closed": {k: v.to_dict() for k, v in self.closed.items()},
             "metrics": self.metrics.to_dict(),  # SLOs and this side's report figures
             "desk": None if self.desk is None else self.desk.to_dict(),  # money and reports
         }
@@ -320,10 +320,10 @@ class Engine:
         desk = None if snap["desk"] is None else Desk.from_dict(registry, snap["desk"])
         engine = cls(registry, now=None if snap["now"] is None else datetime.fromisoformat(snap["now"]),
                      metric_grace=metrics.grace, metrics=metrics, desk=desk)
-        engine.closed = {k: dict(v) for k, v in snap.get("closed", {}).items()}
+        engine.closed = {k: Tombstone.from_dict(upgrade(v)) for k, v in snap.get("closed", {}).items()}
         engine.forget_closed = snap.get("forget_closed", False)
         for data in snap["incidents"].values():
-            engine.adopt(Incident.from_dict(data))
+            engine.adopt(Incident.from_dict(upgrade(data)))
         return engine
 
     # --- saved entries (a store writes back what ``StepResult.changed`` names) ---------------
@@ -335,7 +335,7 @@ class Engine:
             if incident is not None:
                 return {"incident": incident.to_dict()}
             tomb = self.closed.get(key)
-            return None if tomb is None else {"closed": tomb}
+            return None if tomb is None else {"closed": tomb.to_dict()}
         if table == SERVICES:
             return self.metrics.service_state(key)
         return self.metrics.report_state(key)
@@ -344,9 +344,9 @@ class Engine:
         """Install one saved entry (``entry``'s form); call ``loaded`` after the last one."""
         if table == INCIDENTS:
             if "incident" in value:
-                self.adopt(Incident.from_dict(value["incident"]))
+                self.adopt(Incident.from_dict(upgrade(value["incident"])))
             else:
-                self.closed[key] = value["closed"]
+                self.closed[key] = Tombstone.from_dict(upgrade(value["closed"]))
         elif table == SERVICES:
             self.metrics.load_service(key, value)
         else:

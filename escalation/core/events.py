@@ -262,6 +262,13 @@ def _reason(err: ValidationError) -> str:
 _ONE_US = timedelta(microseconds=1)
 
 
+def id_hash(event_id: str) -> int:
+    """A stable 64-bit digest of an input id (not Python's per-process ``hash``): what the state
+    remembers of an id (8 bytes, whatever the id looks like). Two ids of one incident or stream
+    share a digest with probability ~2**-64; the later one would be taken for a repeat."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
 def content_digest(event: Event) -> int:
     """A stable 64-bit digest of what an event says (never 0, which marks "not recorded").
 

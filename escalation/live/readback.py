@@ -1,6 +1,6 @@
 """Read a live worker's state back from its changelogs, for checks and soaks (no worker needed).
 
-``state_input_ids`` answers "which input events reached the state": every input id held by the
+``state_input_ids`` answers "which input events reached the state": every input (its id's digest) held by the
 ``incidents`` table (open incidents and the tombstones of closed ones), from the latest value per
 key of ``<app_id>-incidents-changelog``. The changelog is read from its first offset with explicit
 seeks (``seek_to_beginning`` can land on the log end on the embedded broker).
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from escalation.core.tickets.state import upgrade
 
 
 async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
@@ -41,11 +43,13 @@ async def latest_values(bootstrap: str, topic: str) -> dict[bytes | None, bytes 
     return dict(await read_all(bootstrap, topic))
 
 
-async def state_input_ids(bootstrap: str, app_id: str) -> set[str]:
-    """Every input id the worker's incidents table holds (see the module docstring)."""
-    ids: set[str] = set()
+async def state_input_ids(bootstrap: str, app_id: str) -> set[int]:
+    """Every input the worker's incidents table holds, as the digest of its id
+    (:func:`~escalation.core.events.id_hash`; the state keeps no more of an id, see the module docstring)."""
+    ids: set[int] = set()
     for value in (await latest_values(bootstrap, f"{app_id}-incidents-changelog")).values():
         if value:
             state = json.loads(value.split(b"\n", 1)[1])
-            ids.update(state["incident"]["seen"] if "incident" in state else state["closed"]["seen"])
+            saved = upgrade(state["incident"] if "incident" in state else state["closed"])
+            ids.update(saved.get("inputs", [])[::2])
     return ids

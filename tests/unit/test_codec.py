@@ -18,7 +18,8 @@ from escalation.core.money.caps import CapBudget
 from escalation.core.money.desk import DeskState, item_from_dict, item_to_dict
 from escalation.core.reporting.figures import PartialReport
 from escalation.core.tickets.incident import PenaltyDue
-from escalation.core.tickets.state import Alert, ClockState, Incident
+from escalation.core.events import id_hash
+from escalation.core.tickets.state import Alert, ClockState, Incident, Tombstone, remembered, upgrade
 
 T = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=1)))
 
@@ -29,14 +30,16 @@ def _incident() -> Incident:
                        fired={"warning@75%": T}, repeats={"l2": 1}, breached_at=T, stops=1, note="pause",
                        alert=Alert(1, [{"type": "team", "id": "ops"}], ["l1"], T, "alice"), alerts=1)
     inc = Incident("INC-1", "acme-erp", 3, "P1", "erp-prod", T, T + timedelta(hours=1), clocks={"response": clock},
-                   seen=["e-1", "e-2"], vendor="sap", obligations={"o": {"status": "running"}})
-    inc.digests.extend([11, 2**64 - 1])
+                   vendor="sap", obligations={"o": {"status": "running"}})
+    inc.remember("e-1", 11)
+    inc.remember("e-2", 2**64 - 1)
     inc.engagements.append(Incident("INC-1", "sap-uc", 1, "P1", "erp-prod", T, T))
     return inc
 
 
 RECORDS = [
     _incident(),
+    _incident().tombstone(),
     ClockState("running", T, T),
     PenaltyDue("src", "acme-erp", 3, "r1", "INC-1", "resolution", 1, "P1", T, Decimal("1250.50")),
     CreditDue("acme-erp", 3, "avail", 0, 1, "2026-03", 99.123456789, T),
@@ -74,7 +77,7 @@ def test_a_missing_required_field_is_named():
 
 
 def test_desk_records_carry_their_kind_and_ignore_routing_keys():
-    due = RECORDS[2]
+    due = RECORDS[3]
     rec = {**item_to_dict(due), "src": 3}
     assert rec["kind"] == "penalty" and item_from_dict(rec) == due
     with pytest.raises(ValueError, match="unknown desk record kind 'refund'"):
@@ -93,3 +96,13 @@ def test_arrays_keep_their_typecode():
     value = Rings(array("Q", [2**63]), [array("d", [0.5, 1.25])])
     back = Rings.from_dict(orjson.loads(orjson.dumps(value.to_dict())))
     assert back == value and back.ids.typecode == "Q" and back.sums[0].typecode == "d"
+
+
+def test_state_saved_with_the_input_ids_themselves_loads_with_their_digests():
+    # the form saved before stop 10: ids as text, content digests alongside (0 = not recorded)
+    old = {"opened_at": T.isoformat(), "seen": ["e-1", "e-2", "e-3"], "digests": [11, 12]}
+    tomb = Tombstone.from_dict(upgrade(old))
+    assert list(tomb.inputs) == [id_hash("e-1"), 11, id_hash("e-2"), 12, id_hash("e-3"), 0]
+    assert [remembered(tomb.inputs, i) for i in ("e-1", "e-2", "e-3", "e-4")] == [11, 12, 0, None]
+    incident = Incident.from_dict(upgrade({**_incident().to_dict(), "seen": ["e-9"], "digests": [7]}))
+    assert remembered(incident.inputs, "e-9") == 7 and remembered(incident.inputs, "e-1") is None

@@ -17,13 +17,13 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
 from array import array
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from escalation.core.codec import record
+from escalation.core.events import id_hash
 
 from escalation.core.services.burn_rate import BurnState
 
@@ -55,11 +55,6 @@ class SloState:
     periods: dict[str, PeriodAcc] = field(default_factory=dict)
     closed_until_us: int | None = None
     burn: BurnState | None = None
-
-
-def id_hash(event_id: str) -> int:
-    """A stable 64-bit digest of an input id (not Python's per-process ``hash``)."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
 
 
 @record

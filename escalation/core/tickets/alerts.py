@@ -75,7 +75,7 @@ def acknowledge(compiled: CompiledAgreement, incident: Incident, name: str, at: 
     if alert is None or alert.acked_at is not None:
         return []
     alert.acked_at, alert.acked_by = at, by
-    levels = [n for n in map(level_number, clock.fired) if n is not None]
+    levels = [n for n in map(level_number, clock.fired or ()) if n is not None]
     rule = compiled.rule_of(incident, name)
     return [acknowledged_notice(compiled, incident, name, clock, rule, at, alert, max(levels, default=None),
                                 by_input, source)]
@@ -117,7 +117,7 @@ def timeouts(compiled: CompiledAgreement, incident: Incident, clock: ClockState,
         name, next_key = cause.successor
         target = incident.clocks.get(name)
         next_rule = compiled.rule_of(incident, name)
-        if target is None or target.status == STOPPED or next_rule is None or next_key in target.fired:
+        if target is None or target.status == STOPPED or next_rule is None or next_key in (target.fired or ()):
             continue
         nxt = next_rule.by_key.get(next_key)
         if nxt is not None and nxt.applies_to(incident.service):

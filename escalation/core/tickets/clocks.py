@@ -16,8 +16,28 @@ from escalation.core.time.calendar import Calendar
 def start(t: datetime, paused: bool) -> ClockState:
     clock = ClockState(PAUSED if paused else RUNNING, t, t)
     if paused:
-        clock.pauses.append([t, None])
+        _pause_span(clock, t, None)
     return clock
+
+
+def _pause_span(clock: ClockState, begin: datetime, end: datetime | None) -> None:
+    if clock.pauses is None:
+        clock.pauses = []
+    clock.pauses.append([begin, end])
+
+
+def mark_fired(clock: ClockState, key: str, at: datetime) -> None:
+    """Threshold ``key`` fired at ``at`` in this cycle."""
+    if clock.fired is None:
+        clock.fired = {}
+    clock.fired[key] = at
+
+
+def mark_repeat(clock: ClockState, key: str, n: int) -> None:
+    """Level ``key`` has emitted ``n`` repeats in this cycle."""
+    if clock.repeats is None:
+        clock.repeats = {}
+    clock.repeats[key] = n
 
 
 def elapsed_at(clock: ClockState, cal: Calendar, t: datetime) -> timedelta:
@@ -35,7 +55,7 @@ def pause(clock: ClockState, cal: Calendar, t: datetime) -> None:
     if clock.status == RUNNING:
         checkpoint(clock, cal, t)
         clock.status = PAUSED
-        clock.pauses.append([t, None])
+        _pause_span(clock, t, None)
 
 
 def resume(clock: ClockState, t: datetime) -> None:
@@ -56,7 +76,7 @@ def stop(clock: ClockState, cal: Calendar, t: datetime) -> None:
 def restart_stopped(clock: ClockState, t: datetime, paused: bool) -> None:
     """Continue a stopped clock in the same cycle with its elapsed time (reopen: resume)."""
     if t > clock.checkpoint:  # the stopped span counts as paused, so a recompute excludes it too
-        clock.pauses.append([clock.checkpoint, t])
+        _pause_span(clock, clock.checkpoint, t)
     clock.checkpoint = max(clock.checkpoint, t)
     clock.status = RUNNING
     if paused:
@@ -65,7 +85,7 @@ def restart_stopped(clock: ClockState, t: datetime, paused: bool) -> None:
 
 def pause_at(clock: ClockState, t: datetime) -> None:
     clock.status = PAUSED
-    clock.pauses.append([t, None])
+    _pause_span(clock, t, None)
 
 
 def new_cycle(clock: ClockState, t: datetime, paused: bool, note: str | None) -> None:
@@ -74,7 +94,7 @@ def new_cycle(clock: ClockState, t: datetime, paused: bool, note: str | None) ->
     clock.alert, clock.alerts = None, 0
     clock.cycle_start = clock.checkpoint = t
     clock.elapsed = timedelta(0)
-    clock.pauses, clock.fired, clock.repeats = [], {}, {}
+    clock.pauses = clock.fired = clock.repeats = None
     clock.breached_at, clock.stops, clock.note = None, 0, note
     clock.status = RUNNING
     if paused:
@@ -84,7 +104,7 @@ def new_cycle(clock: ClockState, t: datetime, paused: bool, note: str | None) ->
 def paused_total(clock: ClockState, t: datetime) -> timedelta:
     """Wall-clock time the clock spent paused in this cycle up to ``t``."""
     total = timedelta(0)
-    for begin, end in clock.pauses:
+    for begin, end in clock.pauses or ():
         stop_at = min(end or t, t)
         if stop_at > begin:
             total += stop_at - begin
@@ -94,7 +114,7 @@ def paused_total(clock: ClockState, t: datetime) -> timedelta:
 def recompute(clock: ClockState, cal: Calendar, t: datetime) -> None:
     """Elapsed counted time from the cycle start to ``t`` in ``cal``, excluding paused spans."""
     elapsed, cursor = timedelta(0), clock.cycle_start
-    for begin, end in clock.pauses:
+    for begin, end in clock.pauses or ():
         if begin > cursor:
             elapsed += cal.counted(cursor, min(begin, t))
         cursor = max(cursor, end or t)

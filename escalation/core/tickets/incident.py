@@ -128,7 +128,7 @@ def _stop(compiled, incident, name, t, stopped_by) -> list:
     ck.stop(clock, cal, t)
     rule = compiled.rule_of(incident, name)
     outputs = []
-    if rule is not None and BREACH not in clock.fired:
+    if rule is not None and BREACH not in (clock.fired or ()):
         deadline = cal.add(t, rule.within - clock.elapsed) if rule.within > clock.elapsed else t
         outputs.append(met_notice(compiled, incident, name, clock, rule, t, deadline, stopped_by))
     # the cycle ended: close what it opened on the on-call side (after the verdict)
@@ -262,6 +262,9 @@ _HANDLERS = {
 
 # --- time -------------------------------------------------------------------------------------
 
+_NOTHING: dict = {}  # what an unused ``fired``/``repeats`` reads as (never written)
+
+
 def _applies(incident: Incident, thr: Threshold) -> bool:
     return thr.applies_to(incident.service)
 
@@ -285,7 +288,7 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
         rule = compiled.rule_of(incident, name) if variable else targets.get((name, priority))
         if rule is None:
             continue
-        fired = clock.fired
+        fired = clock.fired or _NOTHING
         if status == RUNNING:
             for index, thr in enumerate(rule.thresholds):
                 if thr.key not in fired and _applies(incident, thr):
@@ -307,11 +310,11 @@ def _wall_clock_item(compiled: CompiledAgreement, incident: Incident, order: int
     no acknowledged alert: a level's repeat, or the next level of an ack timeout that ran out."""
     best = None
     last_time = incident.last_time
-    fired = clock.fired
+    fired = clock.fired or _NOTHING
     for index, thr in enumerate(rule.thresholds):
         if thr.repeat_every is None or thr.key not in fired or not _applies(incident, thr):
             continue
-        done = clock.repeats.get(thr.key, 0)
+        done = (clock.repeats or _NOTHING).get(thr.key, 0)
         if done < thr.level.repeat.times:
             due = repeat_due(fired[thr.key], thr.repeat_every, done)
             at = last_time if last_time > due else due
@@ -366,9 +369,9 @@ def _fire(compiled, incident, name, rule: TargetRule, thr: Threshold, repeat: in
 def _fired(compiled, incident, name, clock, rule: TargetRule, thr: Threshold, repeat: int, due: datetime,
            cause: Threshold | None, at: datetime) -> list:
     if repeat:
-        clock.repeats[thr.key] = repeat
+        ck.mark_repeat(clock, thr.key, repeat)
         return [level_notice(compiled, incident, name, clock, rule, thr, at, due, repeat)]
-    clock.fired[thr.key] = at
+    ck.mark_fired(clock, thr.key, at)
     if thr.kind == LEVEL:
         return [level_notice(compiled, incident, name, clock, rule, thr, at, due, cause=cause)]
     if thr.kind != BREACH:

@@ -5,27 +5,29 @@ An incident is data attached to the lifecycle machine only for the length of a s
   ``elapsed + calendar.counted(checkpoint, t)``. Ticks never move the checkpoint; only events do,
   so a late event can still be applied at its own time.
 - ``fired`` holds the thresholds already emitted in the current cycle (key -> instant); nothing in
-  it fires again in that cycle, which is what makes every output once-only.
+  it fires again in that cycle, which is what makes every output once-only. ``fired``, ``repeats``
+  and ``pauses`` are None while empty (read them through ``or``; ``clocks.py`` writes them).
 - ``alert`` is the clock's open on-call alert (DESIGN.md §11), None when nothing went to
   ``notifications`` since the cycle began or since the last ``escalation.resolved``.
 - ``pauses`` lists the paused intervals of the current cycle, so a clock can be recomputed from
   its start under another calendar (``recompute_from_start``).
-- ``Incident.seen`` lists the input ids applied to the incident and ``Incident.digests`` (same
-  length, same order) a 64-bit digest of each one's content (``events.content_digest``; 0 = not
-  recorded, in state saved before digests existed), so a repeated id with other content is told
-  apart from a redelivery: 8 bytes per id. Tombstones keep both lists (``seen_digest`` reads
-  either form).
+- ``Incident.inputs`` holds, per input applied to the incident in order, the 64-bit digest of its
+  id (``events.id_hash``) followed by that of its content (``events.content_digest``; 0 = not
+  recorded, in state saved before content digests existed), so a repeated id is recognised and
+  one with other content is told apart from a redelivery: 16 bytes per input, whatever the ids
+  look like. A closed incident shrinks to a :class:`Tombstone` (its inputs and opening instant).
+  State saved with the input ids themselves (``seen``/``digests``) loads too (``upgrade``).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from escalation.core.codec import record
+from escalation.core.events import id_hash
 
 RUNNING, PAUSED, STOPPED = "running", "paused", "stopped"
 
@@ -58,9 +60,11 @@ class ClockState:
     checkpoint: datetime
     elapsed: timedelta = timedelta(0)
     cycle: int = 1
-    pauses: list[list[datetime | None]] = field(default_factory=list)  # [[start, end | None], ...]
-    fired: dict[str, datetime] = field(default_factory=dict)
-    repeats: dict[str, int] = field(default_factory=dict)  # level key -> repeats emitted
+    # The three below stay None until first used (most clocks never pause, fire or repeat): an
+    # empty list or dict per clock would cost ~180 bytes per clock of every open incident.
+    pauses: list[list[datetime | None]] | None = None  # [[start, end | None], ...]
+    fired: dict[str, datetime] | None = None           # threshold key -> instant it fired
+    repeats: dict[str, int] | None = None              # level key -> repeats emitted
     breached_at: datetime | None = None
     stops: int = 0
     note: str | None = None                                 # last policy applied, for explain
@@ -86,8 +90,7 @@ class Incident:
     group: str | None = None
     customer: str | None = None
     clocks: dict[str, ClockState] = field(default_factory=dict)
-    seen: list[str] = field(default_factory=list)     # input event ids applied (idempotent input)
-    digests: Annotated[array, "Q"] = field(default_factory=lambda: array("Q"))  # content digest per ``seen`` id
+    inputs: Annotated[array, "Q"] = field(default_factory=lambda: array("Q"))  # (id hash, content digest) per input
     # DESIGN.md §13 parties (``engagements.py``, ``obligations.py``); saved only when used
     vendor: str | None = None              # the vendor the ticket waits on (ticket.status_changed)
     engagements: list["Incident"] = field(default_factory=list)  # one per supporting agreement
@@ -95,18 +98,37 @@ class Incident:
 
     def remember(self, event_id: str, digest: int) -> None:
         """Record an applied input id with its content digest."""
-        self.seen.append(event_id)
-        self.digests.append(digest)
+        self.inputs.extend((id_hash(event_id), digest))
 
-    def tombstone(self) -> dict:
-        """What is kept of a closed incident: its input ids (with digests) and opening instant."""
-        return {"seen": list(self.seen), "digests": list(self.digests), "opened_at": self.opened_at.isoformat()}
+    def tombstone(self) -> "Tombstone":
+        """What is kept of a closed incident: its inputs and its opening instant (as written)."""
+        return Tombstone(self.opened_at.isoformat(), self.inputs)
 
 
-def seen_digest(ids: Sequence[str], digests: Sequence[int], event_id: str) -> int | None:
+@record
+@dataclass(slots=True)
+class Tombstone:
+    """A closed incident: enough to ignore its repeated inputs and to refuse new ones with a reason."""
+
+    opened_at: str                         # as written, quoted by "already open (opened at ...)"
+    inputs: Annotated[array, "Q"] = field(default_factory=lambda: array("Q"))  # as ``Incident.inputs``
+
+
+def remembered(inputs: array, event_id: str) -> int | None:
     """The content digest remembered with ``event_id`` (0: not recorded), or None if never seen."""
     try:
-        i = ids.index(event_id)
+        i = inputs[::2].index(id_hash(event_id))
     except ValueError:
         return None
-    return digests[i] if i < len(digests) else 0
+    return inputs[2 * i + 1]
+
+
+def upgrade(saved: dict) -> dict:
+    """An incident or tombstone saved with its input ids (``seen``, ``digests``) in today's form."""
+    if "seen" not in saved:
+        return saved
+    out = {k: v for k, v in saved.items() if k not in ("seen", "digests")}
+    contents = list(saved.get("digests") or ())
+    out["inputs"] = [x for i, event_id in enumerate(saved["seen"])
+                     for x in (id_hash(event_id), contents[i] if i < len(contents) else 0)]
+    return out
