@@ -8,6 +8,8 @@ result is immutable and cached per (agreement id, revision); incidents only hold
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -92,8 +94,8 @@ class CompiledAgreement:
     def revision(self) -> int:
         return self.agreement.revision
 
-    @property
-    def source(self) -> str:
+    @functools.cached_property
+    def source(self) -> str:  # asked for every output: built once (not a slotted class, so cacheable)
         return f"escalation/{self.agreement.id}@{self.agreement.revision}"
 
     def target(self, clock: str, priority: str) -> TargetRule | None:

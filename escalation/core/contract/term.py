@@ -156,6 +156,7 @@ class TermBook:
         self.states: dict[str, dict] = {}
         self._next: dict[str, tuple[datetime, str] | None] = {}
         self._renewing: tuple[int, list[str]] | None = None  # (registry generation, ids): asked per advance
+        self._earliest: tuple[int, datetime | None] | None = None  # (registry generation, next_at())
 
     def _ids(self) -> list[str]:
         """The renewing agreements this book owns (recomputed only when the registry changes)."""
@@ -175,7 +176,17 @@ class TermBook:
         return self._next[agreement_id]
 
     def next_at(self) -> datetime | None:
-        return min((n[0] for a in self._ids() if (n := self._upcoming(a)) is not None), default=None)
+        """The earliest upcoming term event (asked at every advance: kept until ``_next`` or the
+        registry changes)."""
+        if self._earliest is None or self._earliest[0] != self.registry.generation:
+            earliest = min((n[0] for a in self._ids() if (n := self._upcoming(a)) is not None), default=None)
+            self._earliest = (self.registry.generation, earliest)
+        return self._earliest[1]
+
+    def _forget(self, agreement_id: str) -> None:
+        """``agreement_id``'s next event must be worked out again."""
+        self._next.pop(agreement_id, None)
+        self._earliest = None
 
     def due(self, passed, to_us) -> tuple[int, str] | None:
         """(instant in µs, agreement) of the earliest term event every source has passed, or None."""
@@ -189,12 +200,12 @@ class TermBook:
     def fire(self, agreement_id: str) -> Output:
         state = self.states.setdefault(agreement_id, fresh())
         out = fire(self.registry.latest(agreement_id), state, self._upcoming(agreement_id)[1])
-        self._next.pop(agreement_id, None)
+        self._forget(agreement_id)
         return out
 
     def submit(self, item: Termination) -> None:
         terminate(self.states.setdefault(item.agreement, fresh()), item)
-        self._next.pop(item.agreement, None)
+        self._forget(item.agreement)
 
     def expiry_us(self, agreement_id: str, to_us) -> int | None:
         """``expires_at`` of a renewable agreement this desk owns, in µs; None while it renews."""
@@ -210,4 +221,4 @@ class TermBook:
     def load(self, agreement_id: str, state: dict | None) -> None:
         if state is not None:
             self.states[agreement_id] = dict(state)
-            self._next.pop(agreement_id, None)
+            self._forget(agreement_id)
