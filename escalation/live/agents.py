@@ -35,6 +35,7 @@ from escalation.live.outlets import Batch, Outlets, write_as
 from escalation.live.partitions import Partitions
 from escalation.live.records import parse_tick
 from escalation.live.settings import LiveSettings
+from escalation.live.tablewrites import bulk_producer, write_all
 from escalation.live.ticker import wall_instant
 
 log = logging.getLogger("escalation.live.app")
@@ -74,13 +75,19 @@ class Agent:
 
     async def settle(self, writes: list, last: dict) -> None:
         """Journal the batch's writes per partition and flush, write the state and the applied
-        offsets, then commit those offsets."""
+        offsets (and flush), then commit those offsets."""
         writes = writes + self.offsets.writes()
-        for table, p, key, value in self.journal.records(writes):
-            write_as(last[p], table, key, value)
-        await self.app.producer.flush()
-        for table, p, key, value in writes:
-            write_as(last[p], table, key, value)
+        bulk = None if self.settings.processing_guarantee == "exactly_once" else bulk_producer(self.app)
+        if bulk is not None:  # in bulk (escalation.live.tablewrites); each step waits for the broker
+            await self.app.producer.flush()  # anything Faust queued (a journal restore) lands first
+            await write_all(bulk, self.journal.records(writes), last.__getitem__)
+            await write_all(bulk, writes, last.__getitem__)
+        else:
+            for table, p, key, value in self.journal.records(writes):
+                write_as(last[p], table, key, value)
+            await self.app.producer.flush()
+            for table, p, key, value in writes:
+                write_as(last[p], table, key, value)
         if self.settings.processing_guarantee != "exactly_once":  # else Faust's transactions commit
             await self.committer.commit(self.offsets.committable(self.topics))
 
