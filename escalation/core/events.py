@@ -266,15 +266,16 @@ def id_hash(event_id: str) -> int:
     """A stable 64-bit digest of an input id (not Python's per-process ``hash``): what the state
     remembers of an id (8 bytes, whatever the id looks like). Two ids of one incident or stream
     share a digest with probability ~2**-64; the later one would be taken for a repeat."""
+    global _LAST_ID
     last = _LAST_ID
     if last[0] is event_id:  # a step asks twice for the same id object: is it a repeat, then remember it
         return last[1]
     digest = int.from_bytes(hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
-    last[0], last[1] = event_id, digest
+    _LAST_ID = (event_id, digest)  # one rebinding: a reader in another thread sees a whole pair
     return digest
 
 
-_LAST_ID: list = [None, 0]  # id_hash's memo of the last id it digested (a pure function's cache)
+_LAST_ID: tuple = (None, 0)  # id_hash's memo of the last id it digested (a pure function's cache)
 
 
 def content_digest(event: Event) -> int:
