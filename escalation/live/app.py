@@ -69,6 +69,7 @@ import faust
 from escalation.core.contract.registry import Registry
 from escalation.live.agents import DeskAgent, InputsAgent
 from escalation.live.desk_book import DeskBook
+from escalation.live.handoff import install as install_handoff
 from escalation.live.journal import Journal
 from escalation.live.offsets import (
     AppliedOffsets,
@@ -253,6 +254,7 @@ def _rebalance_hooks(app: faust.App, agents: tuple[InputsAgent, DeskAgent]) -> C
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         invalidate()
         shorten_fetch_wait(app)
+        install_handoff(app.consumer)  # escalation.live.handoff: Faust's per-record hand-off, cheaper
 
     return invalidate
 
