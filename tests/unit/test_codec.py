@@ -33,7 +33,7 @@ def _incident() -> Incident:
                    vendor="sap", obligations={"o": {"status": "running"}})
     inc.remember("e-1", 11)
     inc.remember("e-2", 2**64 - 1)
-    inc.engagements.append(Incident("INC-1", "sap-uc", 1, "P1", "erp-prod", T, T))
+    inc.engagements = [Incident("INC-1", "sap-uc", 1, "P1", "erp-prod", T, T)]
     return inc
 
 

@@ -22,8 +22,10 @@ An incident is data attached to the lifecycle machine only for the length of a s
 from __future__ import annotations
 
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Annotated
 
 from escalation.core.codec import record
@@ -73,6 +75,11 @@ class ClockState:
 
 
 
+#: an incident's obligations before its first one starts: shared and read-only (``obligations.py``
+#: puts a dict of its own in its place on the first write)
+NO_OBLIGATIONS: Mapping[str, dict] = MappingProxyType({})
+
+
 @record
 @dataclass(slots=True)
 class Incident:
@@ -93,8 +100,9 @@ class Incident:
     inputs: Annotated[array, "Q"] = field(default_factory=lambda: array("Q"))  # (id hash, content digest) per input
     # DESIGN.md §13 parties (``engagements.py``, ``obligations.py``); saved only when used
     vendor: str | None = None              # the vendor the ticket waits on (ticket.status_changed)
-    engagements: list["Incident"] = field(default_factory=list)  # one per supporting agreement
-    obligations: dict[str, dict] = field(default_factory=dict)   # customer obligation id -> its clock
+    # both stay the shared empty values below until a ticket has parties (most never do)
+    engagements: list["Incident"] = field(default=())  # one per supporting agreement (a list once any)
+    obligations: dict[str, dict] = field(default_factory=lambda: NO_OBLIGATIONS)  # obligation id -> its clock
 
     def remember(self, event_id: str, digest: int) -> None:
         """Record an applied input id with its content digest."""

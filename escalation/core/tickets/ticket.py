@@ -39,7 +39,7 @@ def _plain(compiled, incident) -> bool:
 
 def open_incident(registry, compiled, event):
     incident, outputs, next_at = inc.open_incident(compiled, event)
-    incident.engagements = engagements.attach(registry, compiled, event)
+    incident.engagements = engagements.attach(registry, compiled, event) or ()  # () is the shared default
     if _plain(compiled, incident):
         return incident, outputs, next_at
     t = event.time
