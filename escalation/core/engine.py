@@ -109,7 +109,7 @@ class Engine:
     metric_grace: timedelta = timedelta(0)      # a period closes at its end + this grace
     metrics: MetricEngine | None = None
     desk: Desk | None = ...  # type: ignore[assignment]  # default: a desk of its own; None: settlements out
-    # live pruning: a closed incident shrinks to a tombstone (its input ids and opening instant),
+    # live pruning: a closed incident shrinks to a tombstone (its input id and content digests and opening instant),
     # enough to ignore repeats and refuse later events as replay does, without its clocks
     forget_closed: bool = False
     closed: dict[str, Tombstone] = field(default_factory=dict)

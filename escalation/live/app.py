@@ -46,7 +46,7 @@ from it).
 
 Tables (values tagged with their partition ``p``, so a rebuild skips standby copies and other
 partitions): see :mod:`escalation.live.partitions`, :mod:`escalation.live.desk_book` and
-:mod:`escalation.live.store`. Closed incidents shrink to tombstones (their input ids), so state
+:mod:`escalation.live.store`. Closed incidents shrink to tombstones (their input id digests), so state
 grows with open incidents, not with history.
 
 Where the pieces are: the batch handling of both agents in :mod:`escalation.live.agents`, what a
