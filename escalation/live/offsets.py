@@ -176,6 +176,7 @@ class InputGuard:
         self.committed, self.tails, self.tail_wait = committed, tails, tail_wait
         self.after = after  # a record's ``{topic: offset}`` that must be applied before it (a tick's)
         self._lagging: dict[tuple[str, int], tuple[int, float]] = {}  # (topic, p) -> (expected, since)
+        self._asked: dict[int, float] = {}  # partition -> when its tails' log ends were last asked
 
     def _expected(self, topic: str, partition: int) -> int | None:
         expected = self.offsets.expected(topic, partition)
@@ -199,15 +200,15 @@ class InputGuard:
             self.offsets.applied(rec.topic, rec.partition, rec.offset)
         return out
 
-    async def position(self, partition: int) -> tuple[bool, dict[str, int]]:
-        """(whether a ``tails`` topic of ``partition`` holds records not applied yet, the next
-        offset to apply of each ``tails`` topic known so far). The ticker holds a behind
-        partition's ticks back, so no tick overtakes those records, and writes the offsets into
-        the tick it makes (its ``after``)."""
+    async def position(self, partition: int) -> tuple[dict[str, int], dict[str, int]]:
+        """(the next offset to apply of each ``tails`` topic of ``partition`` known so far, the
+        broker's log end of each). The ticker holds a partition's ticks back while input waits
+        on the broker (so no tick overtakes it) and writes one of the two into the tick it makes
+        (its ``after``)."""
         ends = await self.reader.ends([(topic, partition) for topic in self.tails])
         applied = {topic: self._expected(topic, partition) for topic in self.tails}
-        behind = any(end > (applied[t] or 0) for (t, _), end in ends.items())
-        return behind, {topic: o for topic, o in applied.items() if o is not None}
+        return ({t: o for t, o in applied.items() if o is not None},
+                {t: end for (t, _), end in ends.items() if end is not None})
 
     async def _before(self, rec: Record) -> list[Record]:
         """The records of ``rec``'s partition below its ``after`` offsets not applied yet, read
@@ -222,6 +223,11 @@ class InputGuard:
     async def _tails(self, partition: int) -> list[Record]:
         out: list[Record] = []
         now = time.monotonic()
+        # A broker round trip per tick is not needed to see a lag that must last tail_wait: ask
+        # at most twice per tail_wait (ticks come every tick_interval, 0.25 s by default).
+        if now - self._asked.get(partition, -1e9) < self.tail_wait / 2:
+            return out
+        self._asked[partition] = now
         ends = await self.reader.ends([(topic, partition) for topic in self.tails])
         for topic in self.tails:
             end, expected = ends.get((topic, partition)), self._expected(topic, partition)

@@ -84,11 +84,11 @@ def test_a_tick_reads_back_a_tail_the_consumer_never_delivered():
     # tickets ends at 9 but only 0..6 were applied: the tick for partition 0 brings 7 and 8 first
     log = Log({(T, 0): list(range(9))})
     guard = guard_over({f"{T}#0": pack(0, 7)}, log, tails=(T, M))
-    assert asyncio.run(guard.position(0)) == (True, {T: 7})  # the ticker holds partition 0's ticks back
+    assert asyncio.run(guard.position(0)) == ({T: 7}, {T: 9, M: 0})  # input waits: the ticker holds ticks back
     assert run(guard, [(K, 0)]) == [(K, 0)]  # the first sighting only starts the wait (tail_wait 0: next tick acts)
     assert run(guard, [(K, 1)]) == [(T, 7), (T, 8), (K, 1)]
     assert run(guard, [(K, 2)]) == [(K, 2)]  # caught up: nothing more to read
-    assert asyncio.run(guard.position(0)) == (False, {T: 9})
+    assert asyncio.run(guard.position(0)) == ({T: 9}, {T: 9, M: 0})
 
 
 def test_a_tick_comes_after_the_records_applied_before_it_was_made():
