@@ -73,11 +73,12 @@ def _wait_committed(broker, group: str, topic: str, timeout: float) -> tuple[dic
 
 
 # Intermittent failure of stop 9 (2 of 5 clean CI runs: some sla.met contents differed from replay's,
-# ids all equal). Cause found in stop 10 by reading the code, not by reproducing it (it never failed
-# on a quiet machine): a tick made by the killed worker after it had applied records it never
-# committed could be delivered to its successor before those records, which were then late against
-# it. Ticks now carry the offsets applied before them (InputGuard, tests/unit/test_input_guard.py).
-# The one rerun stays until clean CI runs confirm it; every assertion still has to hold on a run.
+# ids all equal: late_event notes). Two causes found and fixed in stop 10: (1) a tick made by the
+# killed worker after it had applied records it never committed could reach its successor before
+# those records; (2) Faust stopped delivering partition tails after the restart, the ticker held
+# the ticks back 30 s and then ticked past them. Ticks now carry the offsets they follow (applied,
+# or the log ends when the input stalls) and the InputGuard reads those records back first
+# (tests/unit/test_input_guard.py). The one rerun stays until clean CI runs show none.
 @pytest.mark.flaky(reruns=1)
 @pytest.mark.parametrize("kill_at,seed", [(2.5, 1), (4.5, 2), (6.0, 3)])
 def test_kill9_mid_stream_with_real_ticks_applies_every_record_once(broker, namespace, tmp_path, kill_at, seed):
