@@ -10,10 +10,11 @@ metrics partition holds records on the broker that are not applied yet, as after
 while the consumer has stalled on it): those records move its clock first, so none of them is made
 late by a tick that overtook it in the merged stream (a deadline its acknowledgement would have
 stopped must not fire first). Under steady load the events' own times move the clock meanwhile.
-A tick also carries the next offsets to apply of its tickets and metrics partitions when it was
-made (``"after": {topic: offset}``, what ``caught_up`` returns): the inputs agent applies every
-record below them before the tick, also when a restarted worker is delivered an old tick before
-the records the killed one had applied before making it (:class:`~escalation.live.offsets.InputGuard`).
+A tick also carries offsets of its tickets and metrics partitions (``"after": {topic: offset}``,
+what ``caught_up`` returns: those applied when it was made, or the log ends when that input had
+stalled): the inputs agent applies every record below them before the tick, also when a restarted
+worker is delivered an old tick before the records the killed one had applied before making it
+(:class:`~escalation.live.offsets.InputGuard` reads back what was not delivered).
 
 Tests run the engine with ``manual_ticks`` and move time with :func:`send_tick`.
 """
