@@ -50,9 +50,9 @@ sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
-from aiokafka.partitioner import murmur2  # noqa: E402
 
 from escalation.live.broker import BrokerAddress, EmbeddedBroker  # noqa: E402
+from escalation.live.desk_book import key_partition  # noqa: E402
 from escalation.live.store import INCIDENTS  # noqa: E402
 from escalation.live.topics import ensure_topics, load_topics  # noqa: E402
 
@@ -67,7 +67,7 @@ WORKLOAD = ROOT / "bench/out/tickets-10000-s42.jsonl"
 
 
 def partition_of(key: bytes) -> int:
-    return (murmur2(key) & 0x7FFFFFFF) % P
+    return key_partition(key, P)
 
 
 def templates(k: int, at: datetime) -> list[tuple[str, bytes]]:

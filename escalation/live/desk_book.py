@@ -20,14 +20,18 @@ from escalation.core.money.desk import DESK_ITEMS, Desk, item_from_dict
 from escalation.live.store import DESKS, MARKS, StateStore
 
 
-def key_owner(q: int, partitions: int):
-    """Whether an agreement id, as a record key, lands on partition ``q`` of a topic with
-    ``partitions`` partitions (the producer's default partitioner: murmur2). The desk of ``q``
-    keeps the terms (DESIGN.md §13 renewal) of exactly those agreements, where their
-    ``agreement.terminated`` records arrive."""
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition a record with ``key`` lands on (the producer's default partitioner: murmur2)."""
     from aiokafka.partitioner import murmur2
 
-    return lambda agreement: (murmur2(agreement.encode()) & 0x7FFFFFFF) % partitions == q
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def key_owner(q: int, partitions: int):
+    """Whether an agreement id, as a record key, lands on partition ``q`` of a topic with
+    ``partitions`` partitions. The desk of ``q`` keeps the terms (DESIGN.md §13 renewal) of
+    exactly those agreements, where their ``agreement.terminated`` records arrive."""
+    return lambda agreement: key_partition(agreement.encode(), partitions) == q
 
 
 class DeskBook:

@@ -65,7 +65,7 @@ from escalation.core.reporting.figures import (
 from escalation.core.scheduler import Scheduler
 from escalation.core.services.slo_compiled import SloBook, validity_us
 from escalation.core.tickets.incident import PenaltyDue
-from escalation.core.time.periods import by_label, following, to_dt, to_us
+from escalation.core.time.periods import by_label, close_dt, following, to_dt, to_us
 from escalation.core.time.watermark import closed_before, mark_closed
 
 _PENALTY, _CREDIT, _REPORT = 0, 1, 2
@@ -122,7 +122,6 @@ class Desk:
         self._queue = Scheduler(self._pending)
         # report closes: (agreement, label) at the period's end + grace; stale once not open
         self._closes = Scheduler(self._open_period)
-        self._close_dt: tuple[int | None, datetime | None] = (None, None)  # next_close's last (µs, datetime)
         self.changed: set[str] = set()  # agreements changed since the caller last cleared it (to save)
 
     # -- input ------------------------------------------------------------------------------
@@ -184,9 +183,7 @@ class Desk:
     def next_close(self) -> datetime | None:
         """The earliest pending report close or term event (``term.py``) instant, or None."""
         close_us = self._closes.next_due()
-        if close_us is not None and self._close_dt[0] != close_us:
-            self._close_dt = (close_us, to_dt(close_us))
-        close = None if close_us is None else self._close_dt[1]
+        close = None if close_us is None else close_dt(close_us)
         term = self.terms.next_at()
         return close if term is None else term if close is None else min(close, term)
 

@@ -56,7 +56,7 @@ from escalation.core.services.slo import (
 )
 from escalation.core.services.slo_compiled import CompiledSlo, SloBook
 from escalation.core.services.slo_state import PeriodAcc, SloState, Stream
-from escalation.core.time.periods import by_label, following, to_dt, to_us
+from escalation.core.time.periods import by_label, close_dt, following, to_us
 
 _SLO, _REPORT = 0, 1
 
@@ -73,7 +73,6 @@ class MetricEngine:
         self.reports = Reports(self.registry)
         self._grace_us = self.grace // timedelta(microseconds=1)
         self._closes = Scheduler(self._live)
-        self._close_dt: tuple[int | None, datetime | None] = (None, None)  # next_close's last (µs, datetime)
         # (table, key) changed since the Engine last took them (services: streams and SLO
         # states; figures: this side's report figures of an agreement)
         self.changed: set[tuple[str, str]] = set()
@@ -160,14 +159,9 @@ class MetricEngine:
         return st is not None and label in st.periods and st.periods[label].end_us + self._grace_us == due
 
     def next_close(self) -> datetime | None:
-        """The earliest pending close instant, or None (asked once per input: the datetime of
-        the last answer is reused while the instant stays the same)."""
+        """The earliest pending close instant, or None (asked once per input)."""
         due = self._closes.next_due()
-        if due is None:
-            return None
-        if self._close_dt[0] != due:
-            self._close_dt = (due, to_dt(due))
-        return self._close_dt[1]
+        return None if due is None else close_dt(due)
 
     def close_at(self, at: datetime) -> list:
         """Close every period due exactly at ``at``: SLOs first, then this side's report figures."""

@@ -43,7 +43,7 @@ from escalation.core.tickets.notices import (
     repeat_due,
     threshold_notice,
 )
-from escalation.core.tickets.state import PAUSED, RUNNING, STOPPED, Incident
+from escalation.core.tickets.state import EMPTY, PAUSED, RUNNING, STOPPED, Incident
 
 
 @record
@@ -262,9 +262,6 @@ _HANDLERS = {
 
 # --- time -------------------------------------------------------------------------------------
 
-_NOTHING: dict = {}  # what an unused ``fired``/``repeats`` reads as (never written)
-
-
 def _applies(incident: Incident, thr: Threshold) -> bool:
     return thr.applies_to(incident.service)
 
@@ -288,7 +285,7 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
         rule = compiled.rule_of(incident, name) if variable else targets.get((name, priority))
         if rule is None:
             continue
-        fired = clock.fired or _NOTHING
+        fired = clock.fired or EMPTY
         if status == RUNNING:
             for index, thr in enumerate(rule.thresholds):
                 if thr.key not in fired and _applies(incident, thr):
@@ -310,11 +307,11 @@ def _wall_clock_item(compiled: CompiledAgreement, incident: Incident, order: int
     no acknowledged alert: a level's repeat, or the next level of an ack timeout that ran out."""
     best = None
     last_time = incident.last_time
-    fired = clock.fired or _NOTHING
+    fired = clock.fired or EMPTY
     for index, thr in enumerate(rule.thresholds):
         if thr.repeat_every is None or thr.key not in fired or not _applies(incident, thr):
             continue
-        done = (clock.repeats or _NOTHING).get(thr.key, 0)
+        done = (clock.repeats or EMPTY).get(thr.key, 0)
         if done < thr.level.repeat.times:
             due = repeat_due(fired[thr.key], thr.repeat_every, done)
             at = last_time if last_time > due else due

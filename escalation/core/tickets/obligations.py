@@ -23,7 +23,7 @@ from datetime import datetime
 
 from escalation.agreement.durations import BusinessDays, iso_duration, parse_duration
 from escalation.core.outputs import Output, OutputType, output, utc
-from escalation.core.tickets.state import NO_OBLIGATIONS
+from escalation.core.tickets.state import EMPTY
 
 _WORD = {"ticket.opened": "opened", "ticket.acknowledged": "acknowledged", "ticket.updated": "updated",
          "ticket.resolved": "resolved", "ticket.reopened": "reopened", "ticket.closed": "closed",
@@ -45,7 +45,7 @@ def on_event(compiled, incident, event, t: datetime) -> None:
             cal = compiled.calendars[o.calendar]
             within = parse_duration(o.within)
             amount = within.resolve(cal.business_day) if isinstance(within, BusinessDays) else within
-            if incident.obligations is NO_OBLIGATIONS:  # the shared empty value: this incident's own dict now
+            if incident.obligations is EMPTY:  # the shared empty value: this incident's own dict now
                 incident.obligations = {}
             incident.obligations[o.id] = {"cycle": 1 if cur is None else cur["cycle"] + 1, "start": t.isoformat(),
                                           "due": cal.add(t, amount).isoformat(), "missed_at": None, "stopped_at": None}

@@ -75,9 +75,10 @@ class ClockState:
 
 
 
-#: an incident's obligations before its first one starts: shared and read-only (``obligations.py``
-#: puts a dict of its own in its place on the first write)
-NO_OBLIGATIONS: Mapping[str, dict] = MappingProxyType({})
+#: the shared, read-only empty mapping: an incident's obligations before its first one starts
+#: (``obligations.py`` puts a dict of its own in its place on the first write), and what a clock's
+#: unused ``fired``/``repeats`` read as
+EMPTY: Mapping = MappingProxyType({})
 
 
 @record
@@ -102,7 +103,7 @@ class Incident:
     vendor: str | None = None              # the vendor the ticket waits on (ticket.status_changed)
     # both stay the shared empty values below until a ticket has parties (most never do)
     engagements: list["Incident"] = field(default=())  # one per supporting agreement (a list once any)
-    obligations: dict[str, dict] = field(default_factory=lambda: NO_OBLIGATIONS)  # obligation id -> its clock
+    obligations: dict[str, dict] = field(default_factory=lambda: EMPTY)  # obligation id -> its clock
 
     def remember(self, event_id: str, digest: int) -> None:
         """Record an applied input id with its content digest."""
