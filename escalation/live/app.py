@@ -57,7 +57,6 @@ the clients, and wires the agents, the rebalance hooks and the ticker (``build_a
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -68,6 +67,7 @@ import faust
 
 from escalation.core.contract.registry import Registry
 from escalation.live.agents import DeskAgent, InputsAgent
+from escalation.live.catch_up import CatchUp
 from escalation.live.desk_book import DeskBook
 from escalation.live.handoff import install as install_handoff
 from escalation.live.journal import Journal
@@ -91,11 +91,6 @@ log = logging.getLogger(__name__)
 #: tick waits at most BATCH_WITHIN before it is processed (part of the deadline latency).
 BATCH_MAX = 1000
 BATCH_WITHIN = 0.05
-
-#: Longest (s) the ticker holds a partition's ticks back while its input has records not applied yet.
-CATCH_UP_LIMIT = 30.0
-#: Longest (s) it holds them back while nothing of that input is applied (the consumer is not delivering it).
-STALL_LIMIT = 2.0
 
 #: Longest (ms) a fetch of the worker's consumer waits at the broker for records. Faust hard-codes
 #: 1500 ms; the embedded Tansu broker does not answer a waiting fetch when records arrive, only at
@@ -265,36 +260,17 @@ def _ticker(app: faust.App, names: TopicNames, topics: _Topics, settings: LiveSe
     """The ticker; a partition is ticked once its input is caught up (see ``caught_up``)."""
     from escalation.live.ticker import install_ticker
 
-    waiting: dict[int, tuple[dict[str, int], float, float]] = {}  # p -> (applied, unchanged since, behind since)
+    decider = CatchUp()
 
     async def caught_up(p: int) -> dict[str, int] | None:
-        """The tick's ``after`` for partition ``p``, or None to hold its tick back.
-
-        Nothing of its tickets or metrics waits on the broker: the offsets applied. Input waits
-        and the consumer is applying it: None (the input moves the clock first). Input waits but
-        nothing of it was applied for STALL_LIMIT seconds (Faust stopped delivering a partition's
-        tail, seen after restarts): the log ends, so the tick brings every record up to them
-        first (the InputGuard reads back what was not delivered) and none of them is late. Behind
-        for CATCH_UP_LIMIT seconds although input is being applied (a backlog): the offsets
-        applied, so time does not stop for good (the backlog's events may then be late, §6)."""
+        """The tick's ``after`` for partition ``p``, or None to hold its tick back. This wrapper
+        only reads the position; the rules (caught up, backlog, stalled tail) and their timers
+        are :class:`~escalation.live.catch_up.CatchUp`. Broker unreachable: ``{}``."""
         try:
             applied, ends = await guard.position(p)
         except Exception:  # noqa: BLE001 - broker unreachable for a moment: tick as before
             return {}
-        if all(end <= applied.get(topic, 0) for topic, end in ends.items()):
-            waiting.pop(p, None)
-            return applied
-        now = time.monotonic()
-        seen = waiting.get(p)
-        if seen is None or seen[0] != applied:  # first sight, or the consumer moved on since
-            seen = waiting[p] = (applied, now, now if seen is None else seen[2])
-        if now - seen[1] >= STALL_LIMIT:
-            del waiting[p]
-            return ends
-        if now - seen[2] >= CATCH_UP_LIMIT:
-            del waiting[p]
-            return applied
-        return None
+        return decider.decide(p, applied, ends)
 
     install_ticker(app, app.topic(names.ticks, **topics.raw), settings, caught_up)
 
