@@ -21,7 +21,9 @@ prints the top 15 functions by cumulative and by own time (timings then include 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import dataclasses
 import gc
 import io
 import os
@@ -30,6 +32,7 @@ import resource
 import sys
 import time
 import tracemalloc
+import types
 from datetime import datetime
 from pathlib import Path
 
@@ -60,6 +63,38 @@ def open_incidents(events: Path) -> tuple[int, int]:
             elif kind in _ENDS:
                 now -= 1
     return peak, now
+
+
+def deep_size(root) -> int:
+    """Bytes held by ``root`` and everything it reaches (``sys.getsizeof``, each object once),
+    stopping at what incident state only points to: compiled agreements, calendars, the registry
+    (shared by all incidents), and at classes, modules and functions. Interned/cached strings
+    shared between records count once."""
+    seen: set[int] = set()
+    total = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or obj is None or isinstance(obj, (bool, type, types.ModuleType, types.FunctionType)):
+            continue
+        if type(obj).__module__.startswith(("escalation.core.contract", "escalation.core.time", "escalation.agreement")):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif dataclasses.is_dataclass(obj):
+            stack.extend(getattr(obj, f.name) for f in dataclasses.fields(obj))
+    return total
+
+
+def _without_ends(path: Path) -> list[bytes]:
+    """The workload's lines without its ticket.closed/ticket.cancelled events: every incident stays open."""
+    with path.open("rb") as lines:
+        return [line for line in lines if not line.strip() or orjson.loads(line).get("type") not in _ENDS]
 
 
 def floor(events: Path) -> dict:
@@ -93,7 +128,7 @@ def _mib(n: float) -> str:
 
 
 def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | None,
-        profile: bool, trace: bool, forget_closed: bool = True) -> dict:
+        profile: bool, trace: bool, forget_closed: bool = True, open_only: bool = False) -> dict:
     registry = Registry(load_agreements([agreements]))
     engine = Engine(registry, forget_closed=forget_closed)  # as `escalation replay` makes it
     sink = open(outputs, "wb") if outputs else open(os.devnull, "wb")
@@ -103,12 +138,13 @@ def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | 
     def emit(out) -> None:  # a typed Output: its CloudEvent is what `escalation replay` writes
         sink.write(dumps(out.cloudevent()) + b"\n")
 
+    kept_lines = _without_ends(events) if open_only else None  # read before memory is measured
     gc.collect()
     rss_before = _maxrss_bytes()
     profiler = cProfile.Profile() if profile else None
     if trace:
         tracemalloc.start()
-    with events.open("rb") as lines:
+    with (contextlib.nullcontext(kept_lines) if open_only else events.open("rb")) as lines:
         started, cpu_started = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
@@ -122,7 +158,7 @@ def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | 
     traced = tracemalloc.get_traced_memory() if trace else None
     if trace:
         tracemalloc.stop()
-    open_peak, open_at_end = open_incidents(events)
+    open_peak, open_at_end = (len(engine.incidents),) * 2 if open_only else open_incidents(events)
     base = floor(events)
     result = {
         "events_file": str(events), "lines": stats.lines, "events": stats.events, "rejected": stats.rejected,
@@ -130,7 +166,11 @@ def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | 
         "outputs_by_type": dict(stats.outputs.most_common()), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
         "events_per_s": round(stats.events / wall), "outputs_per_s": round(sum(stats.outputs.values()) / wall),
         "open_peak": open_peak, "incidents_retained": len(engine.incidents), "tombstones": len(engine.closed),
-        "open_at_end": open_at_end,
+        "open_at_end": open_at_end, "open_only": open_only,
+        # deep sizes at the end (sys.getsizeof, shared objects once; allocator rounding not counted)
+        "deep_bytes_per_open_incident": round(deep_size(engine.incidents) / len(engine.incidents))
+        if engine.incidents else None,
+        "deep_bytes_per_tombstone": round(deep_size(engine.closed) / len(engine.closed)) if engine.closed else None,
         "maxrss_delta_bytes": rss_after - rss_before, "maxrss_bytes": rss_after,
         "us_per_event": round(cpu / max(stats.events, 1) * 1e6, 2),
         "floor_us_per_event": round(base["cpu_s"] / max(base["events"], 1) * 1e6, 2),
@@ -141,7 +181,9 @@ def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | 
         current, peak = traced
         result.update(traced_peak_bytes=peak, traced_retained_bytes=current)
     result["ratio_to_floor"] = round(result["us_per_event"] / result["floor_us_per_event"], 1)
-    peak_mem = result.get("traced_peak_bytes", result["maxrss_delta_bytes"])
+    # with --open-only nothing closes: what is held at the end is what the open incidents cost
+    peak_mem = (result["traced_retained_bytes"] if open_only else result["traced_peak_bytes"]) if trace \
+        else result["maxrss_delta_bytes"]
     result["peak_bytes_per_open_incident"] = round(peak_mem / max(open_peak, 1))
     kept = len(engine.incidents) + len(engine.closed)
     result["retained_bytes_per_incident"] = round(result["traced_retained_bytes"] / max(kept, 1)) if trace else None
@@ -170,14 +212,22 @@ def report(r: dict) -> str:
         "orjson decode + fromisoformat + one orjson output per 3 events, best of 3)",
         f"ratio              {r['ratio_to_floor']}x the floor (target <= 3x, <= 10 us/event)",
         f"outputs/s          {r['outputs_per_s']:,}",
-        f"open incidents     peak {r['open_peak']:,}, at end {r['open_at_end']:,}; "
+        f"open incidents     peak {r['open_peak']:,}, at end {r['open_at_end']:,}"
+        + (" (--open-only: close/cancel events left out)" if r["open_only"] else "") + "; "
         f"incident records retained {r['incidents_retained']:,}, tombstones {r['tombstones']:,}",
         f"peak RSS           {_mib(r['maxrss_bytes'])} (growth during run {_mib(r['maxrss_delta_bytes'])})",
     ]
+    if r["deep_bytes_per_open_incident"]:
+        lines.append(f"open incident      {r['deep_bytes_per_open_incident']:,} B each (deep size of the records, "
+                     "keys and index at the end)")
+    if r["deep_bytes_per_tombstone"]:
+        lines.append(f"tombstone          {r['deep_bytes_per_tombstone']:,} B each (deep size of the closed "
+                     "index at the end)")
     if r["tracemalloc"]:
+        held = "retained at end / open at end" if r["open_only"] else "traced peak / peak open"
         lines += [
             f"traced peak        {_mib(r['traced_peak_bytes'])}, retained at end {_mib(r['traced_retained_bytes'])}",
-            f"per open incident  {r['peak_bytes_per_open_incident']:,} B (traced peak / peak open)",
+            f"per open incident  {r['peak_bytes_per_open_incident']:,} B ({held}; bounded caches included)",
             f"per incident kept  {r['retained_bytes_per_incident']:,} B (retained at end / (incident records + tombstones))",
         ]
     else:
@@ -202,6 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep-closed", action="store_true",
                         help="keep closed incidents whole (the engine's default before issue #11) instead of "
                              "shrinking them to tombstones as `escalation replay` and the live worker do")
+    parser.add_argument("--open-only", action="store_true",
+                        help="leave out ticket.closed/ticket.cancelled events, so every incident stays open and "
+                             "memory per open incident is measured free of tombstones")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if not args.events.exists():
@@ -210,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     until = datetime.fromisoformat(args.until.replace("Z", "+00:00")) if args.until else None
     result = run(args.events, args.agreements or args.events.parent / "agreements", until, args.outputs,
-                 args.profile, args.tracemalloc, not args.keep_closed)
+                 args.profile, args.tracemalloc, not args.keep_closed, args.open_only)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if args.json else report(result))
 
 

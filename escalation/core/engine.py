@@ -180,7 +180,7 @@ class Engine:
             if verdict is not None:
                 return verdict
             if isinstance(event, TicketOpened):
-                raise Rejected(f"ticket {event.ticket!r} is already open (opened at {tomb.opened_at})")
+                raise Rejected(f"ticket {event.ticket!r} is already open (opened at {tomb.opened_at.isoformat()})")
             raise Rejected(f"{event.type} does not apply to ticket {event.ticket!r} in state 'closed'")
         if not isinstance(event, TicketOpened):
             raise Rejected(f"unknown ticket {event.ticket!r}: no ticket.opened seen for it")

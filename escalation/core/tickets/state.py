@@ -15,7 +15,10 @@ An incident is data attached to the lifecycle machine only for the length of a s
   id (``events.id_hash``) followed by that of its content (``events.content_digest``; 0 = not
   recorded, in state saved before content digests existed), so a repeated id is recognised and
   one with other content is told apart from a redelivery: 16 bytes per input, whatever the ids
-  look like. A closed incident shrinks to a :class:`Tombstone` (its inputs and opening instant).
+  look like. A closed incident shrinks to a :class:`Tombstone`: its inputs, copied to an array of
+  exactly their size (an incident's array over-allocates as it grows), and its opening instant
+  as written (the incident's own datetime object, not a new text: it is formatted only when a
+  reason quotes it; saved as the same ISO text as before).
   State saved with the input ids themselves (``seen``/``digests``) loads too (``upgrade``).
 """
 
@@ -111,7 +114,7 @@ class Incident:
 
     def tombstone(self) -> "Tombstone":
         """What is kept of a closed incident: its inputs and its opening instant (as written)."""
-        return Tombstone(self.opened_at.isoformat(), self.inputs)
+        return Tombstone(self.opened_at, array("Q", self.inputs))
 
 
 @record
@@ -119,7 +122,7 @@ class Incident:
 class Tombstone:
     """A closed incident: enough to ignore its repeated inputs and to refuse new ones with a reason."""
 
-    opened_at: str                         # as written, quoted by "already open (opened at ...)"
+    opened_at: datetime                    # as written, quoted by "already open (opened at ...)"
     inputs: Annotated[array, "Q"] = field(default_factory=lambda: array("Q"))  # as ``Incident.inputs``
 
 
