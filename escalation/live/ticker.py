@@ -1,4 +1,5 @@
-"""Ticks: how wall-clock time enters the live engine (DESIGN.md §6). The only wall-clock read.
+"""Ticks: how wall-clock time enters the live engine (DESIGN.md §6). The only wall-clock read
+(``CatchUp`` reads a monotonic clock for how long a partition has been held, never an instant).
 
 Every ``tick_interval`` seconds each worker produces one tick per partition of ``<app_id>-ticks``
 that it currently owns (so N workers never tick a partition twice, and after a rebalance or a
@@ -12,7 +13,7 @@ late by a tick that overtook it in the merged stream (a deadline its acknowledge
 stopped must not fire first). Under steady load the events' own times move the clock meanwhile.
 A tick also carries offsets of its tickets and metrics partitions (``"after": {topic: offset}``,
 what ``caught_up`` returns: those applied when it was made, or the log ends when that input had
-stalled): the inputs agent applies every record below them before the tick, also when a restarted
+stalled; the hold/stall/catch-up rules live in :class:`~escalation.live.catch_up.CatchUp`): the inputs agent applies every record below them before the tick, also when a restarted
 worker is delivered an old tick before the records the killed one had applied before making it
 (:class:`~escalation.live.offsets.InputGuard` reads back what was not delivered).
 
