@@ -22,7 +22,8 @@ Time semantics (mirror of ``Engine.step`` / ``escalation replay``):
   start and then counts up to its end, as replay does;
 - a tick at instant T fires every deadline due at or before T (``step(Tick(T))``);
   the ticker stamps ticks with wall clock − ``tick_grace``, so a deadline D fires once the wall
-  clock passes D + grace (within one ``tick_interval``);
+  clock passes D + grace (within one ``ticker.BEAT``: a partition with something due is ticked
+  early, ``ticker.TickSchedule``; otherwise every ``tick_interval``);
 - tickets and ticks are two topics merged into one stream: Kafka orders records per topic
   partition only, so an event may be consumed after a tick with a later instant. It is then
   applied late (its own time counts for the clocks) and outputs already emitted stay (§6); the
@@ -256,8 +257,10 @@ def _rebalance_hooks(app: faust.App, agents: tuple[InputsAgent, DeskAgent]) -> C
     return invalidate
 
 
-def _ticker(app: faust.App, names: TopicNames, topics: _Topics, settings: LiveSettings, guard: InputGuard) -> None:
-    """The ticker; a partition is ticked once its input is caught up (see ``caught_up``)."""
+def _ticker(app: faust.App, names: TopicNames, topics: _Topics, settings: LiveSettings, guard: InputGuard,
+            parts: Partitions) -> None:
+    """The ticker; a partition is ticked once its input is caught up (see ``caught_up``), every
+    ``tick_interval`` and as soon as its engines have something due (``Partitions.next_due``)."""
     from escalation.live.ticker import install_ticker
 
     decider = CatchUp()
@@ -272,7 +275,7 @@ def _ticker(app: faust.App, names: TopicNames, topics: _Topics, settings: LiveSe
             return {}
         return decider.decide(p, applied, ends)
 
-    install_ticker(app, app.topic(names.ticks, **topics.raw), settings, caught_up)
+    install_ticker(app, app.topic(names.ticks, **topics.raw), settings, caught_up, parts.next_due)
 
 
 def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | None = None,
@@ -295,7 +298,7 @@ def build_app(settings: LiveSettings, registry: Registry, *, broker_url: str | N
 
     install_gc_policy(app, settings.gc_interval)
     if not manual_ticks:
-        _ticker(app, names, topics, settings, inputs.guard)
+        _ticker(app, names, topics, settings, inputs.guard, inputs.parts)
     app.escalation = _Wiring(names, inputs.parts, desk.book, topics.inputs, topics.outputs,  # type: ignore[attr-defined]
                              topics.deadletter, topics.desk, invalidate)
     return app

@@ -112,6 +112,13 @@ class Partitions:
                  time.perf_counter() - started)  # restart cost (bench/live_recovery.py)
         return engine
 
+    def next_due(self, p: int) -> datetime | None:
+        """The earliest instant partition ``p``'s engines have something due at, None when nothing
+        is or they are not loaded yet (the ticker asks; loading is the agent's job, at a batch)."""
+        dues = [engine.next_due() for src in (self.source(p, False), self.source(p, True))
+                if (engine := self._engines.get(src)) is not None]
+        return min((d for d in dues if d is not None), default=None)
+
     def discard(self) -> None:
         """Forget every partition's in-memory state (failed batch, rebalance): reload on next use."""
         self._engines.clear()

@@ -217,10 +217,13 @@ class Guard:
 def test_the_ticker_wrapper_reads_the_position_and_applies_the_rules(monkeypatch):
     installed = {}
     monkeypatch.setattr(ticker, "install_ticker",
-                        lambda app, topic, settings, caught_up: installed.update(caught_up=caught_up))
+                        lambda app, topic, settings, caught_up, next_due: installed.update(caught_up=caught_up,
+                                                                                           next_due=next_due))
     app = SimpleNamespace(topic=lambda name, **raw: name)
     guard = Guard([({T: 9}, {T: 9}), ConnectionError("broker away"), ({T: 5}, {T: 9})])
-    live_app._ticker(app, SimpleNamespace(ticks="a-ticks"), SimpleNamespace(raw={}), None, guard)
+    parts = SimpleNamespace(next_due=lambda p: None)
+    live_app._ticker(app, SimpleNamespace(ticks="a-ticks"), SimpleNamespace(raw={}), None, guard, parts)
+    assert installed["next_due"] is parts.next_due  # early ticks ask the partitions' engines
 
     caught_up = installed["caught_up"]
     assert asyncio.run(caught_up(3)) == {T: 9}  # caught up: the offsets applied
