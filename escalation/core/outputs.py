@@ -99,15 +99,39 @@ def topic_for(output_type: OutputType | str) -> str:
 
 def output_id(*parts: object) -> str:
     """``str(uuid.UUID(bytes=sha256(parts)[:16], version=5))``, formatted directly (hot path)."""
-    b = bytearray(hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()[:16])
-    b[6] = (b[6] & 0x0F) | 0x50  # version 5
-    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+    # hex digit 12 becomes the version (5); digit 16 keeps its low two bits under the RFC 4122
+    # variant bits "10" (what ``uuid`` does to bytes 6 and 8, done on the text)
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 
 def utc(instant: datetime) -> str:
-    return instant.astimezone(timezone.utc).isoformat()
+    """``instant`` in UTC as RFC 3339 text (``isoformat``)."""
+    return _isoformat(instant.astimezone(timezone.utc))
+
+
+# ``datetime.isoformat`` costs several µs (it formats through printf) and the outputs of a step
+# quote the same few instants again and again (their time, a clock's cycle start, a deadline),
+# so the texts of UTC instants are memoised. Only UTC ones: an aware datetime hashes and
+# compares as an instant, so a key with another offset would find the UTC text. Bounded:
+# cleared when full.
+_ISO: dict[datetime, str] = {}
+_ISO_MAX = 1 << 12
+
+
+def _isoformat(t: datetime) -> str:
+    """``t.isoformat()``."""
+    if t.tzinfo is not timezone.utc:
+        return t.isoformat()
+    text = _ISO.get(t)
+    if text is None:
+        if len(_ISO) >= _ISO_MAX:
+            _ISO.clear()
+        text = _ISO[t] = t.isoformat()
+    return text
 
 
 @dataclass(slots=True)
@@ -132,9 +156,9 @@ class Output:
             "specversion": "1.0",
             "id": self.id,
             "source": self.source,
-            "type": self.type.value,
+            "type": self.type._value_,  # the plain attribute: ``.value`` is a slower property
             "subject": self.subject,
-            "time": self.time.isoformat(),
+            "time": _isoformat(self.time),
             "datacontenttype": "application/json",
             "data": self.data,
         }
