@@ -67,13 +67,14 @@ _Day = tuple[int, int, tuple[int, ...], int]
 
 def _us(t: datetime) -> int:
     """Aware datetime -> UTC microseconds since the epoch; naive -> ValueError."""
-    if t.tzinfo is None or t.utcoffset() is None:
+    tz = t.tzinfo
+    if tz is not UTC and (tz is None or t.utcoffset() is None):  # the core's instants are UTC: skip the call
         raise ValueError(f"naive datetime {t.isoformat()} given; counted time needs timezone-aware instants")
     return (t - EPOCH) // ONE_US
 
 
 def _dt(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
+    return EPOCH + timedelta(0, 0, us)  # positional: keyword arguments cost twice the call
 
 
 class Calendar(ABC):
@@ -230,7 +231,7 @@ class _PatternCalendar(Calendar):
                 break
             acc += total
             o += 1
-        return timedelta(microseconds=acc)
+        return timedelta(0, 0, acc)
 
     def add(self, start: datetime, amount: timedelta) -> datetime:
         s = _us(start)
