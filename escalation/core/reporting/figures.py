@@ -78,7 +78,10 @@ class Revisions:
         revisions = self._revisions.get(agreement)
         if not revisions:
             return None
-        return next((c for c, (a, b) in revisions if a <= at_us < b), revisions[0][0])
+        for c, (a, b) in revisions:  # a loop, not next(generator): asked for every recorded output
+            if a <= at_us < b:
+                return c
+        return revisions[0][0]
 
     def reported(self, agreement: str, at_us: int) -> CompiledAgreement | None:
         """The governing revision at ``at_us`` if it has periods to close (``tracked``), else None."""

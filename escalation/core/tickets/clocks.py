@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 from escalation.core.tickets.state import PAUSED, RUNNING, STOPPED, ClockState
 from escalation.core.time.calendar import Calendar
 
+_ZERO = timedelta(0)
+
 
 def start(t: datetime, paused: bool) -> ClockState:
     clock = ClockState(PAUSED if paused else RUNNING, t, t)
@@ -103,8 +105,10 @@ def new_cycle(clock: ClockState, t: datetime, paused: bool, note: str | None) ->
 
 def paused_total(clock: ClockState, t: datetime) -> timedelta:
     """Wall-clock time the clock spent paused in this cycle up to ``t``."""
-    total = timedelta(0)
-    for begin, end in clock.pauses or ():
+    if not clock.pauses:
+        return _ZERO  # most clocks never pause: no new timedelta for them
+    total = _ZERO
+    for begin, end in clock.pauses:
         stop_at = min(end or t, t)
         if stop_at > begin:
             total += stop_at - begin
@@ -123,10 +127,12 @@ def recompute(clock: ClockState, cal: Calendar, t: datetime) -> None:
     clock.elapsed, clock.checkpoint = elapsed, max(clock.checkpoint, t)
 
 
-# Memo of ``cal.add(checkpoint, amount)`` for ``due_of``: the next-deadline search asks the same
-# question again whenever another clock of the incident changed. ``add`` is a pure function of
-# (calendar, instant, amount) with a UTC result, so the key holds the exact instant (``t - EPOCH``,
-# not ``t``: aware datetimes sharing a tzinfo compare by wall time). Bounded: cleared when full.
+# Memo of ``cal.add(checkpoint, offset - elapsed)`` for ``due_of``: the next-deadline search asks
+# the same question again whenever another clock of the incident changed. ``add`` is a pure
+# function of (calendar, instant, amount) with a UTC result. The key is made of the clock's own
+# objects (their hashes are cached in them, a new timedelta's is not): the checkpoint when it is
+# UTC, else its exact instant ``t - EPOCH`` (aware datetimes sharing another tzinfo compare by
+# wall time), then offset and elapsed (equal pairs, equal amounts). Bounded: cleared when full.
 _ADD_MEMO: dict = {}
 _ADD_MEMO_MAX = 1 << 12  # ~1 MB; a larger memo saves little more
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -136,13 +142,13 @@ def due_of(clock: ClockState, cal: Calendar, offset: timedelta) -> datetime | No
     """When counted elapsed time reaches ``offset``; the checkpoint if already past; None if not running."""
     if clock.status != RUNNING:
         return None
-    if offset <= clock.elapsed:
-        return clock.checkpoint
-    amount = offset - clock.elapsed
-    key = (cal, clock.checkpoint - _EPOCH, amount)
+    t, elapsed = clock.checkpoint, clock.elapsed
+    if offset <= elapsed:
+        return t
+    key = (cal, t if t.tzinfo is timezone.utc else t - _EPOCH, offset, elapsed)
     due = _ADD_MEMO.get(key)
     if due is None:
         if len(_ADD_MEMO) >= _ADD_MEMO_MAX:
             _ADD_MEMO.clear()
-        due = _ADD_MEMO[key] = cal.add(clock.checkpoint, amount)
+        due = _ADD_MEMO[key] = cal.add(t, offset - elapsed)
     return due

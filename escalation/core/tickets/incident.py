@@ -64,7 +64,11 @@ class PenaltyDue:
 
 
 def _calendar(compiled: CompiledAgreement, incident: Incident, clock: str, priority: str | None = None):
-    rule = compiled.rule_of(incident, clock, priority)
+    return _calendar_of(compiled.rule_of(incident, clock, priority))
+
+
+def _calendar_of(rule: TargetRule | None):
+    """The calendar a clock accrues in under ``rule``: its target's, 24x7 when it has none."""
     return rule.calendar if rule else ALWAYS
 
 
@@ -124,15 +128,16 @@ def _stop(compiled, incident, name, t, stopped_by) -> list:
     clock = incident.clocks[name]
     if clock.status == STOPPED:
         return []
-    cal = _calendar(compiled, incident, name)
+    rule = compiled.rule_of(incident, name)  # one lookup for the calendar and the verdict
+    cal = _calendar_of(rule)
     ck.stop(clock, cal, t)
-    rule = compiled.rule_of(incident, name)
     outputs = []
     if rule is not None and BREACH not in (clock.fired or ()):
         deadline = cal.add(t, rule.within - clock.elapsed) if rule.within > clock.elapsed else t
         outputs.append(met_notice(compiled, incident, name, clock, rule, t, deadline, stopped_by))
-    # the cycle ended: close what it opened on the on-call side (after the verdict)
-    return outputs + alerts.close(compiled, incident, name, t, ResolveReason.CLOCK_STOPPED, f"{name} stopped by {stopped_by}")
+    if clock.alert is not None:  # the cycle ended: close what it opened on the on-call side (after the verdict)
+        outputs += alerts.close(compiled, incident, name, t, ResolveReason.CLOCK_STOPPED, f"{name} stopped by {stopped_by}")
+    return outputs
 
 
 def _acknowledged(compiled, incident, event, t) -> list:
@@ -262,10 +267,6 @@ _HANDLERS = {
 
 # --- time -------------------------------------------------------------------------------------
 
-def _applies(incident: Incident, thr: Threshold) -> bool:
-    return thr.applies_to(incident.service)
-
-
 def _next_item(compiled: CompiledAgreement, incident: Incident):
     """(at, order, index, clock name, rule, threshold, repeat n, due, cause) of the earliest
     pending item, or None. ``cause``: the level whose ack timeout makes ``threshold`` (the next
@@ -288,7 +289,7 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
         fired = clock.fired or EMPTY
         if status == RUNNING:
             for index, thr in enumerate(rule.thresholds):
-                if thr.key not in fired and _applies(incident, thr):
+                if thr.key not in fired and thr.applies_to(incident.service):
                     due = ck.due_of(clock, rule.calendar, thr.offset)
                     at = last_time if last_time > due else due  # max(due, last_time), same object
                     if best is None or at < best_at:
@@ -309,7 +310,7 @@ def _wall_clock_item(compiled: CompiledAgreement, incident: Incident, order: int
     last_time = incident.last_time
     fired = clock.fired or EMPTY
     for index, thr in enumerate(rule.thresholds):
-        if thr.repeat_every is None or thr.key not in fired or not _applies(incident, thr):
+        if thr.repeat_every is None or thr.key not in fired or not thr.applies_to(incident.service):
             continue
         done = (clock.repeats or EMPTY).get(thr.key, 0)
         if done < thr.level.repeat.times:

@@ -41,6 +41,9 @@ TRIGGER_OF = {
 }
 
 
+_UNKNOWN = object()  # an outcome not memoised yet (None is a memoised "does not apply")
+
+
 class _Scratch:
     """The one model a machine drives; holds a single incident's state during a step."""
 
@@ -65,9 +68,9 @@ class Lifecycle:
         """The lifecycle state after ``event_type``; Rejected if the event does not fit."""
         trigger = TRIGGER_OF.get(event_type, "record")
         key = (state, acknowledged, trigger)
-        if key not in self._outcomes:
-            self._outcomes[key] = self._run(*key)
-        outcome = self._outcomes[key]
+        outcome = self._outcomes.get(key, _UNKNOWN)
+        if outcome is _UNKNOWN:
+            outcome = self._outcomes[key] = self._run(*key)
         if outcome is None:
             raise Rejected(f"{event_type} does not apply to ticket {ticket!r} in state {state!r}")
         return outcome
