@@ -198,14 +198,17 @@ class _PatternCalendar(Calendar):
             week = self._weeks[monday] = (days[-1][1], sum(d[3] for d in days))
         return week
 
-    def _tile_of(self, u: int) -> int:
-        """Ordinal of the local date whose tile contains ``u``."""
+    def _tile(self, u: int) -> tuple[int, _Day]:
+        """(ordinal, day) of the local date whose tile contains ``u``."""
         o = (u + self._guess_us) // DAY_US + _ORD_1970
-        while u < self._day(o)[0]:
+        day = self._day(o)
+        while u < day[0]:
             o -= 1
-        while u >= self._day(o)[1]:
+            day = self._day(o)
+        while u >= day[1]:
             o += 1
-        return o
+            day = self._day(o)
+        return o, day
 
     # -- public API -----------------------------------------------------------------------
 
@@ -213,9 +216,10 @@ class _PatternCalendar(Calendar):
         s, e = _us(start), _us(end)
         if e <= s:
             return _ZERO
-        o = self._tile_of(s)
-        acc = _clipped(self._day(o)[2], s, e)
+        o, day = self._tile(s)
+        acc = _clipped(day[2], s, e)
         o += 1
+        days = self._days  # a cached day is read without a call to _day: this loop runs per day
         while True:
             if o % 7 == 1:  # Monday: whole weeks inside the span count in one step
                 week_end, week_total = self._week(o)
@@ -223,7 +227,7 @@ class _PatternCalendar(Calendar):
                     acc += week_total
                     o += 7
                     continue
-            tile_start, tile_end, bounds, total = self._day(o)
+            tile_start, tile_end, bounds, total = days.get(o) or self._day(o)
             if tile_start >= e:
                 break
             if tile_end > e:
@@ -240,11 +244,12 @@ class _PatternCalendar(Calendar):
         if self._never_open:
             raise ValueError(f"calendar {self.name!r} has no open hours")
         n = amount // ONE_US
-        o = self._tile_of(s)
-        hit, n = _consume(self._day(o)[2], s, n)
+        o, day = self._tile(s)
+        hit, n = _consume(day[2], s, n)
         if hit is not None:
             return _dt(hit)
         o, idle = o + 1, 0
+        days = self._days  # as in counted: one dict read per day, not a call
         while True:
             if o % 7 == 1:
                 week_total = self._week(o)[1]
@@ -254,22 +259,23 @@ class _PatternCalendar(Calendar):
                     if idle > self._give_up_days:
                         raise ValueError(f"calendar {self.name!r} has no open hours (none for {idle} days)")
                     continue
-            total = self._day(o)[3]
+            day = days.get(o) or self._day(o)
+            total = day[3]
             if n <= total:
-                return _dt(_consume(self._day(o)[2], s, n)[0])
+                return _dt(_consume(day[2], s, n)[0])
             n -= total
             idle, o = (idle + 1 if total == 0 else 0), o + 1
 
     def is_open(self, t: datetime) -> bool:
         u = _us(t)
-        bounds = self._day(self._tile_of(u))[2]
+        bounds = self._tile(u)[1][2]
         return any(bounds[i] <= u < bounds[i + 1] for i in range(0, len(bounds), 2))
 
     def open_intervals(self, start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
         s, e = _us(start), _us(end)
         if e <= s:
             return
-        o, pending = self._tile_of(s), None
+        o, pending = self._tile(s)[0], None
         while (day := self._day(o))[0] < e:
             bounds = day[2]
             for i in range(0, len(bounds), 2):
