@@ -71,7 +71,9 @@ def partition_of(key: bytes) -> int:
 
 
 def templates(k: int, at: datetime) -> list[tuple[str, bytes]]:
-    """(placeholder ticket, incident JSON) of ``k`` openings of the workload re-timed to ``at``."""
+    """(placeholder ticket, incident JSON) of ``k`` openings of the workload re-timed to ``at``.
+    ``PROBES`` gets the placeholders whose incident has a response target (an acknowledgement
+    then gives an ``sla.met``; a running response clock without a target, as for P4, gives none)."""
     from escalation.cli.common import load_registry
     from escalation.core.events import decode_event
     from escalation.live.partitions import Partitions
@@ -91,7 +93,14 @@ def templates(k: int, at: datetime) -> list[tuple[str, bytes]]:
         if len(out) == k:
             break
     parts.end()
+    engine = parts.engine(parts.source(0, False))
+    PROBES.clear()
+    PROBES.update(tpl for tpl in out if (i := engine.incidents.get(tpl)) is not None
+                  and parts.registry.get(i.agreement, i.revision).rule_of(i, "response") is not None)
     return [(tpl, store.tables[INCIDENTS][tpl][1]) for tpl in out]
+
+
+PROBES: set[str] = set()  # templates a probe may use (see ``templates``)
 
 
 def ticket(i: int) -> str:
@@ -168,12 +177,12 @@ async def create_topic(bootstrap: str, name: str) -> None:
 
 
 def probes(n: int, avoid: set[str], tpls: list[tuple[str, bytes]]) -> list[str]:
-    """One recovered ticket per partition with a response clock (P4 has none), not in ``avoid``."""
+    """One recovered ticket per partition whose incident has a response target, not in ``avoid``."""
     found: dict[int, str] = {}
     for i in range(n):
         name = ticket(i)
         p = partition_of(name.encode())
-        if p not in found and name not in avoid and b'"response"' in tpls[i % len(tpls)][1]:
+        if p not in found and name not in avoid and tpls[i % len(tpls)][0] in PROBES:
             found[p] = name
         if len(found) == P:
             break
