@@ -233,13 +233,9 @@ class Worker:
                 self.problem = "a skipped clock move fired outputs"
 
     def _quiet_before(self, at: datetime) -> bool:
-        """Whether nothing (deadline or period close) is due before ``at`` in this worker's engine.
-        Reads the engine's deadline index (no public peek); False whenever it cannot tell."""
-        deadlines = getattr(self.engine, "_deadlines", None)
-        due = deadlines.next_due() if hasattr(deadlines, "next_due") else at
-        close = self.engine.metrics.next_close()
-        return ((due is None or (isinstance(due, datetime) and due >= at))
-                and (close is None or (isinstance(close, datetime) and close >= at)))
+        """Whether nothing (deadline or period close) is due before ``at`` in this worker's engine."""
+        due = self.engine.next_due()
+        return due is None or due >= at
 
     def _emit(self, number: int, phase: int, outputs: list, burn_at, advancing: bool = False) -> None:
         """Append ``outputs`` with their merge keys (``burn_at``: a slice's end, its owner's step)."""
