@@ -16,8 +16,9 @@ late by a tick that overtook it in the merged stream (a deadline its acknowledge
 stopped must not fire first). Under steady load the events' own times move the clock meanwhile.
 A tick also carries offsets of its tickets and metrics partitions (``"after": {topic: offset}``,
 what ``caught_up`` returns: those applied when it was made, or the log ends when that input had
-stalled; the hold/stall/catch-up rules live in :class:`~escalation.live.catch_up.CatchUp`): the inputs agent applies every record below them before the tick, also when a restarted
-worker is delivered an old tick before the records the killed one had applied before making it
+stalled; the hold/stall/catch-up rules live in :class:`~escalation.live.catch_up.CatchUp`): the
+inputs agent applies every record below them before the tick, also when a restarted worker is
+delivered an old tick before the records the killed one had applied before making it
 (:class:`~escalation.live.offsets.InputGuard` reads back what was not delivered).
 
 Tests run the engine with ``manual_ticks`` and move time with :func:`send_tick`.
@@ -25,6 +26,7 @@ Tests run the engine with ``manual_ticks`` and move time with :func:`send_tick`.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
@@ -32,6 +34,8 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 __all__ = ["BEAT", "TickSchedule", "install_ticker", "tick_value", "send_tick", "wall_instant"]
+
+log = logging.getLogger(__name__)
 
 
 def wall_instant(grace: float) -> datetime:
@@ -105,8 +109,8 @@ def install_ticker(app: Any, ticks_topic: Any, settings: Any,
     something due at, None when nothing or not known)."""
     name = ticks_topic.get_topic_name()
     grace = settings.tick_grace
-    schedule = TickSchedule(settings.tick_interval, min(BEAT, settings.tick_interval))
     beat = min(BEAT, settings.tick_interval)
+    schedule = TickSchedule(settings.tick_interval, beat)
 
     async def _beat() -> None:
         try:
@@ -128,9 +132,17 @@ def install_ticker(app: Any, ticks_topic: Any, settings: Any,
     # which a beat this short does whenever the broker is slow to answer.
     @app.task
     async def _ticker() -> None:
+        failing = False  # log the first failed beat of a run of them, not one line per beat
         while not app.should_stop:
             await app.sleep(beat)
-            await _beat()
+            try:
+                await _beat()
+            except Exception:  # noqa: BLE001 - a failed beat (broker away, rebalance): the next one tries again
+                if not failing:
+                    log.warning("ticker: a beat failed; ticking goes on", exc_info=True)
+                failing = True
+            else:
+                failing = False
 
 
 async def send_tick(bootstrap: str, topic: str, instant: datetime, partitions: list[int] | int,
