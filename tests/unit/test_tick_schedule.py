@@ -79,3 +79,45 @@ def test_the_engine_says_when_its_next_deadline_is():
     assert due is not None and due > T0
     assert due == min(d for d in (engine._deadlines.next_due(), engine.metrics.next_close(),
                                   engine.desk.next_close()) if d is not None)
+
+
+def test_the_ticker_task_survives_a_failed_beat_and_ticks_early_for_what_is_due():
+    """The installed task with a fake app: the first send fails (broker away), the ticker goes on;
+    a partition with a deadline due is ticked at the next beat, not at the next heartbeat."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from escalation.live.ticker import install_ticker
+
+    sent, beats = [], []
+
+    class Topic:
+        def get_topic_name(self):
+            return "a-ticks"
+
+        async def send(self, key, value, partition):
+            if not sent and not beats:
+                beats.append("failed")
+                raise ConnectionError("broker away")
+            sent.append((partition, value))
+
+    class App:
+        should_stop = False
+        consumer = SimpleNamespace(assignment=lambda: [SimpleNamespace(topic="a-ticks", partition=0)])
+
+        def task(self, fun):
+            self.fun = fun
+            return fun
+
+        async def sleep(self, seconds):
+            await asyncio.sleep(0.01)
+            if len(sent) >= 2:
+                self.should_stop = True
+
+    app = App()
+    settings = SimpleNamespace(tick_grace=0.0, tick_interval=3600.0)  # no heartbeat within the test
+    # something always falls due just before now: after the first tick, only early ticks can follow
+    install_ticker(app, Topic(), settings, next_due=lambda p: datetime.now(timezone.utc) - timedelta(milliseconds=1))
+    asyncio.run(asyncio.wait_for(app.fun(), timeout=10))
+    assert beats == ["failed"]
+    assert [p for p, _ in sent] == [0, 0]  # the beat after the failure, then an early tick (no heartbeat in an hour)
