@@ -26,7 +26,7 @@ from escalation.secrets import redact
 @click.option("--topic-prefix", help="topic prefix (env ESCALATION_TOPIC_PREFIX, default 'escalation.')")
 @click.option("--app-id", help="Faust app id = consumer group (env ESCALATION_APP_ID)")
 @click.option("--partitions", type=int, help="partitions of created topics")
-@click.option("--tick-interval", type=float, help="seconds between ticks")
+@click.option("--tick-interval", type=float, help="seconds between heartbeat ticks (a partition with a deadline due is ticked early)")
 @click.option("--tick-grace", type=float, help="ticks lag the wall clock by this many seconds")
 @click.option("--period-grace", type=float, help="SLO and report periods close this many seconds after their end (default 300)")
 @click.option("--profile", type=click.Choice(["auto", "production", "test"]), help="client tuning profile")

@@ -113,7 +113,9 @@ class LiveSettings(BaseSettings):
     app_id: str = Field("escalation", pattern=r"^[A-Za-z0-9._-]+$", description="Faust app id = consumer group")
     partitions: int = Field(4, ge=1, description="partitions of topics created by the engine")
     replication_factor: int = Field(1, ge=1, description="replication factor of created topics")
-    # Deadline latency is about tick_grace + tick_interval (+ processing) at p99. The ticker holds a
+    # Deadline latency is about tick_grace + processing at p99: besides every tick_interval, the
+    # ticker ticks a partition at the first 50 ms beat after something of it falls due
+    # (ticker.TickSchedule), so the interval is the heartbeat for everything else. The ticker holds a
     # partition's ticks back while the broker holds unapplied input for it, and a tick carries the
     # input offsets applied before it, so the grace covers only events still in transit to the
     # broker whose time is already past: one arriving more than `tick_grace` late may find a
@@ -121,8 +123,9 @@ class LiveSettings(BaseSettings):
     # ticks and a 0.5 s grace keep p99 under 1 s (DESIGN.md §6 names 1 s as its example grace; a
     # producer far from the broker, or slower than 0.5 s from stamping an event to its append,
     # should raise it); a tick costs one record, one step and one ListOffsets per owned partition.
-    tick_interval: float = Field(0.25, gt=0, description="seconds between ticks per partition (deadline "
-                                 "latency ~ grace + interval; each tick is a record and a step per partition)")
+    tick_interval: float = Field(0.25, gt=0, description="seconds between heartbeat ticks per partition "
+                                 "(a partition with a deadline due is ticked early; each tick is a record and a "
+                                 "step per partition)")
     tick_grace: float = Field(0.5, ge=0, description="ticks lag the wall clock by this many seconds: events "
                               "reaching the broker later than this after their time may find a deadline "
                               "already fired (input already on the broker holds ticks back anyway)")
