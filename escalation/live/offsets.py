@@ -224,7 +224,7 @@ class InputGuard:
         out: list[Record] = []
         now = time.monotonic()
         # A broker round trip per tick is not needed to see a lag that must last tail_wait: ask
-        # at most twice per tail_wait (ticks come every tick_interval, 0.25 s by default).
+        # at most twice per tail_wait (ticks come up to every 50 ms beat, ticker.BEAT).
         if now - self._asked.get(partition, -1e9) < self.tail_wait / 2:
             return out
         self._asked[partition] = now

@@ -113,12 +113,19 @@ def test_progress_does_not_reset_the_catch_up_timer(catch_up, clock):
     assert catch_up.decide(0, {T: 501}, {T: 1000}) == {T: 501}
 
 
-def test_catch_up_limit_returns_the_offsets_applied_not_the_ends(catch_up, clock):
+def _progress_for_the_catch_up_limit(catch_up: CatchUp, clock: Clock) -> float:
+    """Partition 0 behind, one more record applied every second (never stalled, always held),
+    until the clock reaches the catch-up limit; returns when it started."""
     t0 = clock.now
     for second in range(int(CATCH_UP_LIMIT)):
         clock.at(t0, second)
         assert catch_up.decide(0, {T: second}, {T: 1000}) is None
     clock.at(t0, CATCH_UP_LIMIT)
+    return t0
+
+
+def test_catch_up_limit_returns_the_offsets_applied_not_the_ends(catch_up, clock):
+    _progress_for_the_catch_up_limit(catch_up, clock)
     applied = {T: 30}
     assert catch_up.decide(0, applied, {T: 1000}) is applied
     assert 0 not in catch_up.waiting
@@ -160,11 +167,7 @@ def test_state_is_forgotten_after_a_stall_release(catch_up, clock):
 
 
 def test_state_is_forgotten_after_a_catch_up_release(catch_up, clock):
-    t0 = clock.now
-    for second in range(int(CATCH_UP_LIMIT)):
-        clock.at(t0, second)
-        assert catch_up.decide(0, {T: second}, {T: 1000}) is None
-    clock.at(t0, CATCH_UP_LIMIT)
+    t0 = _progress_for_the_catch_up_limit(catch_up, clock)
     assert catch_up.decide(0, {T: 30}, {T: 1000}) == {T: 30}  # released by the catch-up limit
     # still behind, still progressing: held again, behind since now, not since t0
     assert catch_up.decide(0, {T: 31}, {T: 1000}) is None

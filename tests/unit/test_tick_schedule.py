@@ -5,7 +5,7 @@ instant and never closer than the minimum gap; a held attempt waits for the next
 from datetime import datetime, timedelta, timezone
 
 from escalation.core.engine import Engine
-from escalation.core.events import decode_event
+from escalation.core.events import Tick, decode_event
 from escalation.live.ticker import TickSchedule
 from tests.helpers import registry
 
@@ -72,13 +72,15 @@ OPENED = (b'{"id":"o-1","type":"ticket.opened","time":"2026-03-02T09:00:00Z","ti
 
 
 def test_the_engine_says_when_its_next_deadline_is():
+    """``Engine.next_due`` is the instant a tick must reach to fire something: a tick just before
+    it fires nothing, a tick at it fires."""
     engine = Engine(registry(), forget_closed=True)
-    assert engine.next_due() is None or engine.next_due() > T0  # nothing of a ticket yet
     engine.step(decode_event(OPENED))
     due = engine.next_due()
     assert due is not None and due > T0
-    assert due == min(d for d in (engine._deadlines.next_due(), engine.metrics.next_close(),
-                                  engine.desk.next_close()) if d is not None)
+    assert engine.step(Tick(due - timedelta(microseconds=1), inclusive=True)).outputs == []
+    assert engine.step(Tick(due, inclusive=True)).outputs
+    assert engine.next_due() > due
 
 
 def test_the_ticker_task_survives_a_failed_beat_and_ticks_early_for_what_is_due():
