@@ -11,7 +11,8 @@ Rules (the saved form):
   out and reads back as its default, so optional parts (parties, alerts, obligations) cost
   nothing in the tables until they are used, and records saved before a field existed still load.
 - ``datetime`` -> ISO 8601 text (offset kept); ``timedelta`` -> integer microseconds;
-  ``Decimal`` -> text; ``array`` -> list (its typecode comes from ``Annotated[array, "<code>"]``);
+  ``Decimal`` -> text; ``array`` -> list (its typecode comes from ``Annotated[array, "<code>"]``),
+  and so does ``Annotated[bytes, "<code>"]`` (the same machine words packed in immutable bytes);
   ``list``/``tuple``/``dict`` (string keys) and ``X | None`` recurse; nested records recurse;
   anything else (str, int, float, bool, plain JSON data) is kept as it is.
 - ``from_dict(to_dict(x)) == x`` for every record (the round-trip tests rely on it).
@@ -52,6 +53,9 @@ def _converters(hint) -> tuple[Callable, Callable]:
     if origin is typing.Annotated and args[0] is array:
         code = args[1]
         return list, lambda v: array(code, v)
+    if origin is typing.Annotated and args[0] is bytes:
+        code = args[1]
+        return (lambda v: memoryview(v).cast(code).tolist()), (lambda v: array(code, v).tobytes())
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         if len(inner) != 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from array import array
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -102,7 +103,20 @@ def test_state_saved_with_the_input_ids_themselves_loads_with_their_digests():
     # the form saved before stop 10: ids as text, content digests alongside (0 = not recorded)
     old = {"opened_at": T.isoformat(), "seen": ["e-1", "e-2", "e-3"], "digests": [11, 12]}
     tomb = Tombstone.from_dict(upgrade(old))
-    assert list(tomb.inputs) == [id_hash("e-1"), 11, id_hash("e-2"), 12, id_hash("e-3"), 0]
+    assert tomb.to_dict()["inputs"] == [id_hash("e-1"), 11, id_hash("e-2"), 12, id_hash("e-3"), 0]
     assert [remembered(tomb.inputs, i) for i in ("e-1", "e-2", "e-3", "e-4")] == [11, 12, 0, None]
     incident = Incident.from_dict(upgrade({**_incident().to_dict(), "seen": ["e-9"], "digests": [7]}))
     assert remembered(incident.inputs, "e-9") == 7 and remembered(incident.inputs, "e-1") is None
+
+
+def test_remembered_counts_an_id_only_where_a_pair_starts():
+    # the packed inputs are (id hash, content digest) words: an id hash equal to some content
+    # digest, or to bytes straddling two words, is not a hit
+    first = id_hash("e-1")
+    straddling = array("Q", bytes(12) + first.to_bytes(8, sys.byteorder) + bytes(12)).tolist()
+    inputs = Incident.from_dict({**_incident().to_dict(), "inputs": straddling}).inputs
+    assert first.to_bytes(8, sys.byteorder) in inputs and remembered(inputs, "e-1") is None
+    inputs = Incident.from_dict({**_incident().to_dict(), "inputs": [5, first, first, 9]}).inputs
+    assert remembered(inputs, "e-1") == 9
+    tomb = Tombstone.from_dict({"opened_at": T.isoformat(), "inputs": [first, 2**64 - 1]})
+    assert remembered(tomb.inputs, "e-1") == 2**64 - 1 and tomb.to_dict()["inputs"] == [first, 2**64 - 1]
