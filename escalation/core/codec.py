@@ -3,8 +3,8 @@
 Every record the engine saves (incident state, SLO state, desk and report state, internal desk
 records) goes through this one encoder and decoder instead of a hand-written ``to_dict`` and
 ``from_dict`` per class. ``@record`` on a dataclass attaches ``to_dict``/``from_dict`` built from
-its field annotations, once per class (the per-field converters are precomputed, so encoding a
-record is a loop over its fields, not a type inspection).
+its field annotations, once per class: generated straight-line code per class (``_compile``), so
+encoding a record is one assignment per field, not a type inspection or a generic loop.
 
 Rules (the saved form):
 - A record is a dict of its fields in declaration order. A field equal to its default is left
@@ -17,7 +17,7 @@ Rules (the saved form):
   anything else (str, int, float, bool, plain JSON data) is kept as it is.
 - ``from_dict(to_dict(x)) == x`` for every record (the round-trip tests rely on it).
 
-Pure: no I/O; only the standard library.
+Pure: no I/O; the standard library, and the memo of UTC instants' texts that outputs keep.
 """
 
 from __future__ import annotations
@@ -74,13 +74,17 @@ def _converters(hint) -> tuple[Callable, Callable]:
             return dict, dict
         return (lambda v: {k: enc(x) for k, x in v.items()}), (lambda v: {k: dec(x) for k, x in v.items()})
     if hint is datetime:
-        return datetime.isoformat, datetime.fromisoformat
+        # the texts of UTC instants are memoised where outputs keep them (isoformat costs µs, and
+        # one incident's clocks share their few instants: opened, last event, checkpoints)
+        from escalation.core.outputs import _isoformat
+        return _isoformat, datetime.fromisoformat
     if hint is timedelta:
         return (lambda v: v // _US), (lambda v: v * _US)
     if hint is Decimal:
         return str, Decimal
     if dataclasses.is_dataclass(hint):
-        return (lambda v: v.to_dict()), hint.from_dict
+        # late-bound: ``hint`` may not be compiled yet (or be the record being compiled)
+        return (lambda v: v.to_dict()), (lambda v: hint.from_dict(v))
     if hint in (dict, list) or origin in (dict, list):
         return _copy_json, _copy_json
     return _same, _same
@@ -94,42 +98,68 @@ def _default(f: dataclasses.Field):
     return _MISSING
 
 
+def _compile(cls) -> tuple[Callable, Callable]:
+    """``to_dict`` and ``from_dict`` for ``cls``, generated as straight-line Python source with one
+    block per field (what ``dataclasses`` does for ``__init__``), then ``exec``-ed once.
+
+    Why generated: a generic loop over (name, encoder, default) paid a call, a ``getattr`` and
+    comparisons per field. The live worker encodes every changed incident in every batch (~60
+    fields with its clocks) and decodes every saved one on a restart, so that loop was ~56 µs per
+    incident encoded and ~29 µs decoded. The generated code applies exactly the rules above:
+    ``None`` is written only when the default is not ``None``; a value that ``is`` or ``==`` its
+    default is left out; fields whose converter is the identity are copied without a call."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    env: dict = {"_MISSING": _MISSING}
+    enc_lines = ["def to_dict(self):", "    out = {}"]
+    dec_lines = ["def from_dict(klass, data):", "    kwargs = {}"]
+    for i, f in enumerate(dataclasses.fields(cls)):
+        enc, dec = _converters(hints[f.name])
+        default = _default(f)
+        env[f"_e{i}"], env[f"_d{i}"], env[f"_x{i}"] = enc, dec, default
+        name = repr(f.name)
+        put = "v" if enc is _same else f"_e{i}(v)"
+        enc_lines.append(f"    v = self.{f.name}")
+        if default is _MISSING:
+            enc_lines.append(f"    out[{name}] = None if v is None else {put}")
+        elif default is None:
+            enc_lines.append(f"    if v is not None:")
+            enc_lines.append(f"        out[{name}] = {put}")
+        else:
+            enc_lines.append(f"    if v is None:")
+            enc_lines.append(f"        out[{name}] = None")
+            enc_lines.append(f"    elif v is not _x{i} and v != _x{i}:")
+            enc_lines.append(f"        out[{name}] = {put}")
+        take = "data[" + name + "]" if dec is _same else f"None if (v := data[{name}]) is None else _d{i}(v)"
+        dec_lines.append(f"    if {name} in data:")
+        dec_lines.append(f"        kwargs[{name}] = {take}")
+        if default is _MISSING:
+            dec_lines.append("    else:")
+            dec_lines.append(f"        raise KeyError(f\"{{klass.__name__}}: missing field {name}\")")
+    enc_lines.append("    return out")
+    dec_lines.append("    return klass(**kwargs)")
+    exec("\n".join(enc_lines) + "\n\n" + "\n".join(dec_lines), env)  # noqa: S102 - our own source, built above
+    return env["to_dict"], env["from_dict"]
+
+
 def record(cls):
     """Give the dataclass ``cls`` a ``to_dict`` and a ``from_dict`` classmethod (see the rules above).
 
-    The converters are built on first use (annotations may name records defined later)."""
-    plan: list = []
+    The converters are built on first use (annotations may name records defined later): the
+    first call compiles both and puts them on the class in place of these stand-ins."""
 
-    def build() -> list:
-        if not plan:
-            hints = typing.get_type_hints(cls, include_extras=True)
-            for f in dataclasses.fields(cls):
-                enc, dec = _converters(hints[f.name])
-                plan.append((f.name, enc, dec, _default(f)))
-        return plan
+    def build() -> None:
+        if cls.__dict__.get("to_dict") is to_dict:  # not compiled yet (a nested record may be first)
+            compiled_to, compiled_from = _compile(cls)
+            cls.to_dict = compiled_to
+            cls.from_dict = classmethod(compiled_from)
 
     def to_dict(self) -> dict:
-        out = {}
-        for name, enc, _, default in build():
-            value = getattr(self, name)
-            if value is None or value is default:
-                if value is not default:
-                    out[name] = None
-                continue
-            if default is not _MISSING and value == default:
-                continue
-            out[name] = enc(value)
-        return out
+        build()
+        return cls.to_dict(self)
 
     def from_dict(klass, data: dict):
-        kwargs = {}
-        for name, _, dec, default in build():
-            if name in data:
-                value = data[name]
-                kwargs[name] = None if value is None else dec(value)
-            elif default is _MISSING:
-                raise KeyError(f"{klass.__name__}: missing field {name!r}")
-        return klass(**kwargs)
+        build()
+        return cls.from_dict.__func__(klass, data)
 
     cls.to_dict = to_dict
     cls.from_dict = classmethod(from_dict)
