@@ -172,8 +172,8 @@ class Engine:
             if isinstance(event, TicketOpened):
                 raise Rejected(f"ticket {event.ticket!r} is already open (opened at {incident.opened_at.isoformat()})")
             compiled = self.registry.get(incident.agreement, incident.revision)
-            tk.check_event(self.registry, compiled, incident, event)
-            return compiled
+            # the lifecycle it leads to goes to ``_apply`` with the agreement, so it is not checked twice
+            return compiled, tk.check_event(self.registry, compiled, incident, event)
         tomb = self.closed.get(event.ticket)
         if tomb is not None:
             verdict = _repeat(event, remembered(tomb.inputs, event.id))
@@ -184,7 +184,7 @@ class Engine:
             raise Rejected(f"{event.type} does not apply to ticket {event.ticket!r} in state 'closed'")
         if not isinstance(event, TicketOpened):
             raise Rejected(f"unknown ticket {event.ticket!r}: no ticket.opened seen for it")
-        return tk.for_opening(self.registry, event)
+        return tk.for_opening(self.registry, event), None
 
     def _apply(self, event, plan) -> StepResult:
         """Apply ``event`` with what ``_plan`` returned for it (a repeat's verdict is returned as is)."""
@@ -197,14 +197,14 @@ class Engine:
             self.now = max(self.now or event.time, event.time)
             return StepResult(self._settle([item], event.time))
         late = self.now - event.time if self.now is not None and event.time < self.now else None
-        compiled = plan
+        compiled, lifecycle = plan
         if isinstance(event, TicketOpened):
             incident, outputs, next_at = tk.open_incident(self.registry, compiled, event)
             self.incidents[event.ticket] = incident
             self.metrics.ticket_opened(compiled.id, event.time, event.priority)
         else:
             incident = self.incidents[event.ticket]
-            outputs, next_at = tk.apply_event(self.registry, compiled, incident, event)
+            outputs, next_at = tk.apply_event(self.registry, compiled, incident, event, lifecycle)
         incident.remember(event.id, content_digest(event))
         self.now = max(self.now or event.time, event.time)
         self._changed.add((INCIDENTS, event.ticket))

@@ -11,10 +11,10 @@ import escalation.core.tickets.incident as incident
 
 
 def _poisoned(apply_only):
-    def apply(compiled, incident, event):
+    def apply(compiled, incident, event, *rest):
         if event.id.startswith("poison"):
             raise ZeroDivisionError(f"injected fault for {event.id}")
-        return apply_only(compiled, incident, event)
+        return apply_only(compiled, incident, event, *rest)
     return apply
 
 

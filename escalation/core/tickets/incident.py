@@ -101,21 +101,25 @@ def check_event(compiled: CompiledAgreement, incident: Incident, event) -> str:
     return lifecycle
 
 
-def apply_event(compiled: CompiledAgreement, incident: Incident, event) -> tuple[list, datetime | None]:
+def apply_event(compiled: CompiledAgreement, incident: Incident, event,
+                lifecycle: str | None = None) -> tuple[list, datetime | None]:
     """Apply one ticket event (not ``ticket.opened``); Rejected (before any change) if it does not
     fit. Returns the outputs and the next instant something is due (what ``next_due`` would say,
-    from the same scan). The caller records the event's id (``Incident.remember``)."""
-    outputs = apply_only(compiled, incident, event)
+    from the same scan). The caller records the event's id (``Incident.remember``).
+    ``lifecycle``: what ``check_event`` said of this event on the incident as it is, when the
+    caller has already asked (the engine's plan); the event is then not checked twice."""
+    outputs = apply_only(compiled, incident, event, lifecycle)
     if incident.lifecycle == "closed":
         return outputs, None  # closed or cancelled: the incident ends, nothing more fires
     fired, next_at = advance_and_next(compiled, incident, incident.last_time, inclusive=True)
     return outputs + fired, next_at
 
 
-def apply_only(compiled: CompiledAgreement, incident: Incident, event) -> list:
+def apply_only(compiled: CompiledAgreement, incident: Incident, event, lifecycle: str | None = None) -> list:
     """``apply_event`` without firing what falls due at the event's instant (``ticket.py`` fires
-    that over the ticket's obligations and engagements too)."""
-    lifecycle = check_event(compiled, incident, event)
+    that over the ticket's obligations and engagements too); ``lifecycle`` as there."""
+    if lifecycle is None:
+        lifecycle = check_event(compiled, incident, event)
     t = max(event.time, incident.last_time)
     incident.last_time = t
     handler = _HANDLERS.get(event.type)

@@ -49,18 +49,19 @@ def open_incident(registry, compiled, event):
     return incident, outputs, next_due(registry, compiled, incident)
 
 
-def check_event(registry, compiled, incident, event) -> None:
-    """Rejected if ``event`` does not fit; reads only."""
+def check_event(registry, compiled, incident, event) -> str:
+    """The lifecycle state ``event`` leads to; Rejected if it does not fit. Reads only."""
     if incident.engagements and engagements.check(registry, incident, event):
-        lifecycle_for(compiled.source).fire(incident.lifecycle, incident.acknowledged, event.type, incident.ticket)
-        return
-    inc.check_event(compiled, incident, event)
+        return lifecycle_for(compiled.source).fire(incident.lifecycle, incident.acknowledged, event.type, incident.ticket)
+    return inc.check_event(compiled, incident, event)
 
 
-def apply_event(registry, compiled, incident, event):
-    """(outputs, the next instant something is due)."""
+def apply_event(registry, compiled, incident, event, lifecycle: str | None = None):
+    """(outputs, the next instant something is due). ``lifecycle``: what ``check_event`` said of
+    this event on the ticket as it is, when the caller has asked already (a plain ticket is then
+    not checked twice)."""
     if _plain(compiled, incident):
-        return inc.apply_event(compiled, incident, event)
+        return inc.apply_event(compiled, incident, event, lifecycle)
     check_event(registry, compiled, incident, event)
     before = engagements.scopes_before(registry, incident)
     if incident.engagements and engagements.check(registry, incident, event):
