@@ -120,3 +120,18 @@ def test_remembered_counts_an_id_only_where_a_pair_starts():
     assert remembered(inputs, "e-1") == 9
     tomb = Tombstone.from_dict({"opened_at": T.isoformat(), "inputs": [first, 2**64 - 1]})
     assert remembered(tomb.inputs, "e-1") == 2**64 - 1 and tomb.to_dict()["inputs"] == [first, 2**64 - 1]
+
+
+@pytest.mark.parametrize("written", ["2026-02-28T18:03:48-05:00", "2026-03-01T00:00:00.000001+00:00",
+                                     "1970-01-01T05:30:15.500000+05:30:15", "2199-12-31T23:59:59.999999-14:00"])
+def test_a_tombstone_keeps_its_opening_instant_as_written_and_its_inputs(written):
+    # packed in one bytes object; saved exactly as the record it replaced (event times lie in
+    # [1970, 2200) UTC, DESIGN.md §10: the edges of that window, odd offsets)
+    saved = {"opened_at": written, "inputs": [id_hash("e-1"), 3, id_hash("e-2"), 0]}
+    tomb = Tombstone.from_dict(saved)
+    assert tomb.to_dict() == saved and Tombstone.from_dict(orjson.loads(orjson.dumps(tomb.to_dict()))) == tomb
+    assert tomb.opened_at.isoformat() == written and tomb.opened_at == datetime.fromisoformat(written)
+    assert remembered(tomb.inputs, "e-1") == 3 and remembered(tomb.inputs, "e-2") == 0
+    empty = Tombstone.from_dict({"opened_at": written})
+    assert empty.to_dict() == {"opened_at": written} and remembered(empty.inputs, "e-1") is None
+    assert isinstance(tomb, bytes) and not hasattr(tomb, "__dict__")

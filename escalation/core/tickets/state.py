@@ -17,19 +17,22 @@ An incident is data attached to the lifecycle machine only for the length of a s
   one with other content is told apart from a redelivery: 16 bytes per input, whatever the ids
   look like, packed in one immutable ``bytes`` (native 64-bit words; saved as the same list of
   integers an ``array('Q')`` gave): 33 bytes of object plus exactly the inputs, where an array
-  costs 64 plus over-allocation (~100 bytes more per open incident), and a tombstone shares it
-  without a copy. A closed incident shrinks to a :class:`Tombstone`: those inputs and its
-  opening instant as written (the incident's own datetime object, not a new text: it is
-  formatted only when a reason quotes it; saved as the same ISO text as before).
+  costs 64 plus over-allocation (~100 bytes more per open incident).
+- A closed incident shrinks to a :class:`Tombstone`, one ``bytes`` object: its opening instant as
+  written (microseconds since the epoch and the offset it was written in, two 64-bit words) and
+  then its inputs as above. Replay keeps one per ticket ever closed, so it is packed: ~64 bytes
+  less than a record holding a datetime and a bytes. Saved as before (the opening instant as
+  ISO text with its offset, the inputs as a list of integers).
   State saved with the input ids themselves (``seen``/``digests``) loads too (``upgrade``).
 """
 
 from __future__ import annotations
 
 import struct
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Annotated
 
@@ -115,21 +118,52 @@ class Incident:
         self.inputs += _PAIR.pack(id_hash(event_id), digest)  # a new exact-size bytes: ~7 inputs a ticket
 
     def tombstone(self) -> "Tombstone":
-        """What is kept of a closed incident: its inputs (the same bytes) and its opening instant (as written)."""
-        return Tombstone(self.opened_at, self.inputs)
-
-
-@record
-@dataclass(slots=True)
-class Tombstone:
-    """A closed incident: enough to ignore its repeated inputs and to refuse new ones with a reason."""
-
-    opened_at: datetime                    # as written, quoted by "already open (opened at ...)"
-    inputs: Annotated[bytes, "Q"] = b""  # as ``Incident.inputs``
+        """What is kept of a closed incident: its opening instant (as written) and its inputs."""
+        return Tombstone.pack(self.opened_at, self.inputs)
 
 
 _WORD = struct.Struct("=Q")
 _PAIR = struct.Struct("=QQ")
+_OPENED = struct.Struct("=qq")  # opening instant: µs since the epoch, offset as written in µs
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+
+
+class Tombstone(bytes):
+    """A closed incident: enough to ignore its repeated inputs and to refuse new ones with a
+    reason. Packed in one immutable ``bytes`` (see the module docstring): 16 bytes of opening
+    instant, then the inputs. ``__slots__ = ()`` keeps it exactly a bytes object (no ``__dict__``)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def pack(cls, opened_at: datetime, inputs: bytes = b"") -> "Tombstone":
+        offset = opened_at.utcoffset()
+        return cls(_OPENED.pack((opened_at - _EPOCH) // _US, offset // _US) + inputs)
+
+    @property
+    def opened_at(self) -> datetime:
+        """The opening instant in the offset it was written in (quoted by "already open (opened at ...)")."""
+        at, offset = _OPENED.unpack_from(self)
+        return (_EPOCH + at * _US).astimezone(timezone(offset * _US))
+
+    @property
+    def inputs(self) -> bytes:
+        """The inputs, as ``Incident.inputs`` (a copy: read only for repeats of closed tickets)."""
+        return bytes(self[_OPENED.size:])
+
+    def to_dict(self) -> dict:
+        """The saved form of the record this used to be: ``{"opened_at": ISO text, "inputs": [...]}``
+        (no ``inputs`` when there are none)."""
+        out: dict = {"opened_at": self.opened_at.isoformat()}
+        if len(self) > _OPENED.size:
+            out["inputs"] = memoryview(self)[_OPENED.size:].cast("Q").tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Tombstone":
+        words = data.get("inputs") or ()
+        return cls.pack(datetime.fromisoformat(data["opened_at"]), array("Q", words).tobytes())
 
 
 def remembered(inputs: bytes, event_id: str) -> int | None:
