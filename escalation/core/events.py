@@ -17,7 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
 from pydantic import (AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict,
                       TypeAdapter, ValidationError, model_validator)
@@ -293,9 +293,26 @@ def content_digest(event: Event) -> int:
     are plain JSON values (str, int, bool, None, dicts and lists of them), whose ``repr`` is
     stable across processes (unlike ``hash``).
     """
-    values = [(v - EARLIEST) // _ONE_US if isinstance(v, datetime) else v
-              for k, v in event.__dict__.items() if k != _WRITTEN_IN]
+    fields = event.__dict__
+    times = _INSTANTS.get(type(event))
+    if times is None:  # not a decoded event class: every datetime value is an instant
+        values = [(v - EARLIEST) // _ONE_US if isinstance(v, datetime) else v
+                  for k, v in fields.items() if k != _WRITTEN_IN]
+    else:  # the same list, without a type test per field
+        values = [*fields.values()]
+        if _WRITTEN_IN in fields:
+            del values[-1]
+        for i in times:
+            values[i] = (values[i] - EARLIEST) // _ONE_US
     return _digest64(repr((type(event).__name__, values)).encode("utf-8", "surrogatepass")) or 1
+
+
+# Where the instants are among an event class's field values: a decoded event's ``__dict__``
+# holds its fields in declaration order (how pydantic builds it), then ``_WRITTEN_IN`` when
+# ``decode_event`` added it, last; only the ``Timestamp`` fields hold datetimes (the others are
+# strict text, booleans, counts and a JSON object).
+_INSTANTS = {cls: tuple(i for i, f in enumerate(cls.model_fields.values()) if f.annotation is AwareDatetime)
+             for cls in get_args(Event)}
 
 
 # An empty 8-byte BLAKE2b state: copying it costs half of building one (keyword arguments)

@@ -75,6 +75,34 @@ def test_id_hash_and_content_digest_keep_their_saved_values():
         assert content_digest(event) == (_plain_digest64(text) or 1)
 
 
+def test_content_digest_of_every_event_class_follows_the_saved_rule():
+    """The digest reads instants at positions worked out per event class; for every class, with
+    and without a written offset, that is the rule above (every datetime field as µs)."""
+    from escalation.core.events import EARLIEST, _WRITTEN_IN, content_digest, decode_event
+
+    common = '"id": "e1", "ticket": "T1", '
+    bodies = [
+        '"type": "ticket.opened", "priority": "P1", "service": "s", "customer": "c", "attributes": {"k": [1]}',
+        '"type": "ticket.acknowledged"', '"type": "ticket.updated", "public": false',
+        '"type": "ticket.status_changed", "status": "pending", "vendor": "v"',
+        '"type": "ticket.priority_changed", "priority": "P2"', '"type": "ticket.assigned", "assignee": "a"',
+        '"type": "ticket.resolved"', '"type": "ticket.reopened"', '"type": "ticket.cancelled"',
+        '"type": "notification.acknowledged", "dedup_key": "k", "by": "b"',
+    ]
+    for offset in ("Z", "+05:30"):
+        raws = [f'{{{common}"time": "2026-03-01T10:00:00{offset}", {b}}}' for b in bodies]
+        raws += [f'{{"id": "m1", "type": "metric.observed", "service": "s", "sli": "x", "start": "2026-03-01T10:00:00Z", '
+                 f'"end": "2026-03-01T23:01:00{offset}", "good": 1, "total": 2}}',
+                 f'{{"id": "a1", "type": "agreement.terminated", "time": "2026-03-01T10:00:00{offset}", '
+                 f'"agreement": "a", "by": "customer"}}']
+        for raw in raws:
+            event = decode_event(raw)
+            values = [(v - EARLIEST) // timedelta(microseconds=1) if isinstance(v, datetime) else v
+                      for k, v in event.__dict__.items() if k != _WRITTEN_IN]
+            text = repr((type(event).__name__, values)).encode("utf-8", "surrogatepass")
+            assert content_digest(event) == (_plain_digest64(text) or 1), raw
+
+
 def test_digests_of_a_known_event_are_pinned():
     from escalation.core.events import content_digest, decode_event, id_hash
 
