@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from escalation.core.contract.registry import Registry
-from escalation.core.engine import Engine, StepResult
+from escalation.core.engine import Engine
 from escalation.core.events import Rejected, Tick, decode_event, internal_error_reason
 from escalation.core.outputs import Output
 
@@ -81,10 +81,16 @@ def replay(registry: Registry, lines: Iterable[bytes | str], emit: Callable[[Out
             stats.internal_errors += 1
             reject(_dead_letter(number, line, _internal(err, number, stats.internal_errors == 1)))
             continue
-        _count(stats, applied)
+        stats.events += 1  # the counts are kept here, not in a function: this runs once per line
+        if applied.duplicate:
+            stats.duplicates += 1
         if applied.conflict is not None:
+            stats.conflicts += 1
             reject({**_dead_letter(number, line, applied.conflict), "duplicate": True})
-        send(applied.outputs)
+        if applied.late_by is not None:
+            stats.late += 1
+        if applied.outputs:
+            send(applied.outputs)
     if until is not None:
         send(engine.step(Tick(until)).outputs)
     return stats
@@ -99,13 +105,6 @@ def _dead_letter(number: int, line: bytes | str, reason: str) -> dict:
     except UnicodeDecodeError as err:
         return {"line": number, "reason": f"invalid UTF-8 at byte {err.start}",
                 "input_base64": base64.b64encode(line).decode()}
-
-
-def _count(stats: ReplayStats, applied: StepResult) -> None:
-    stats.events += 1
-    stats.duplicates += applied.duplicate
-    stats.conflicts += applied.conflict is not None
-    stats.late += applied.late_by is not None
 
 
 def _internal(err: Exception, number: int, first: bool) -> str:

@@ -224,7 +224,9 @@ def decode_event(raw: bytes | str | dict) -> Event:
     except ValidationError as err:
         raise Rejected(_reason(err)) from None
     fields = event.__dict__
-    for name in ("start", "end") if isinstance(event, MetricObserved) else ("time",):
+    # ``type() is``: the validator makes these exact classes, and a pydantic class's ``isinstance``
+    # goes through ``ABCMeta`` (several times slower)
+    for name in ("start", "end") if type(event) is MetricObserved else ("time",):
         t = fields[name]
         if t.tzinfo is not timezone.utc:
             fields[name] = t.astimezone(timezone.utc)
