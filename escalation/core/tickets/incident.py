@@ -278,7 +278,7 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
     best = None
     best_at = None
     last_time = incident.last_time
-    priority = incident.priority
+    priority, service = incident.priority, incident.service
     targets = compiled.targets
     variable = bool(compiled.choices) or compiled.clock_windows is not None
     # Candidates come in increasing (order, index) (clock order, then thresholds before repeats),
@@ -293,7 +293,9 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
         fired = clock.fired or EMPTY
         if status == RUNNING:
             for index, thr in enumerate(rule.thresholds):
-                if thr.key not in fired and thr.applies_to(incident.service):
+                # ``thr.applies_to(service)`` written out: this test runs for every running clock
+                # at every step of its incident
+                if thr.key not in fired and (thr.services is None or service in thr.services):
                     due = ck.due_of(clock, rule.calendar, thr.offset)
                     at = last_time if last_time > due else due  # max(due, last_time), same object
                     if best is None or at < best_at:
