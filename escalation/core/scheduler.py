@@ -13,6 +13,8 @@ Invariants:
   ``<=`` when inclusive) in ``(due, key)`` order, removing each before it is yielded; what the
   caller schedules while iterating is seen by the same iteration if it is due in range, so one
   call fires everything due, including what firing something else made due.
+- ``may_be_due(until, inclusive)`` is False only when ``pop_due(until, inclusive)`` would yield
+  nothing (it reads the heap's first entry, live or stale, so True may still yield nothing).
 - ``is_live(key, due)``, when given, is asked about an entry before it counts: an entry the owner's
   state no longer backs (a period closed or replaced elsewhere) is dropped as stale. Owners whose
   schedule always follows their state pass nothing.
@@ -69,6 +71,16 @@ class Scheduler:
                 del dues[key]
             heapq.heappop(heap)
         return None
+
+    def may_be_due(self, until: Any, inclusive: bool = False) -> bool:
+        """False when nothing is due before ``until`` (at it, when ``inclusive``): what ``pop_due``
+        would then yield nothing for, told in O(1) without a generator. True when the earliest heap
+        entry is, even a stale one (``pop_due`` then tells)."""
+        heap = self._heap
+        if not heap:
+            return False
+        due = heap[0][0]
+        return due < until or (inclusive and due == until)
 
     def peek(self) -> tuple[Any, Hashable] | None:
         """The earliest ``(due, key)`` without removing it, or None."""

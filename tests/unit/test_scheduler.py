@@ -57,6 +57,17 @@ def test_pop_due_gives_the_last_schedule_of_every_key_in_order(ops):
     assert list(s.pop_due(100)) == sorted((due, key) for key, due in want.items())
 
 
+@given(st.lists(st.tuples(st.sampled_from("abcde"), st.one_of(st.none(), st.integers(0, 20)))),
+       st.integers(0, 21), st.booleans())
+def test_may_be_due_is_false_only_when_nothing_is_due(ops, until, inclusive):
+    """The engine skips ``pop_due`` when ``may_be_due`` says False: nothing may be lost then."""
+    s = Scheduler()
+    for key, due in ops:
+        s.schedule(key, due)
+    maybe = s.may_be_due(until, inclusive)
+    assert maybe or not list(s.pop_due(until, inclusive))
+
+
 def test_marks_only_move_forward_and_pass_once_every_source_has():
     m = Marks()
     assert m.advance(0, 10, False) and not m.advance(0, 9, True) and m.advance(0, 10, True)
