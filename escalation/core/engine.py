@@ -229,7 +229,8 @@ class Engine:
             incident = self.incidents[event.ticket]
             outputs, next_at = tk.apply_event(self.registry, compiled, incident, event, lifecycle)
         incident.remember(event.id, content_digest(event))
-        self.now = max(self.now or event.time, event.time)
+        if self.now is None or event.time > self.now:  # ``max``, without the call
+            self.now = event.time
         self._changed.add((INCIDENTS, event.ticket))
         self._deadlines.schedule(incident.ticket, next_at)
         if self.forget_closed and incident.lifecycle == "closed":

@@ -110,7 +110,10 @@ _VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 def utc(instant: datetime) -> str:
     """``instant`` in UTC as RFC 3339 text (``isoformat``)."""
-    return _isoformat(instant.astimezone(timezone.utc))
+    if instant.tzinfo is not timezone.utc:
+        instant = instant.astimezone(timezone.utc)
+    text = _ISO.get(instant)  # a memoised text without the call (the core's instants are UTC)
+    return _isoformat(instant) if text is None else text
 
 
 # ``datetime.isoformat`` costs several µs (it formats through printf) and the outputs of a step
