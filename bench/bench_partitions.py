@@ -8,9 +8,10 @@
    (per-partition Engines, settlements left unsent), batch by batch, with ``end()`` and every
    table write into plain dicts: what a worker spends per event apart from Faust, the Kafka
    client and the broker. Prints events/s and µs per event (decode and engine apart).
-2. **Memory per open incident**: ``--open`` P1 tickets opened and their state written to the
-   tables (values as stored: partition-prefixed JSON bytes); prints the RSS growth per incident
-   for the decoded incidents and for the table values.
+2. **Memory per open incident**: ``--open`` P1 tickets opened in one batch and their state written
+   to the tables (values as stored: partition-prefixed JSON bytes); prints the Python allocations
+   per incident while decoded (during the batch) and after the batch, when each open incident is
+   kept as its stored bytes, shared with the table (``escalation/live/frozen.py``).
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ def memory(agreements: Path, partitions: int, n: int) -> None:
     tracemalloc.stop()
     # tracemalloc: the exact Python allocations (RSS would show allocator slack, hide growth that
     # reuses freed memory, and here also the tracer's own bookkeeping)
-    print(f"{n:,} open incidents: decoded {(t1 - t0) / n:,.0f} B each, table values {(t2 - t1) / n:,.0f} B each "
+    print(f"{n:,} open incidents: decoded during their batch {(t1 - t0) / n:,.0f} B each; after it "
+          f"{(t2 - t0) / n:,.0f} B each, table values included (open incidents kept as their stored bytes, "
+          f"shared with the table: {parts.frozen():,} of {parts.sizes()[0]:,}) "
           f"(tracemalloc: Python allocations, without allocator slack)")
 
 

@@ -13,9 +13,11 @@ tombstone once closed), ``services`` (service -> SLO streams and states), ``figu
 (``<agreement>#<source>`` -> that engine's report figures) and ``clocks`` (``<source>`` -> its
 clock and mark).
 
-Batches: between batches state stays decoded in memory; every step's ``changed`` entries are
-collected and :meth:`Partitions.end` puts each once (its value at the end of the batch) and
-returns the store's writes. ``discard`` forgets the in-memory state so the next record reloads it
+Batches: between batches state stays in memory, decoded, except open incidents: each is kept as
+its stored value, shared with the table, and decoded again when a step asks for it
+(:mod:`escalation.live.frozen`). Every step's ``changed`` entries are collected and
+:meth:`Partitions.end` puts each once (its value at the end of the batch) and returns the store's
+writes. ``discard`` forgets the in-memory state so the next record reloads it
 from the store (a failed batch, a rebalance).
 """
 
@@ -33,6 +35,7 @@ from escalation.core.engine import Engine
 from escalation.core.events import MetricObserved, Rejected, Tick
 from escalation.core.marks import Marks
 from escalation.core.outputs import OutputType
+from escalation.live.frozen import FrozenIncidents
 from escalation.live.store import CLOCKS, StateStore
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,8 @@ class Partitions:
         """Source ``src``'s engine as saved: its clock and mark, its incidents (ticket source) or
         services (metric source), and its report figures."""
         started = time.perf_counter()
-        engine = Engine(self.registry, metric_grace=self.grace, desk=None, forget_closed=True)
+        engine = Engine(self.registry, metric_grace=self.grace, desk=None, forget_closed=True,
+                        incidents=FrozenIncidents(self.store.load))
         p, metric = src % self.partitions, src >= self.partitions
         clock = self.store.get(CLOCKS, str(src))
         if clock:
@@ -100,8 +104,11 @@ class Partitions:
                 self._marks.advance(src, at, inclusive)
                 self._sent.advance(src, at, inclusive)
         table, entries = SERVICES if metric else INCIDENTS, 0
-        for key, value in self.store.items(table, p):
+        for key, stored in self.store.entries(table, p):
+            value = self.store.load(stored)
             engine.load_entry(table, key, value)
+            if table == INCIDENTS and "incident" in value:
+                engine.incidents.freeze(key, stored)  # scheduled from the decoded one; kept as stored
             entries += 1
         suffix = f"#{src}"
         for key, value in self.store.items(FIGURES, p):
@@ -170,8 +177,12 @@ class Partitions:
             for table, key in sorted(changed):
                 value = engine.entry(table, key)
                 if value is not None:
-                    self.store.put(table, p, f"{key}#{src}" if table == FIGURES else key, value)
+                    stored = self.store.put(table, p, f"{key}#{src}" if table == FIGURES else key, value)
+                    if table == INCIDENTS and "incident" in value:
+                        engine.incidents.freeze(key, stored)
         self._changed.clear()
+        for engine in self._engines.values():  # the incidents a batch only read: frozen again
+            engine.incidents.refreeze()
         moved = {src: m for src, m in self._marks.items() if self._sent.of(src) != m}
         for src, (at, inclusive) in moved.items():
             engine = self._engines.get(src)
@@ -179,6 +190,10 @@ class Partitions:
             self.store.put(CLOCKS, src % self.partitions, str(src), {"now": now, "mark": [at.isoformat(), inclusive]})
             self._sent.advance(src, at, inclusive)
         return self.store.changes(), moved
+
+    def frozen(self) -> int:
+        """Open incidents kept as their stored value (all of them between batches; O(open), for tests and benchmarks)."""
+        return sum(e.incidents.frozen() for e in self._engines.values())
 
     def sizes(self) -> tuple[int, int]:
         """(open incidents, due-index entries) over the loaded partitions."""

@@ -16,6 +16,10 @@ on the broker (state never runs ahead of the outputs it caused).
 
 Invariants: ``changes`` returns each key put since the last call once (its last value), in put
 order of first put, and forgets them; ``discard`` forgets unflushed puts (a failed batch).
+``put`` returns the value's stored form (the very object ``changes`` hands over to be written, so
+whoever keeps it shares it with the table), ``entries`` yields stored forms, and ``load`` turns a
+stored form back into the value: the live engine keeps an open incident as its stored form
+between batches (``escalation/live/frozen.py``).
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ def pack(p: int, data: Any) -> bytes:
 
 
 def unpack(raw: bytes) -> tuple[int, Any]:
-    head, _, body = raw.partition(b"\n")
-    return int(head), orjson.loads(body)
+    """(partition, value) of a table value (the JSON is read in place, not copied out first)."""
+    head = raw.index(b"\n")
+    return int(raw[:head]), orjson.loads(memoryview(raw)[head + 1:])
 
 
 class StateStore(Protocol):
@@ -52,7 +57,11 @@ class StateStore(Protocol):
 
     def items(self, table: str, p: int) -> Iterator[tuple[str, Any]]: ...
 
-    def put(self, table: str, p: int, key: str, value: Any) -> None: ...
+    def entries(self, table: str, p: int) -> Iterator[tuple[str, bytes]]: ...
+
+    def load(self, stored: bytes) -> Any: ...
+
+    def put(self, table: str, p: int, key: str, value: Any) -> bytes: ...
 
     def changes(self) -> list[tuple[Any, int, str, Any]]: ...
 
@@ -72,13 +81,20 @@ class MemoryStore:
         return None if entry is None else orjson.loads(entry[1])
 
     def items(self, table: str, p: int) -> Iterator[tuple[str, Any]]:
+        return ((key, orjson.loads(raw)) for key, raw in self.entries(table, p))
+
+    def entries(self, table: str, p: int) -> Iterator[tuple[str, bytes]]:
         for key, (owner, raw) in list(self.tables.get(table, {}).items()):
             if owner == p:
-                yield key, orjson.loads(raw)
+                yield key, raw
 
-    def put(self, table: str, p: int, key: str, value: Any) -> None:
-        self.tables.setdefault(table, {})[key] = (p, orjson.dumps(value))
+    load = staticmethod(orjson.loads)
+
+    def put(self, table: str, p: int, key: str, value: Any) -> bytes:
+        raw = orjson.dumps(value)
+        self.tables.setdefault(table, {})[key] = (p, raw)
         self._changed[(table, key)] = None
+        return raw
 
     def changes(self) -> list[tuple[Any, int, str, Any]]:
         out = [(table, self.tables[table][key][0], key, self.get(table, key)) for table, key in self._changed]
@@ -94,7 +110,7 @@ class TableStore:
 
     def __init__(self, tables: Mapping[str, Any]) -> None:
         self.tables = dict(tables)
-        self._pending: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._pending: dict[tuple[str, str], tuple[int, bytes]] = {}
 
     def get(self, table: str, key: str) -> Any | None:
         raw = self.tables[table].get(key)
@@ -102,17 +118,27 @@ class TableStore:
 
     def items(self, table: str, p: int) -> Iterator[tuple[str, Any]]:
         """(key, value) of the entries of partition ``p`` (others are not decoded)."""
+        return ((key, self.load(raw)) for key, raw in self.entries(table, p))
+
+    def entries(self, table: str, p: int) -> Iterator[tuple[str, bytes]]:
+        """(key, stored bytes) of the entries of partition ``p``."""
         prefix = b"%d\n" % p
         for key, raw in list(_partition_items(self.tables[table], p)):
             if raw and raw.startswith(prefix):
-                yield key, orjson.loads(raw[len(prefix):])
+                yield key, raw
 
-    def put(self, table: str, p: int, key: str, value: Any) -> None:
-        self._pending[(table, key)] = (p, value)
+    @staticmethod
+    def load(stored: bytes) -> Any:
+        return unpack(stored)[1]
+
+    def put(self, table: str, p: int, key: str, value: Any) -> bytes:
+        raw = pack(p, value)
+        self._pending[(table, key)] = (p, raw)
+        return raw
 
     def changes(self) -> list[tuple[Any, int, str, bytes]]:
         """The writes ``(table object, p, key, bytes)`` of everything put since the last call."""
-        out = [(self.tables[table], p, key, pack(p, value)) for (table, key), (p, value) in self._pending.items()]
+        out = [(self.tables[table], p, key, raw) for (table, key), (p, raw) in self._pending.items()]
         self._pending.clear()
         return out
 

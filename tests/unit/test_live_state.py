@@ -93,6 +93,8 @@ def _live(registry, lines, partitions: int, seed: int, reload_every_batch: bool,
                 desk_queues[_part(item.agreement, partitions)].append(desk_record(item, src))
         writes, moved = parts.end()
         _write(writes)
+        # between batches every open incident is kept as its stored value (live/frozen.py)
+        assert parts.frozen() == parts.sizes()[0]
         for src, (at, inclusive) in moved.items():
             for q in range(partitions):
                 desk_queues[q].append(mark_record(src, at, inclusive))
