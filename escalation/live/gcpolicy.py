@@ -1,9 +1,12 @@
 """The garbage collector in a live worker: no full collection at a random moment under load.
 
-Why: a worker keeps every open incident decoded, about ten objects the collector tracks per
-incident. CPython's full (generation 2) collection walks all of them (measured here: 340 ms with
-100k open incidents) and starts whenever enough objects have survived since the last one, that is
-at arbitrary moments under load; those pauses set the p99 of the deadline latency.
+Why: a worker holds state for every open incident. Decoded, that is about ten objects the
+collector tracks per incident, and CPython's full (generation 2) collection walks all of them
+(measured: 340 ms with 100k open incidents) whenever enough objects have survived since the last
+one, that is at arbitrary moments under load; those pauses set the p99 of the deadline latency.
+Open incidents are now kept as their stored bytes between batches (``live/frozen.py``), which the
+collector does not track, so a full collection walks far less; the policy still keeps it off the
+hot path (what a batch decodes, report figures, SLO states, the due index are still tracked).
 
 Policy (``install``):
 - automatic full collections are turned off (``threshold2`` out of reach); the young generations

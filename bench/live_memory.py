@@ -1,0 +1,93 @@
+"""Memory per open incident of one live worker on the embedded broker (issue #11, target 3).
+
+    python bench/live_memory.py [--incidents 60000] [--config test|batched]
+
+Starts one ``escalation run`` worker (subprocess, memory store, shipped settings) on an
+EmbeddedBroker on 127.0.0.1 (or $ESCALATION_TEST_BROKER), waits until it is ready and idle, reads
+its resident memory, produces N ``ticket.opened`` events (P1, opened a minute ago, deadlines
+30 minutes later so nothing fires during the run), waits until the worker has committed every one,
+lets it settle 10 s and reads its memory again. Prints the RSS growth per open incident (VmRSS
+after - VmRSS idle, over N) and the peak (VmHWM - idle RSS, over N). RSS includes the allocator's
+slack and what the ingestion left in its free lists; ``bench_partitions.py --open`` gives the
+exact Python allocations of the same state in process. Stops every process it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+
+import live_latency as ll  # noqa: E402  (its bench agreement and ticket.opened records)
+
+from escalation.live.broker import BrokerAddress, EmbeddedBroker  # noqa: E402
+from escalation.live.topics import ensure_topics, load_topics  # noqa: E402
+
+lb, lt = ll.lb, ll.lt
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak) of a process, MiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            out[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return out
+
+
+def run(broker, tmp: Path, n: int, config: str) -> dict:
+    space = lb.ns()
+    asyncio.run(ensure_topics(broker.bootstrap, space.prefix, load_topics(), app_id=space.app_id, partitions=lt.PARTITIONS))
+    agreement = tmp / "acme-erp.yaml"
+    agreement.write_text(ll.bench_agreement())
+    w = lb.BenchWorker(broker, space, tmp, agreements=agreement, name=f"memory-{n}-{config}", env=lb.CONFIGS[config])
+    try:
+        w.wait_ready(60)
+        time.sleep(3)
+        idle = memory_mib(w.proc.pid)
+        opened_at = datetime.now(timezone.utc) - timedelta(seconds=60)
+        records = [ll.opened(f"MEM-{i:06d}", opened_at) for i in range(n)]
+        t0 = time.perf_counter()
+        asyncio.run(lb.preproduce(broker.bootstrap, f"{space.prefix}tickets", records))
+        samples = asyncio.run(lb.watch_commits(broker.bootstrap, space.app_id, f"{space.prefix}tickets", n, timeout=1200))
+        assert samples[-1][1] >= n, f"worker did not ingest {n} openings in time; see {w.log_path}"
+        ingest_s = samples[-1][0] - t0
+        time.sleep(10)
+        after = memory_mib(w.proc.pid)
+    finally:
+        w.stop()
+    return {"n": n, "config": config, "ingest_s": ingest_s, "idle": idle, "after": after,
+            "per_open": (after["VmRSS"] - idle["VmRSS"]) * 2**20 / n,
+            "peak_per_open": (after["VmHWM"] - idle["VmRSS"]) * 2**20 / n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--incidents", type=int, default=60_000)
+    ap.add_argument("--config", default="test", choices=sorted(lb.CONFIGS))
+    a = ap.parse_args()
+    env = os.environ.get("ESCALATION_TEST_BROKER", "").strip()
+    embedded = None if env else EmbeddedBroker().start()
+    broker = BrokerAddress(env) if env else embedded
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            r = run(broker, Path(tmp), a.incidents, a.config)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(f"live worker [{r['config']}], {r['n']:,} open incidents (ingested in {r['ingest_s']:.1f} s): "
+          f"RSS idle {r['idle']['VmRSS']:,.0f} MiB -> {r['after']['VmRSS']:,.0f} MiB (peak {r['after']['VmHWM']:,.0f} MiB); "
+          f"RSS growth per open incident {r['per_open']:,.0f} B (peak {r['peak_per_open']:,.0f} B)")
+
+
+if __name__ == "__main__":
+    main()
