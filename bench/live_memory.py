@@ -6,7 +6,8 @@ Starts one ``escalation run`` worker (subprocess, memory store, shipped settings
 EmbeddedBroker on 127.0.0.1 (or $ESCALATION_TEST_BROKER), waits until it is ready and idle, reads
 its resident memory, produces N ``ticket.opened`` events (P1, opened a minute ago, deadlines
 30 minutes later so nothing fires during the run), waits until the worker has committed every one,
-lets it settle 10 s and reads its memory again. Prints the RSS growth per open incident (VmRSS
+lets it settle for ``--settle`` seconds (default 35: past one memory maintenance run, ``LiveSettings.gc_interval`` 30 s)
+and reads its memory again. Prints the RSS growth per open incident (VmRSS
 after - VmRSS idle, over N) and the peak (VmHWM - idle RSS, over N). RSS includes the allocator's
 slack and what the ingestion left in its free lists; ``bench_partitions.py --open`` gives the
 exact Python allocations of the same state in process. Stops every process it starts.
@@ -44,7 +45,7 @@ def memory_mib(pid: int) -> dict[str, float]:
     return out
 
 
-def run(broker, tmp: Path, n: int, config: str) -> dict:
+def run(broker, tmp: Path, n: int, config: str, settle: float) -> dict:
     space = lb.ns()
     asyncio.run(ensure_topics(broker.bootstrap, space.prefix, load_topics(), app_id=space.app_id, partitions=lt.PARTITIONS))
     agreement = tmp / "acme-erp.yaml"
@@ -61,7 +62,7 @@ def run(broker, tmp: Path, n: int, config: str) -> dict:
         samples = asyncio.run(lb.watch_commits(broker.bootstrap, space.app_id, f"{space.prefix}tickets", n, timeout=1200))
         assert samples[-1][1] >= n, f"worker did not ingest {n} openings in time; see {w.log_path}"
         ingest_s = samples[-1][0] - t0
-        time.sleep(10)
+        time.sleep(settle)
         after = memory_mib(w.proc.pid)
     finally:
         w.stop()
@@ -74,17 +75,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--incidents", type=int, default=60_000)
     ap.add_argument("--config", default="test", choices=sorted(lb.CONFIGS))
+    ap.add_argument("--settle", type=float, default=35.0, help="seconds between the last commit and the reading")
     a = ap.parse_args()
     env = os.environ.get("ESCALATION_TEST_BROKER", "").strip()
     embedded = None if env else EmbeddedBroker().start()
     broker = BrokerAddress(env) if env else embedded
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            r = run(broker, Path(tmp), a.incidents, a.config)
+            r = run(broker, Path(tmp), a.incidents, a.config, a.settle)
     finally:
         if embedded is not None:
             embedded.stop()
-    print(f"live worker [{r['config']}], {r['n']:,} open incidents (ingested in {r['ingest_s']:.1f} s): "
+    print(f"live worker [{r['config']}], {r['n']:,} open incidents (ingested in {r['ingest_s']:.1f} s, "
+          f"read {a.settle:.0f} s later): "
           f"RSS idle {r['idle']['VmRSS']:,.0f} MiB -> {r['after']['VmRSS']:,.0f} MiB (peak {r['after']['VmHWM']:,.0f} MiB); "
           f"RSS growth per open incident {r['per_open']:,.0f} B (peak {r['peak_per_open']:,.0f} B)")
 

@@ -1,4 +1,5 @@
-"""The garbage collector in a live worker: no full collection at a random moment under load.
+"""Memory upkeep in a live worker: no full collection at a random moment under load, and free
+heap pages given back to the system.
 
 Why: a worker holds state for every open incident. Decoded, that is about ten objects the
 collector tracks per incident, and CPython's full (generation 2) collection walks all of them
@@ -18,15 +19,27 @@ Policy (``install``):
 
 Reference counting, which frees almost everything (replaced incident states are acyclic), is not
 affected. ``interval`` 0 leaves Python's defaults alone.
+
+Heap trim: every batch decodes the incidents it touches and drops them again, and values over
+512 bytes (an incident's stored bytes) come from the C allocator, whose freed pages stay in the
+process until trimmed. Each maintenance run ends with glibc's ``malloc_trim(0)``, which returns
+them (measured with 40k open incidents after a collection: resident memory 165 -> 137 MiB in
+2.8 ms). Where the C library has no ``malloc_trim`` (not glibc) nothing is done.
+
+The shipped interval is 30 s (``LiveSettings.gc_interval``): with open incidents frozen, a run
+walks only what survived since the last one, and the full run every ``FULL_EVERY``-th time (every
+6 minutes) took 38 ms with 100k open incidents in process (340 ms when they were kept decoded).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import time
 from typing import Any
 
-__all__ = ["install", "maintain", "FULL_EVERY"]
+__all__ = ["install", "maintain", "trim", "FULL_EVERY"]
 
 FULL_EVERY = 12
 _NO_AUTO_FULL = 1 << 30
@@ -44,7 +57,27 @@ def maintain() -> float:
         gc.unfreeze()
     gc.collect()
     gc.freeze()
+    trim()
     return time.perf_counter() - start
+
+
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None where the C library has none."""
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", None)
+    except OSError:
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def trim() -> bool:
+    """Give the C heap's free pages back to the system; False where that is not possible."""
+    if _TRIM is None:
+        return False
+    _TRIM(0)
+    return True
 
 
 def install(app: Any, interval: float) -> bool:

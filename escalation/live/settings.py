@@ -133,8 +133,10 @@ class LiveSettings(BaseSettings):
                                 "their end, so late metric slices still count (replay: --period-grace)")
     max_future_skew: float = Field(300.0, gt=0, description="events (slice ends) more than this many seconds ahead "
                                    "of the worker's wall clock are dead-lettered as 'from the future'")
-    gc_interval: float = Field(300.0, ge=0, description="seconds between garbage-collector maintenance runs "
-                               "(no automatic full collections in between); 0: Python's defaults")
+    gc_interval: float = Field(30.0, ge=0, description="seconds between memory maintenance runs (a "
+                               "collection of what survived since the last run, a full one every 12th run, "
+                               "then free heap pages back to the system; no automatic full collections in "
+                               "between); 0: Python's defaults")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
 
