@@ -31,8 +31,9 @@ Time semantics (mirror of ``Engine.step`` / ``escalation replay``):
 
 Batches (throughput): both agents consume with ``stream.take_events(BATCH_MAX, within=BATCH_WITHIN)``.
 Records of a batch are processed one by one in arrival order (so per-partition order and the time
-rules above hold exactly as for one record at a time), state stays decoded in memory across
-batches and every changed key is written back once per batch, and the outputs are queued without
+rules above hold exactly as for one record at a time), state stays in memory across batches
+(open incidents as their stored bytes, decoded when a step touches them: ``live/frozen.py``) and
+every changed key is written back once per batch, and the outputs are queued without
 awaiting each one, through :class:`~escalation.live.outlets.OutputSender` (a batching aiokafka producer; Faust's own
 producer must send one record per batch on the embedded broker). At the end of a batch the
 outputs and internal records are sent and every delivery future is awaited, THEN the table values
