@@ -46,6 +46,8 @@ class FrozenIncidents(dict):
 
     def freeze(self, key: str, stored: bytes) -> None:
         """Keep ``key``'s incident as ``stored``, its value in the store after this batch."""
+        if stored.__class__ is not bytes:  # a store handing out another buffer type: a frozen entry is exactly bytes
+            stored = bytes(stored)
         dict.__setitem__(self, key, stored)
         self._thawed.pop(key, None)
 

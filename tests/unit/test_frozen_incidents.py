@@ -40,3 +40,10 @@ def test_refreeze_leaves_changed_and_removed_incidents_alone():
     incidents.refreeze()
     assert dict.__getitem__(incidents, "INC-1") is newer and "INC-2" not in incidents
     assert incidents["INC-1"].priority == "P2"
+
+
+def test_a_store_buffer_of_another_type_is_frozen_as_bytes():
+    store = MemoryStore()
+    incidents = FrozenIncidents(store.load)
+    incidents.freeze("INC-1", bytearray(store.put("incidents", 0, "INC-1", {"incident": _incident().to_dict()})))
+    assert incidents.frozen() == 1 and incidents["INC-1"] == _incident()
