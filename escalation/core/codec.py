@@ -119,13 +119,14 @@ def _compile(cls) -> tuple[Callable, Callable]:
     if not all(f.init for f in fields):
         raise TypeError(f"@record {cls.__name__}: every field must be an __init__ argument")
     for i, f in enumerate(fields):
-        enc, dec = _converters(hints[f.name])
+        hint = _unwrap_optional(hints[f.name])  # a top-level None is handled by the generated code
+        enc, dec = _converters(hint)
         default = _default(f)
-        env[f"_e{i}"], env[f"_d{i}"], env[f"_x{i}"] = enc, dec, default
+        env[f"_e{i}"], env[f"_d{i}"], env[f"_x{i}"], env[f"_r{i}"] = enc, dec, default, _record_of(hint)
         if f.default_factory is not _MISSING:  # type: ignore[misc]
             env[f"_f{i}"] = f.default_factory  # type: ignore[misc]
-        enc_lines += _encode_field(i, f, enc is _same, default)
-        dec_lines += _decode_field(i, f, dec is _same, default)
+        enc_lines += _encode_field(i, f, _encode_expr(i, hint, enc), default)
+        dec_lines += _decode_field(i, f, _decode_expr(i, hint, dec), default)
         (keywords if f.kw_only else args).append(f"{f.name}=v{i}" if f.kw_only else f"v{i}")
     enc_lines.append("    return out")
     dec_lines.append(f"    return klass({', '.join(args + keywords)})")
@@ -133,9 +134,49 @@ def _compile(cls) -> tuple[Callable, Callable]:
     return env["to_dict"], env["from_dict"]
 
 
-def _encode_field(i: int, f: dataclasses.Field, same: bool, default) -> list[str]:
-    """Field ``i``'s lines of ``to_dict`` (its converter is ``_e{i}``, its default ``_x{i}``)."""
-    name, put = repr(f.name), "v" if same else f"_e{i}(v)"
+def _unwrap_optional(hint):
+    """``X`` for ``X | None``, else ``hint``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(inner) == 1:
+            return inner[0]
+    return hint
+
+
+def _record_of(hint):
+    """The record class a field holds, or holds as the values of a ``dict`` (clocks), else None."""
+    if typing.get_origin(hint) is dict and len(typing.get_args(hint)) == 2:
+        hint = typing.get_args(hint)[1]
+    return hint if dataclasses.is_dataclass(hint) else None
+
+
+def _encode_expr(i: int, hint, enc) -> str:
+    """The expression that encodes ``v`` (not None) for field ``i``: nested records are called
+    directly (no converter in between), identity converters are left out."""
+    if enc is _same:
+        return "v"
+    if dataclasses.is_dataclass(hint):
+        return "v.to_dict()"
+    if _record_of(hint) is not None:
+        return "{k: x.to_dict() for k, x in v.items()}"
+    return f"_e{i}(v)"
+
+
+def _decode_expr(i: int, hint, dec) -> str:
+    """The expression that decodes ``v{i}`` (not None): a nested record's ``from_dict`` is looked
+    up on its class ``_r{i}`` at the call (late-bound: it may be compiled after this one)."""
+    if dec is _same:
+        return f"v{i}"
+    if dataclasses.is_dataclass(hint):
+        return f"_r{i}.from_dict(v{i})"
+    if _record_of(hint) is not None:
+        return f"{{k: _r{i}.from_dict(x) for k, x in v{i}.items()}}"
+    return f"_d{i}(v{i})"
+
+
+def _encode_field(i: int, f: dataclasses.Field, put: str, default) -> list[str]:
+    """Field ``i``'s lines of ``to_dict`` (``put`` encodes ``v``; its default is ``_x{i}``)."""
+    name = repr(f.name)
     if default is _MISSING:
         return [f"    v = self.{f.name}", f"    out[{name}] = None if v is None else {put}"]
     if default is None:
@@ -144,12 +185,12 @@ def _encode_field(i: int, f: dataclasses.Field, same: bool, default) -> list[str
             f"    elif v is not _x{i} and v != _x{i}:", f"        out[{name}] = {put}"]
 
 
-def _decode_field(i: int, f: dataclasses.Field, same: bool, default) -> list[str]:
+def _decode_field(i: int, f: dataclasses.Field, decode: str, default) -> list[str]:
     """Field ``i``'s lines of ``from_dict``: one ``get``, then ``v{i}`` is the constructor's
     argument (no kwargs dict); a missing field gets its default as the dataclass would (a fresh
     one from its factory ``_f{i}``), a required one raises KeyError."""
     name = repr(f.name)
-    take = f"v{i}" if same else f"None if v{i} is None else _d{i}(v{i})"
+    take = f"v{i}" if decode == f"v{i}" else f"None if v{i} is None else {decode}"
     lines = [f"    v{i} = get({name}, _MISSING)"]
     if default is _MISSING:
         return lines + [f"    if v{i} is _MISSING:",
