@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -218,15 +220,34 @@ def deadline_latency(broker, tmp: Path, k: int) -> list[float]:
 CONFIGS = {"test": {}, "batched": {"ESCALATION_PRODUCER_MAX_BATCH_SIZE": "16384"}}
 
 
-def peak_rss_mib(pid: int) -> float:
-    """A process's peak resident memory (VmHWM, Linux), MiB; nan when unreadable."""
+def memory_mib(pid: int) -> dict[str, float]:
+    """A process's resident memory now and at its peak (``VmRSS``, ``VmHWM``; Linux), MiB; nan when unreadable."""
+    out = {"VmRSS": float("nan"), "VmHWM": float("nan")}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0]] = int(line.split()[1]) / 1024
     except OSError:
         pass
-    return float("nan")
+    return out
+
+
+def peak_rss_mib(pid: int) -> float:
+    """A process's peak resident memory (VmHWM, Linux), MiB; nan when unreadable."""
+    return memory_mib(pid)["VmHWM"]
+
+
+@contextlib.contextmanager
+def bench_broker() -> Iterator[BrokerAddress]:
+    """The broker of ``$ESCALATION_TEST_BROKER``, else an EmbeddedBroker on 127.0.0.1 started here
+    and stopped on the way out."""
+    env = os.environ.get("ESCALATION_TEST_BROKER", "").strip()
+    embedded = None if env else EmbeddedBroker().start()
+    try:
+        yield BrokerAddress(env) if env else embedded
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 def main() -> None:
@@ -237,33 +258,26 @@ def main() -> None:
     ap.add_argument("--deadlines", type=int, default=50, help="0: skip the deadline latency part")
     ap.add_argument("--py-spy", metavar="DIR", help="py-spy each worker for 15 s (collapsed stacks in DIR; py-spy must be installed)")
     a = ap.parse_args()
-    env = os.environ.get("ESCALATION_TEST_BROKER", "").strip()
-    embedded = None if env else EmbeddedBroker().start()
-    broker = BrokerAddress(env) if env else embedded
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            raw = asyncio.run(raw_loop(broker.bootstrap, a.raw))
-            print(f"raw aiokafka consume->produce: {raw:,.0f} msgs/s ({a.raw} records)", flush=True)
-            for label in a.configs.split(","):
-                spy = str(Path(a.py_spy).resolve() / f"worker-{label}.folded.txt") if a.py_spy else None
-                r = engine_throughput(broker, Path(tmp), a.events, label=label, env=CONFIGS[label], spy=spy)
-                print(f"escalation worker [{label}] (tickets agent + tables + outputs): {r['rate']:,.0f} events/s "
-                      f"({r['events']} events in {r['seconds']:.1f}s from ready to all committed; "
-                      f"commit slope {r['commit_slope']:,.0f}/s; worker CPU {r['cpu_us_per_event']:.0f} us/event); "
-                      f"raw/worker = {raw / r['rate']:.1f}x"
-                      + (f"; {r['buffer_full_warnings']} 'producer buffer full' warnings" if r['buffer_full_warnings'] else "")
-                      + (f"; profile {spy}" if spy else ""), flush=True)
-            if a.deadlines:
-                lat = deadline_latency(broker, Path(tmp), a.deadlines)
-                if lat:
-                    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
-                    print(f"deadline latency (tick interval 0.5 s, grace 1 s, grace included): p50 {p(0.5):.2f}s "
-                          f"p99 {p(0.99):.2f}s max {lat[-1]:.2f}s ({len(lat)}/{a.deadlines} warnings)", flush=True)
-                else:
-                    print("deadline latency: no warnings arrived", flush=True)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with bench_broker() as broker, tempfile.TemporaryDirectory() as tmp:
+        raw = asyncio.run(raw_loop(broker.bootstrap, a.raw))
+        print(f"raw aiokafka consume->produce: {raw:,.0f} msgs/s ({a.raw} records)", flush=True)
+        for label in a.configs.split(","):
+            spy = str(Path(a.py_spy).resolve() / f"worker-{label}.folded.txt") if a.py_spy else None
+            r = engine_throughput(broker, Path(tmp), a.events, label=label, env=CONFIGS[label], spy=spy)
+            print(f"escalation worker [{label}] (tickets agent + tables + outputs): {r['rate']:,.0f} events/s "
+                  f"({r['events']} events in {r['seconds']:.1f}s from ready to all committed; "
+                  f"commit slope {r['commit_slope']:,.0f}/s; worker CPU {r['cpu_us_per_event']:.0f} us/event); "
+                  f"raw/worker = {raw / r['rate']:.1f}x"
+                  + (f"; {r['buffer_full_warnings']} 'producer buffer full' warnings" if r['buffer_full_warnings'] else "")
+                  + (f"; profile {spy}" if spy else ""), flush=True)
+        if a.deadlines:
+            lat = deadline_latency(broker, Path(tmp), a.deadlines)
+            if lat:
+                p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
+                print(f"deadline latency (tick interval 0.5 s, grace 1 s, grace included): p50 {p(0.5):.2f}s "
+                      f"p99 {p(0.99):.2f}s max {lat[-1]:.2f}s ({len(lat)}/{a.deadlines} warnings)", flush=True)
+            else:
+                print("deadline latency: no warnings arrived", flush=True)
 
 
 if __name__ == "__main__":

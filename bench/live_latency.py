@@ -44,7 +44,6 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
-from escalation.live.broker import BrokerAddress, EmbeddedBroker  # noqa: E402
 from escalation.live.settings import LiveSettings  # noqa: E402
 from escalation.live.topics import ensure_topics, load_topics  # noqa: E402
 
@@ -215,10 +214,7 @@ def main() -> None:
                       f"a full scan instead would take {r['scan_ms']:.0f} ms per tick", flush=True)
         if a.skip_live:
             return
-        env = os.environ.get("ESCALATION_TEST_BROKER", "").strip()
-        embedded = None if env else EmbeddedBroker().start()
-        broker = BrokerAddress(env) if env else embedded
-        try:
+        with lb.bench_broker() as broker:
             for n in (int(x) for x in a.incidents.split(",")):
                 r = live(broker, tmp_path, n, a.spread, a.tick_interval, a.tick_grace, a.lead, a.config)
                 print(f"live [{a.config}], {n} incidents, deadlines over {a.spread:g}s ({n / a.spread:,.0f}/s) "
@@ -237,9 +233,6 @@ def main() -> None:
                 if all(r["thirds"]):
                     print("  arrival p50/p99 by thirds of the due window: "
                           + ", ".join(f"{pct(t, .5):.2f}/{pct(t, .99):.2f}s" for t in r["thirds"]), flush=True)
-        finally:
-            if embedded is not None:
-                embedded.stop()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -30,19 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 import live_latency as ll  # noqa: E402  (its bench agreement and ticket.opened records)
 
-from escalation.live.broker import BrokerAddress, EmbeddedBroker  # noqa: E402
 from escalation.live.topics import ensure_topics, load_topics  # noqa: E402
 
 lb, lt = ll.lb, ll.lt
-
-
-def memory_mib(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM (peak) of a process, MiB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            out[line.split(":")[0]] = int(line.split()[1]) / 1024
-    return out
 
 
 def run(broker, tmp: Path, n: int, config: str, settle: float) -> dict:
@@ -54,7 +43,7 @@ def run(broker, tmp: Path, n: int, config: str, settle: float) -> dict:
     try:
         w.wait_ready(60)
         time.sleep(3)
-        idle = memory_mib(w.proc.pid)
+        idle = lb.memory_mib(w.proc.pid)
         opened_at = datetime.now(timezone.utc) - timedelta(seconds=60)
         records = [ll.opened(f"MEM-{i:06d}", opened_at) for i in range(n)]
         t0 = time.perf_counter()
@@ -63,7 +52,7 @@ def run(broker, tmp: Path, n: int, config: str, settle: float) -> dict:
         assert samples[-1][1] >= n, f"worker did not ingest {n} openings in time; see {w.log_path}"
         ingest_s = samples[-1][0] - t0
         time.sleep(settle)
-        after = memory_mib(w.proc.pid)
+        after = lb.memory_mib(w.proc.pid)
     finally:
         w.stop()
     return {"n": n, "config": config, "ingest_s": ingest_s, "idle": idle, "after": after,
@@ -77,15 +66,8 @@ def main() -> None:
     ap.add_argument("--config", default="test", choices=sorted(lb.CONFIGS))
     ap.add_argument("--settle", type=float, default=35.0, help="seconds between the last commit and the reading")
     a = ap.parse_args()
-    env = os.environ.get("ESCALATION_TEST_BROKER", "").strip()
-    embedded = None if env else EmbeddedBroker().start()
-    broker = BrokerAddress(env) if env else embedded
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            r = run(broker, Path(tmp), a.incidents, a.config, a.settle)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with lb.bench_broker() as broker, tempfile.TemporaryDirectory() as tmp:
+        r = run(broker, Path(tmp), a.incidents, a.config, a.settle)
     print(f"live worker [{r['config']}], {r['n']:,} open incidents (ingested in {r['ingest_s']:.1f} s, "
           f"read {a.settle:.0f} s later): "
           f"RSS idle {r['idle']['VmRSS']:,.0f} MiB -> {r['after']['VmRSS']:,.0f} MiB (peak {r['after']['VmHWM']:,.0f} MiB); "

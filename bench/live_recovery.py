@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import importlib.util
 import json
-import os
 import re
 import shutil
 import sys
@@ -51,7 +50,6 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 
-from escalation.live.broker import BrokerAddress, EmbeddedBroker  # noqa: E402
 from escalation.live.desk_book import key_partition  # noqa: E402
 from escalation.live.store import INCIDENTS  # noqa: E402
 from escalation.live.topics import ensure_topics, load_topics  # noqa: E402
@@ -303,36 +301,29 @@ def main() -> None:
     if a.in_process:
         load_cost(a.in_process, templates(a.templates, datetime.now(timezone.utc)))
         return
-    env = os.environ.get("ESCALATION_TEST_BROKER", "").strip()
-    embedded = None if env else EmbeddedBroker().start()
-    broker = BrokerAddress(env) if env else embedded
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp_path, space = Path(tmp), lb.ns()
-            asyncio.run(ensure_topics(broker.bootstrap, space.prefix, load_topics(), app_id=space.app_id, partitions=P))
-            changelog = f"{space.app_id}-{INCIDENTS}-changelog"
-            asyncio.run(create_topic(broker.bootstrap, changelog))
-            tpls = templates(a.templates, datetime.now(timezone.utc))
-            t0 = time.perf_counter()
-            size = asyncio.run(write_changelog(broker.bootstrap, changelog, a.incidents, tpls, a.producers))
-            took = time.perf_counter() - t0
-            print(f"state: {a.incidents:,} open incidents ({a.templates} core-made templates, {size / a.incidents:,.0f} "
-                  f"B per record) written to {changelog} in {took:.1f}s ({a.incidents / took:,.0f} records/s)", flush=True)
-            cwd = tmp_path / "worker"
-            cwd.mkdir()
-            used: set[str] = set()
-            cases = ["fresh"] + ([] if a.skip_kept else ["kept"])
-            for label in cases:
-                names = probes(a.incidents, used, tpls)
-                used |= set(names)
-                r = restart(broker, space, cwd, label, names, a.incidents)
-                report(r, a.incidents)
-                if a.keep_logs:
-                    Path(a.keep_logs).mkdir(parents=True, exist_ok=True)
-                    shutil.copy(r["log"], a.keep_logs)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with lb.bench_broker() as broker, tempfile.TemporaryDirectory() as tmp:
+        tmp_path, space = Path(tmp), lb.ns()
+        asyncio.run(ensure_topics(broker.bootstrap, space.prefix, load_topics(), app_id=space.app_id, partitions=P))
+        changelog = f"{space.app_id}-{INCIDENTS}-changelog"
+        asyncio.run(create_topic(broker.bootstrap, changelog))
+        tpls = templates(a.templates, datetime.now(timezone.utc))
+        t0 = time.perf_counter()
+        size = asyncio.run(write_changelog(broker.bootstrap, changelog, a.incidents, tpls, a.producers))
+        took = time.perf_counter() - t0
+        print(f"state: {a.incidents:,} open incidents ({a.templates} core-made templates, {size / a.incidents:,.0f} "
+              f"B per record) written to {changelog} in {took:.1f}s ({a.incidents / took:,.0f} records/s)", flush=True)
+        cwd = tmp_path / "worker"
+        cwd.mkdir()
+        used: set[str] = set()
+        cases = ["fresh"] + ([] if a.skip_kept else ["kept"])
+        for label in cases:
+            names = probes(a.incidents, used, tpls)
+            used |= set(names)
+            r = restart(broker, space, cwd, label, names, a.incidents)
+            report(r, a.incidents)
+            if a.keep_logs:
+                Path(a.keep_logs).mkdir(parents=True, exist_ok=True)
+                shutil.copy(r["log"], a.keep_logs)
 
 
 if __name__ == "__main__":
