@@ -76,8 +76,8 @@ def _converters(hint) -> tuple[Callable, Callable]:
     if hint is datetime:
         # the texts of UTC instants are memoised where outputs keep them (isoformat costs µs, and
         # one incident's clocks share their few instants: opened, last event, checkpoints)
-        from escalation.core.outputs import _isoformat
-        return _isoformat, datetime.fromisoformat
+        from escalation.core.outputs import isoformat
+        return isoformat, datetime.fromisoformat
     if hint is timedelta:
         return (lambda v: v // _US), (lambda v: v * _US)
     if hint is Decimal:

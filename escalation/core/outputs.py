@@ -113,7 +113,7 @@ def utc(instant: datetime) -> str:
     if instant.tzinfo is not timezone.utc:
         instant = instant.astimezone(timezone.utc)
     text = _ISO.get(instant)  # a memoised text without the call (the core's instants are UTC)
-    return _isoformat(instant) if text is None else text
+    return isoformat(instant) if text is None else text
 
 
 # ``datetime.isoformat`` costs several µs (it formats through printf) and the outputs of a step
@@ -125,8 +125,8 @@ _ISO: dict[datetime, str] = {}
 _ISO_MAX = 1 << 12
 
 
-def _isoformat(t: datetime) -> str:
-    """``t.isoformat()``."""
+def isoformat(t: datetime) -> str:
+    """``t.isoformat()``, memoised for UTC instants (see above); the state codec uses it too."""
     if t.tzinfo is not timezone.utc:
         return t.isoformat()
     text = _ISO.get(t)
@@ -161,7 +161,7 @@ class Output:
             "source": self.source,
             "type": self.type._value_,  # the plain attribute: ``.value`` is a slower property
             "subject": self.subject,
-            "time": _isoformat(self.time),
+            "time": isoformat(self.time),
             "datacontenttype": "application/json",
             "data": self.data,
         }

@@ -133,7 +133,7 @@ def _stop(compiled, incident, name, t, stopped_by) -> list:
     if clock.status == STOPPED:
         return []
     rule = compiled.rule_of(incident, name)  # one lookup for the calendar and the verdict
-    cal = rule.calendar if rule else ALWAYS  # ``_calendar_of(rule)``, without the call
+    cal = _calendar_of(rule)
     ck.stop(clock, cal, t)
     outputs = []
     if rule is not None and BREACH not in (clock.fired or ()):
@@ -293,9 +293,7 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
         fired = clock.fired or EMPTY
         if status == RUNNING:
             for index, thr in enumerate(rule.thresholds):
-                # ``thr.applies_to(service)`` written out: this test runs for every running clock
-                # at every step of its incident
-                if thr.key not in fired and (thr.services is None or service in thr.services):
+                if thr.key not in fired and thr.applies_to(service):
                     due = ck.due_of(clock, rule.calendar, thr.offset)
                     at = last_time if last_time > due else due  # max(due, last_time), same object
                     if best is None or at < best_at:
