@@ -8,7 +8,8 @@
    have written): the values are made by the core itself (``Partitions`` over a ``MemoryStore``)
    for ``--templates`` openings of the bench workload (bench/out/tickets-10000-s42.jsonl,
    bench/out/agreements) re-timed to now, then copied with a fresh ticket id each; key = the
-   ticket as JSON (the app's key serializer), value = ``store.pack(p, incident)``, partition =
+   ticket as JSON (the app's key serializer), value = ``store.pack(p, incident, note)`` (the note:
+   its next due instant, ``escalation/live/saved_due.py``), partition =
    the ticket key's partition on the tickets topic (aiokafka's default partitioner, as the
    producers of ``tickets`` use). Batched, but every partition ends with a one-record batch
    (Tansu's ListOffsets miscounts the log end after a multi-record batch, DESIGN.md §7; Faust
@@ -69,7 +70,7 @@ def partition_of(key: bytes) -> int:
 
 
 def templates(k: int, at: datetime) -> list[tuple[str, bytes]]:
-    """(placeholder ticket, incident JSON) of ``k`` openings of the workload re-timed to ``at``.
+    """(placeholder ticket, stored form in partition 0) of ``k`` openings of the workload re-timed to ``at``.
     ``PROBES`` gets the placeholders whose incident has a response target (an acknowledgement
     then gives an ``sla.met``; a running response clock without a target, as for P4, gives none)."""
     from escalation.cli.common import load_registry
@@ -105,6 +106,17 @@ def ticket(i: int) -> str:
     return f"RCV-{i:07d}"
 
 
+def stored_as(tpl: tuple[str, bytes], name: str, part: int, notes: bool = True) -> bytes:
+    """Template ``tpl``'s stored form for ticket ``name`` in partition ``part`` (= what the store
+    would have put), with its note (its due instant) or, ``notes=False``, without (as saved before notes)."""
+    placeholder, stored = tpl
+    assert stored.startswith(b"0"), "templates are made in partition 0"
+    body = stored[1:].replace(placeholder.encode(), name.encode())
+    if not notes:
+        body = b"\n" + body.split(b"\n", 1)[1]
+    return b"%d%b" % (part, body)
+
+
 async def write_changelog(bootstrap: str, topic: str, n: int, tpls: list[tuple[str, bytes]], producers: int) -> int:
     """N incidents on ``topic`` (``producers`` producers in parallel, each partition ending with a
     one-record batch); bytes written."""
@@ -115,9 +127,8 @@ async def write_changelog(bootstrap: str, topic: str, n: int, tpls: list[tuple[s
         try:
             for i in share:
                 name = ticket(i)
-                tpl, body = tpls[i % len(tpls)]
                 part = partition_of(name.encode())
-                value = b"%d\n%b" % (part, body.replace(tpl.encode(), name.encode()))  # = store.pack
+                value = stored_as(tpls[i % len(tpls)], name, part)
                 key = orjson.dumps(name)
                 size += len(value) + len(key)
                 pending.append(await p.send(topic, value, key=key, partition=part))
@@ -270,23 +281,27 @@ def report(r: dict, n: int) -> None:
 
 def load_cost(n: int, tpls: list[tuple[str, bytes]]) -> None:
     """In process, no broker: CPU per incident of loading partition 0 of ``n`` incidents through
-    ``Partitions`` over a ``MemoryStore`` (the core's decode and due index, no Faust)."""
+    ``Partitions`` over a ``MemoryStore`` (no Faust), with the saved due instants (scheduled from
+    the notes) and without them (each incident decoded and its due instant computed)."""
     from escalation.cli.common import load_registry
     from escalation.live.partitions import Partitions
     from escalation.live.store import MemoryStore
 
-    store = MemoryStore()
-    table = store.tables.setdefault(INCIDENTS, {})
-    for i in range(n):
-        name = ticket(i)
-        tpl, body = tpls[i % len(tpls)]
-        table[name] = (partition_of(name.encode()), body.replace(tpl.encode(), name.encode()))
-    parts = Partitions(load_registry([str(AGREEMENTS)]), store, P)
-    cpu = time.process_time()
-    loaded = len(parts.engine(0).incidents)
-    cpu = time.process_time() - cpu
-    print(f"in process: loaded {loaded:,} incidents of partition 0 in {cpu:.2f}s CPU = {cpu / loaded * 1e6:.0f} us "
-          f"per incident ({n:,} in the store)", flush=True)
+    registry = load_registry([str(AGREEMENTS)])
+    for notes in (True, False):
+        store = MemoryStore()
+        table = store.tables.setdefault(INCIDENTS, {})
+        for i in range(n):
+            name = ticket(i)
+            part = partition_of(name.encode())
+            table[name] = (part, stored_as(tpls[i % len(tpls)], name, part, notes))
+        parts = Partitions(registry, store, P)
+        cpu = time.process_time()
+        loaded = len(parts.engine(0).incidents)
+        cpu = time.process_time() - cpu
+        print(f"in process, {'with' if notes else 'without'} saved due instants: loaded {loaded:,} incidents of "
+              f"partition 0 in {cpu:.2f}s CPU = {cpu / loaded * 1e6:.1f} us per incident ({n:,} in the store)",
+              flush=True)
 
 
 def main() -> None:

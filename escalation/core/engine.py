@@ -42,13 +42,16 @@ from escalation.core.changes import INCIDENTS, SERVICES
 from escalation.core.contract import term
 from escalation.core.contract.registry import Registry
 from escalation.core.events import (
-    AgreementTerminated,
+    INPUT_KINDS,
+    METRIC,
+    OPENING,
+    TERMINATION,
+    TICK,
     MetricObserved,
     Rejected,
-    Tick,
-    TicketOpened,
     as_written,
     content_digest,
+    input_kind,
 )
 from escalation.core.money.desk import DESK_ITEMS, Desk
 from escalation.core.outputs import Output
@@ -88,24 +91,6 @@ def _repeat(event, remembered: int | None) -> StepResult | None:
     if remembered and remembered != content_digest(event):
         return StepResult([], duplicate=True, conflict=f"duplicate id {event.id!r} with different content")
     return StepResult([], duplicate=True)
-
-
-# The kind of an input, looked up by its class: the event classes are pydantic models, whose
-# ``isinstance`` goes through ``ABCMeta`` (~0.25 µs a test, about ten tests a step), while the
-# answer only depends on the class, so ``_kind`` works it out once per class.
-_TICK, _METRIC, _TERMINATION, _OPENING, _TICKET = range(1, 6)  # all true: ``get(...) or _kind(...)``
-_KINDS: dict[type, int] = {}
-
-
-def _kind(item) -> int:
-    """``item``'s kind (``_KINDS`` filled on first sight of its class)."""
-    kind = _KINDS.get(type(item))
-    if kind is None:
-        kind = _KINDS[type(item)] = (
-            _TICK if isinstance(item, Tick) else _METRIC if isinstance(item, MetricObserved)
-            else _TERMINATION if isinstance(item, AgreementTerminated) else _OPENING if isinstance(item, TicketOpened)
-            else _TICKET)
-    return kind
 
 
 def _note_lateness(outputs: list, event, late) -> None:
@@ -153,17 +138,17 @@ class Engine:
         advances to its end, so a slice straddling a period end is split. A tick fires what is
         due before its instant (at it too when ``inclusive``).
         """
-        kind = _KINDS.get(type(item)) or _kind(item)
-        if kind == _TICK:
+        kind = INPUT_KINDS.get(type(item)) or input_kind(item)
+        if kind == TICK:
             result = StepResult(self._advance_to(item.at, item.inclusive))
         else:
             verdict = self._plan(item, kind)
             if isinstance(verdict, StepResult):
                 return verdict  # a repeat: nothing changed
-            outputs = self._advance_to(item.start if kind == _METRIC else item.time)
+            outputs = self._advance_to(item.start if kind == METRIC else item.time)
             # a ticket event's plan still holds after the advance (deadlines change no lifecycle
             # or revision); a slice's or a termination's is taken again at the new clock
-            if kind == _METRIC or kind == _TERMINATION:
+            if kind == METRIC or kind == TERMINATION:
                 verdict = self._plan(item, kind)
             result = self._apply(item, verdict, kind)
             if outputs:
@@ -179,19 +164,19 @@ class Engine:
     def _plan(self, event, kind: int = 0):
         """Every reason to refuse an event, read from the state without changing it: Rejected,
         a ``StepResult`` verdict for a repeated id, or what ``_apply`` needs to go on. ``kind``:
-        the event's ``_kind``, when the caller has it."""
-        kind = kind or _kind(event)
-        if kind == _METRIC:
+        the event's ``input_kind``, when the caller has it."""
+        kind = kind or input_kind(event)
+        if kind == METRIC:
             covering, first = self.metrics.check(event, self.now)
             return _repeat(event, first) or covering
-        if kind == _TERMINATION:
+        if kind == TERMINATION:
             return term.check(self.registry, event)  # repeats: the desk keeps the first termination
         incident = self.incidents.get(event.ticket)
         if incident is not None:
             verdict = _repeat(event, remembered(incident.inputs, event.id))
             if verdict is not None:
                 return verdict
-            if kind == _OPENING:
+            if kind == OPENING:
                 raise Rejected(f"ticket {event.ticket!r} is already open (opened at {incident.opened_at.isoformat()})")
             compiled = self.registry.get(incident.agreement, incident.revision)
             # the lifecycle it leads to goes to ``_apply`` with the agreement, so it is not checked twice
@@ -201,27 +186,27 @@ class Engine:
             verdict = _repeat(event, remembered(tomb.inputs, event.id))
             if verdict is not None:
                 return verdict
-            if kind == _OPENING:
+            if kind == OPENING:
                 raise Rejected(f"ticket {event.ticket!r} is already open (opened at {tomb.opened_at.isoformat()})")
             raise Rejected(f"{event.type} does not apply to ticket {event.ticket!r} in state 'closed'")
-        if kind != _OPENING:
+        if kind != OPENING:
             raise Rejected(f"unknown ticket {event.ticket!r}: no ticket.opened seen for it")
         return tk.for_opening(self.registry, event), None
 
     def _apply(self, event, plan, kind: int) -> StepResult:
-        """Apply ``event`` (of ``_kind`` ``kind``) with what ``_plan`` returned for it (a repeat's
+        """Apply ``event`` (of ``input_kind`` ``kind``) with what ``_plan`` returned for it (a repeat's
         verdict is returned as is)."""
         if isinstance(plan, StepResult):
             return plan
-        if kind == _METRIC:
+        if kind == METRIC:
             return self._apply_metric(event, plan)
-        if kind == _TERMINATION:  # for the desk that keeps the agreement's term
+        if kind == TERMINATION:  # for the desk that keeps the agreement's term
             item = term.Termination(event.agreement, plan.revision, event.id, event.time, event.by)
             self.now = max(self.now or event.time, event.time)
             return StepResult(self._settle([item], event.time))
         late = self.now - event.time if self.now is not None and event.time < self.now else None
         compiled, lifecycle = plan
-        if kind == _OPENING:
+        if kind == OPENING:
             incident, outputs, next_at = tk.open_incident(self.registry, compiled, event)
             self.incidents[event.ticket] = incident
             self.metrics.ticket_opened(compiled.id, event.time, event.priority)
@@ -336,6 +321,16 @@ class Engine:
         """Take over a saved incident (the live engine loading a partition) and schedule it."""
         self.incidents[incident.ticket] = incident
         self._schedule(self.registry.get(incident.agreement, incident.revision), incident)
+
+    def due_of(self, ticket: str) -> datetime | None:
+        """The instant open incident ``ticket`` is next due at; None when nothing of it is due."""
+        return self._deadlines.due_of(ticket)
+
+    def schedule_saved(self, ticket: str, due: datetime | None) -> None:
+        """Schedule a saved incident without decoding it (a restart with many open incidents):
+        the caller has put it in ``incidents`` in a form that decodes on first read, and ``due`` is
+        what ``due_of`` said when it was saved, under the same agreement content (else ``adopt``)."""
+        self._deadlines.schedule(ticket, due)
 
     def snapshot(self) -> dict:
         """All state as JSON-ready data; ``restore`` of it continues exactly where this left off."""

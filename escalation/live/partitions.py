@@ -15,7 +15,8 @@ clock and mark).
 
 Batches: between batches state stays in memory, decoded, except open incidents: each is kept as
 its stored value, shared with the table, and decoded again when a step asks for it
-(:mod:`escalation.live.frozen`). Every step's ``changed`` entries are collected and
+(:mod:`escalation.live.frozen`); an open incident is saved with its next due instant, so a load
+schedules it without decoding it (:mod:`escalation.live.saved_due`). Every step's ``changed`` entries are collected and
 :meth:`Partitions.end` puts each once (its value at the end of the batch) and returns the store's
 writes. ``discard`` forgets the in-memory state so the next record reloads it
 from the store (a failed batch, a rebalance).
@@ -36,7 +37,8 @@ from escalation.core.events import MetricObserved, Rejected, Tick
 from escalation.core.marks import Marks
 from escalation.core.outputs import OutputType
 from escalation.live.frozen import FrozenIncidents
-from escalation.live.store import CLOCKS, StateStore
+from escalation.live.saved_due import UNKNOWN, SavedDues
+from escalation.live.store import CLOCKS, StateStore, note_of
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class Partitions:
         self._changed: dict[int, set] = {}        # source -> (table, key) changed in this batch
         self._marks, self._sent = Marks(), Marks()  # every source's mark; as last written / sent
         self.fired: list[datetime] = []  # due instants of deadline outputs fired by ticks
+        self._dues = SavedDues(registry)
 
     @property
     def sources(self) -> int:
@@ -105,11 +108,17 @@ class Partitions:
                 self._sent.advance(src, at, inclusive)
         table, entries = SERVICES if metric else INCIDENTS, 0
         for key, stored in self.store.entries(table, p):
+            entries += 1
+            if table == INCIDENTS:
+                due = self._dues.due(note_of(stored))
+                if due is not UNKNOWN:  # an open incident whose due instant was saved with it
+                    engine.incidents.freeze(key, stored)
+                    engine.schedule_saved(key, due)
+                    continue
             value = self.store.load(stored)
             engine.load_entry(table, key, value)
             if table == INCIDENTS and "incident" in value:
                 engine.incidents.freeze(key, stored)  # scheduled from the decoded one; kept as stored
-            entries += 1
         suffix = f"#{src}"
         for key, value in self.store.items(FIGURES, p):
             if key.endswith(suffix):
@@ -176,10 +185,12 @@ class Partitions:
             engine, p = self._engines[src], src % self.partitions
             for table, key in sorted(changed):
                 value = engine.entry(table, key)
-                if value is not None:
-                    stored = self.store.put(table, p, f"{key}#{src}" if table == FIGURES else key, value)
-                    if table == INCIDENTS and "incident" in value:
-                        engine.incidents.freeze(key, stored)
+                if value is None:
+                    continue
+                if table == INCIDENTS and "incident" in value:  # open: saved with its due instant
+                    engine.incidents.freeze(key, self.store.put(table, p, key, value, self._dues.note(engine, key)))
+                else:
+                    self.store.put(table, p, f"{key}#{src}" if table == FIGURES else key, value)
         self._changed.clear()
         for engine in self._engines.values():  # the incidents a batch only read: frozen again
             engine.incidents.refreeze()

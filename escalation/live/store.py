@@ -7,10 +7,8 @@ changed, and the caller takes the resulting writes with ``changes`` once the bat
 on the broker (state never runs ahead of the outputs it caused).
 
 - :class:`MemoryStore`: dicts, for tests and benchmarks; a put is visible at once.
-- :class:`TableStore`: Faust tables (or anything with ``get``/``items``/``__setitem__``). Values
-  are bytes: ``b"<p>\\n"`` + the JSON of the value (orjson). The partition prefix lets a rebuild
-  skip other partitions without decoding them, and a bytes value is one object for the garbage
-  collector instead of a tree of dicts (the tables hold every open incident). Puts are buffered:
+- :class:`TableStore`: Faust tables (or anything with ``get``/``items``/``__setitem__``).
+  Puts are buffered:
   ``changes`` returns ``(table, p, key, bytes)`` writes for the caller to make (the app writes
   them as if processing a record of partition ``p``, after journaling them).
 
@@ -20,6 +18,13 @@ order of first put, and forgets them; ``discard`` forgets unflushed puts (a fail
 whoever keeps it shares it with the table), ``entries`` yields stored forms, and ``load`` turns a
 stored form back into the value: the live engine keeps an open incident as its stored form
 between batches (``escalation/live/frozen.py``).
+
+A stored form (both stores) is bytes: ``b"<p>\\n"`` + the JSON of the value (orjson), or
+``b"<p> <note>\\n"`` + the JSON when the value was put with a ``note`` (one line of ASCII that
+says something about the value without decoding it: an open incident's next due instant,
+``escalation/live/saved_due.py``). The partition prefix lets a rebuild skip other partitions
+without decoding them, and a bytes value is one object for the garbage collector instead of a
+tree of dicts (the tables hold every open incident).
 """
 
 from __future__ import annotations
@@ -39,15 +44,35 @@ INPUT_TABLES = (INCIDENTS, SERVICES, FIGURES, CLOCKS)
 DESK_TABLES = (DESKS, MARKS)
 
 
-def pack(p: int, data: Any) -> bytes:
-    """A table value: partition prefix, then JSON."""
+def pack(p: int, data: Any, note: bytes = b"") -> bytes:
+    """A table value: partition prefix (and ``note``, on the same line), then JSON."""
+    if note:
+        return b"%d %b\n%b" % (p, note, orjson.dumps(data))
     return b"%d\n%b" % (p, orjson.dumps(data))
 
 
 def unpack(raw: bytes) -> tuple[int, Any]:
     """(partition, value) of a table value (the JSON is read in place, not copied out first)."""
     head = raw.index(b"\n")
-    return int(raw[:head]), orjson.loads(memoryview(raw)[head + 1:])
+    return int(raw[:head].partition(b" ")[0]), orjson.loads(memoryview(raw)[head + 1:])
+
+
+def note_of(raw: bytes) -> bytes:
+    """The note a table value was packed with (b"" when none); its JSON is not read."""
+    head = raw.index(b"\n")
+    space = raw.find(b" ", 0, head)
+    return b"" if space < 0 else raw[space + 1:head]
+
+
+def owned_by(raw: bytes, p: int) -> bool:
+    """Whether table value ``raw`` belongs to partition ``p`` (its prefix; nothing decoded)."""
+    digits = b"%d" % p
+    return raw.startswith(digits) and raw[len(digits):len(digits) + 1] in (b"\n", b" ")
+
+
+def load(stored: bytes) -> Any:
+    """The value of a stored form (``unpack`` without the partition)."""
+    return unpack(stored)[1]
 
 
 class StateStore(Protocol):
@@ -61,7 +86,7 @@ class StateStore(Protocol):
 
     def load(self, stored: bytes) -> Any: ...
 
-    def put(self, table: str, p: int, key: str, value: Any) -> bytes: ...
+    def put(self, table: str, p: int, key: str, value: Any, note: bytes = b"") -> bytes: ...
 
     def changes(self) -> list[tuple[Any, int, str, Any]]: ...
 
@@ -69,7 +94,7 @@ class StateStore(Protocol):
 
 
 class MemoryStore:
-    """A store in dicts: ``tables[name][key] = (p, value)``; values are copied in and out
+    """A store in dicts: ``tables[name][key] = (p, stored form)``; values are copied in and out
     (through JSON) so nothing is shared with the engine that put them."""
 
     def __init__(self) -> None:
@@ -78,20 +103,20 @@ class MemoryStore:
 
     def get(self, table: str, key: str) -> Any | None:
         entry = self.tables.get(table, {}).get(key)
-        return None if entry is None else orjson.loads(entry[1])
+        return None if entry is None else load(entry[1])
 
     def items(self, table: str, p: int) -> Iterator[tuple[str, Any]]:
-        return ((key, orjson.loads(raw)) for key, raw in self.entries(table, p))
+        return ((key, load(raw)) for key, raw in self.entries(table, p))
 
     def entries(self, table: str, p: int) -> Iterator[tuple[str, bytes]]:
         for key, (owner, raw) in list(self.tables.get(table, {}).items()):
             if owner == p:
                 yield key, raw
 
-    load = staticmethod(orjson.loads)
+    load = staticmethod(load)
 
-    def put(self, table: str, p: int, key: str, value: Any) -> bytes:
-        raw = orjson.dumps(value)
+    def put(self, table: str, p: int, key: str, value: Any, note: bytes = b"") -> bytes:
+        raw = pack(p, value, note)
         self.tables.setdefault(table, {})[key] = (p, raw)
         self._changed[(table, key)] = None
         return raw
@@ -122,17 +147,14 @@ class TableStore:
 
     def entries(self, table: str, p: int) -> Iterator[tuple[str, bytes]]:
         """(key, stored bytes) of the entries of partition ``p``."""
-        prefix = b"%d\n" % p
         for key, raw in list(_partition_items(self.tables[table], p)):
-            if raw and raw.startswith(prefix):
+            if raw and owned_by(raw, p):
                 yield key, raw
 
-    @staticmethod
-    def load(stored: bytes) -> Any:
-        return unpack(stored)[1]
+    load = staticmethod(load)
 
-    def put(self, table: str, p: int, key: str, value: Any) -> bytes:
-        raw = pack(p, value)
+    def put(self, table: str, p: int, key: str, value: Any, note: bytes = b"") -> bytes:
+        raw = pack(p, value, note)
         self._pending[(table, key)] = (p, raw)
         return raw
 
