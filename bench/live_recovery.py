@@ -258,9 +258,13 @@ def restart(broker, space, cwd: Path, label: str, names: list[str], n_changelog:
     events = log_events(w.log_path)
     first = lambda pat: next((t - t0 for t, m in events if pat in m), float("nan"))  # noqa: E731
     loads = [(t - t0, m) for t, m in events if m.startswith("loaded source")]
+    bulk = [m for _, m in events if m.startswith("bulk recovery of") and " records in " in m]
     return {"label": label, "probes": len(seen), "processing_s": max(seen.values()) - t0 if len(seen) == len(names) else float("nan"),
             "first_probe_s": min(seen.values()) - t0 if seen else float("nan"),
-            "ready_s": first("escalation: ready"), "recovery_start_s": first("Highwater for active changelog"),
+            "ready_s": first("escalation: ready"),
+            "recovery_start_s": min((t for t in (first("bulk recovery of"), first("Highwater for active changelog"))
+                                     if t == t), default=float("nan")),
+            "bulk": bulk,
             "recovered_s": first("Recovery complete"), "loads": loads, "cpu_s": cpu, "peak_rss_mib": rss,
             "log": str(w.log_path), "records": n_changelog}
 
@@ -273,7 +277,14 @@ def report(r: dict, n: int) -> None:
           f"{r['recovered_s']:.1f}s", flush=True)
     if rec == rec and rec > 0 and r["label"] == "fresh":
         print(f"  changelog recovery: {n:,} incident records in {rec:.1f}s = {n / rec:,.0f} records/s", flush=True)
+    if r["bulk"]:
+        got = sum(int(m.split(": ", 1)[1].split()[0]) for m in r["bulk"])
+        took = sum(float(m.split(" records in ", 1)[1].split()[0]) for m in r["bulk"])
+        print(f"  of which bulk reads (escalation/live/bulk_recovery.py): {got:,} records of {len(r['bulk'])} "
+              f"changelog partitions in {took:.1f}s", flush=True)
     load_s = sum(float(m.rsplit(" in ", 1)[1].split()[0]) for _, m in r["loads"] if " in " in m)
+    loaded = sum(int(m.split(": ", 1)[1].split()[0]) for _, m in r["loads"] if " incidents in " in m)
+    print(f"  incidents loaded: {loaded:,} of {n:,}" + ("" if loaded == n else "  <-- NOT ALL: state lost"), flush=True)
     print(f"  table loads in Partitions: {len(r['loads'])} sources, {load_s:.1f}s in all; "
           + "; ".join(m for _, m in r["loads"] if " 0 " not in m), flush=True)
     print(f"  worker CPU {r['cpu_s']:.1f}s, peak RSS {r['peak_rss_mib']:,.0f} MiB; log {r['log']}", flush=True)

@@ -178,6 +178,10 @@ def _faust_app(settings: LiveSettings, broker_url: str | None, datadir: str | Pa
     kw = settings.faust_app_kwargs(broker_url)
     if datadir is not None:
         kw["datadir"] = str(datadir)
+    if kw["store"].startswith("rocksdb://"):  # Faust's RocksDB store, its changelogs recovered in bulk
+        from escalation.live.bulk_recovery import SCHEME
+
+        kw["store"] = SCHEME + kw["store"][len("rocksdb"):]
     # table keys: JSON strings; values: raw bytes everywhere (tables hold store.pack bytes; the
     # changelog recovery decodes with these app-level defaults, not with a table's schema)
     return faust.App(settings.app_id, key_serializer="json", value_serializer="raw", **kw)
@@ -188,6 +192,10 @@ def _clients(app: faust.App, settings: LiveSettings) -> tuple[RangeReader, Outpu
     both stop before the app shuts down."""
     bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
     reader = RangeReader(bootstrap, settings.aiokafka_security())
+    if settings.store.startswith("rocksdb://"):
+        from escalation.live.bulk_recovery import use_reader
+
+        use_reader(app, reader)
     sender = None
     if settings.processing_guarantee != "exactly_once":
         sender = OutputSender(bootstrap, settings.aiokafka_security())

@@ -33,8 +33,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from escalation.live import observability as obs
 from escalation.live.store import pack, unpack
@@ -112,8 +113,9 @@ class RangeReader:
         from aiokafka import AIOKafkaConsumer
 
         if self._consumer is None:
+            # a start the log no longer holds (retention, compaction) reads from its first record
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                        fetch_max_wait_ms=100, **self.client_kwargs)
+                                        fetch_max_wait_ms=100, auto_offset_reset="earliest", **self.client_kwargs)
             await consumer.start()
             self._consumer = consumer
         return self._consumer
@@ -121,6 +123,15 @@ class RangeReader:
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
         """The records with ``start <= offset < end`` the broker holds, in order (fewer when the
         log ends before ``end``: three empty fetches in a row end the read)."""
+        out: list[Record] = []
+        async for records in self.chunks(topic, partition, start, end, RANGE_READ_TIMEOUT):
+            out += records
+        return out
+
+    async def chunks(self, topic: str, partition: int, start: int, end: int,
+                     timeout: float) -> AsyncIterator[list[Record]]:
+        """``read``, a fetch at a time (for ranges too large to hold at once: a changelog);
+        TimeoutError when the range is not read within ``timeout`` seconds."""
         from aiokafka import TopicPartition
 
         async with self._lock:
@@ -128,16 +139,16 @@ class RangeReader:
             tp = TopicPartition(topic, partition)
             consumer.assign([tp])
             consumer.seek(tp, start)
-            out: list[Record] = []
-            deadline, empty = time.monotonic() + RANGE_READ_TIMEOUT, 0
+            deadline, empty = time.monotonic() + timeout, 0
             while empty < 3 and await consumer.position(tp) < end:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"could not read {topic}[{partition}] offsets {start}..{end - 1}")
                 batch = await consumer.getmany(tp, timeout_ms=200, max_records=max(1, end - start))
                 records = batch.get(tp, ())
                 empty = 0 if records else empty + 1
-                out += [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records if start <= r.offset < end]
-            return out
+                got = [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records if start <= r.offset < end]
+                if got:
+                    yield got
 
     async def ends(self, topic_partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """The log end of each topic partition, asked of the broker (not the consumer's last
