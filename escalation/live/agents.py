@@ -80,8 +80,11 @@ class Agent:
         bulk = None if self.settings.processing_guarantee == "exactly_once" else bulk_producer(self.app)
         if bulk is not None:  # in bulk (escalation.live.tablewrites); each step waits for the broker
             await self.app.producer.flush()  # anything Faust queued (a journal restore) lands first
-            await write_all(bulk, self.journal.records(writes), last.__getitem__)
-            await write_all(bulk, writes, last.__getitem__)
+            # one record per producer batch (the embedded broker's workaround): each changelog
+            # partition's writes in two batches, the last alone (escalation.live.tablewrites)
+            tail_alone = self.settings.client_tuning().get("producer_max_batch_size") == 1
+            await write_all(bulk, self.journal.records(writes), last.__getitem__, tail_alone)
+            await write_all(bulk, writes, last.__getitem__, tail_alone)
         else:
             for table, p, key, value in self.journal.records(writes):
                 write_as(last[p], table, key, value)

@@ -13,9 +13,15 @@ the writes of a batch at once, then waits until the broker has every changelog r
   current event; the RocksDB store keeps one database per partition);
 - the changelog records, serialised as Faust serialises them (the changelog topic's
   ``prepare_key`` / ``prepare_value``), go to changelog partition ``p`` in record batches made by
-  the producer's own batch builder, so its batch size limit holds (one record per batch on the
-  embedded broker's test profile, DESIGN.md §7); each changelog partition's batches are sent in
-  order, all partitions at once;
+  the producer's own batch builder, so its batch size limit holds; each changelog partition's
+  batches are sent in order, all partitions at once;
+- with ``tail_alone`` (the embedded broker's test profile, one record per producer batch: its
+  ListOffsets reports a wrong log end after a multi-record batch, DESIGN.md §7) a partition's
+  records but its last go in batches of up to ``TAIL_ALONE_BATCH`` bytes and the last one alone:
+  the log then ends with a one-record batch, whose end the broker reports right (what the
+  workaround needs), in two produce round trips instead of one per record. Should a worker die
+  between the two, the batch's journal (written and flushed first) restores what a recovery that
+  stopped short of the log end missed;
 - once acknowledged, each partition's last offset becomes the store's persisted offset (what
   Faust's ``_on_changelog_sent`` does; the RocksDB store starts its recovery there).
 
@@ -27,16 +33,22 @@ then, and the callers write through ``write_as``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Callable
 from typing import Any
 
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.streams import (
     _current_event,  # Faust's "current event" (table partition); pinned faust 0.15.3
 )
 from faust.types import TP
 
 Write = tuple[Any, int, str, bytes]  # (table, partition, key, value)
+
+#: bytes of a record batch of a partition's first writes with ``tail_alone`` (Kafka's default
+#: message size limit is 1 MiB)
+TAIL_ALONE_BATCH = 256 * 1024
 
 
 def bulk_producer(app: Any) -> Any | None:
@@ -49,7 +61,7 @@ def bulk_producer(app: Any) -> Any | None:
         return None
 
 
-async def write_all(producer: Any, writes: list[Write], event_of: Callable[[int], Any]) -> None:
+async def write_all(producer: Any, writes: list[Write], event_of: Callable[[int], Any], tail_alone: bool = False) -> None:
     """Make ``writes`` (see the module docstring); ``event_of(p)``: an event of partition ``p``."""
     chains: dict[tuple[Any, int], list[tuple[bytes | None, bytes | None]]] = {}
     for table, p, key, value in writes:
@@ -62,20 +74,32 @@ async def write_all(producer: Any, writes: list[Write], event_of: Callable[[int]
         k, _ = topic.prepare_key(key, table.key_serializer)
         v, _ = topic.prepare_value(value, table.value_serializer)
         chains.setdefault((table, p), []).append((k, v))
-    await asyncio.gather(*(_send_chain(producer, table, p, records) for (table, p), records in chains.items()))
+    await asyncio.gather(*(_send_chain(producer, table, p, records, tail_alone)
+                           for (table, p), records in chains.items()))
 
 
-async def _send_chain(producer: Any, table: Any, p: int, records: list[tuple[bytes | None, bytes | None]]) -> None:
-    """One changelog partition's records, in order, in as few batches as the producer allows."""
+async def _send_chain(producer: Any, table: Any, p: int, records: list[tuple[bytes | None, bytes | None]],
+                      tail_alone: bool) -> None:
+    """One changelog partition's records, in order, in as few batches as the producer allows
+    (``tail_alone``: the last one in a batch of its own, the others in large batches)."""
     topic = table.changelog_topic.get_topic_name()
     sent: list[tuple[Any, int]] = []
-    batch = producer.create_batch()
-    for key, value in records:
-        if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start another
-            sent.append((await producer.send_batch(batch, topic, partition=p), batch.record_count()))
-            batch = producer.create_batch()
-            batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
-    sent.append((await producer.send_batch(batch, topic, partition=p), batch.record_count()))
+    if tail_alone and len(records) > 1:
+        # a builder as the producer makes one (aiokafka 0.14), of another size
+        new_batch = functools.partial(BatchBuilder, TAIL_ALONE_BATCH, producer._message_accumulator._compression_type)
+        records, tail = records[:-1], records[-1:]
+    else:
+        new_batch, tail = producer.create_batch, []
+    for chunk, make in ((records, new_batch), (tail, producer.create_batch)):
+        if not chunk:
+            continue
+        batch = make()
+        for key, value in chunk:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start another
+                sent.append((await producer.send_batch(batch, topic, partition=p), batch.record_count()))
+                batch = make()
+                batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
+        sent.append((await producer.send_batch(batch, topic, partition=p), batch.record_count()))
     last = None
     for fut, count in sent:
         meta = await fut
