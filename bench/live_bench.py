@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 
 from escalation.live.broker import BrokerAddress, EmbeddedBroker  # noqa: E402
+from escalation.live.desk_book import key_partition  # noqa: E402
 from escalation.live.topics import ensure_topics, load_topics  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("_live_tests", ROOT / "tests/integration/test_live_engine.py")
@@ -107,14 +108,26 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def preproduce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
-    """Produce fast but in one-record batches (Tansu's ListOffsets miscounts multi-record batches, §7)."""
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1)
-    await p.start()
+    """Produce fast: in large record batches, each partition's last record in a batch of its own.
+    Tansu's ListOffsets reports a wrong log end after a multi-record batch (DESIGN.md §7); a
+    one-record batch at the end keeps it right (the worker's changelog writes do the same,
+    ``escalation/live/tablewrites.py``). Each partition keeps the records' order."""
+    by_p: dict[int, list[tuple[bytes | None, bytes]]] = {}
+    for i, (key, value) in enumerate(records):
+        p = key_partition(key, lt.PARTITIONS) if key is not None else i % lt.PARTITIONS  # as the default partitioner
+        by_p.setdefault(p, []).append((key, value))
+    bulk = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024)
+    alone = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1)
+    await bulk.start()
+    await alone.start()
     try:
-        futs = [await p.send(topic, value, key=key) for key, value in records]
-        await asyncio.gather(*futs)
+        await asyncio.gather(*[await bulk.send(topic, value, key=key, partition=p)
+                               for p, recs in by_p.items() for key, value in recs[:-1]])
+        await asyncio.gather(*[await alone.send(topic, recs[-1][1], key=recs[-1][0], partition=p)
+                               for p, recs in by_p.items()])
     finally:
-        await p.stop()
+        await bulk.stop()
+        await alone.stop()
 
 
 async def watch_commits(bootstrap: str, group: str, topic: str, total: int, timeout: float) -> list[tuple[float, int]]:

@@ -17,7 +17,8 @@ offset and reads only what the log end had beyond it (nothing, normally), so the
 Faust alone would have rebuilt.
 
 Invariants: after each write batch the persisted offset is that of the last record written, so
-an interrupted bulk read is resumed, by the next one or by Faust, from where it stopped. Standby
+an interrupted bulk read (an error, a timeout: logged as a warning) is resumed, by the next one
+or by Faust's recovery, from where it stopped. Standby
 partitions are left to Faust. Without a reader registered for the app (:func:`use_reader`) the
 store is Faust's store unchanged. The app asks for it with the store URL
 ``escalation+rocksdb://`` (what ``ESCALATION_STORE=rocksdb://`` selects); the files on disk are
@@ -26,6 +27,7 @@ Faust's, so a directory written by either store is read by the other.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import weakref
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 #: the store URL scheme of :class:`BulkRecoveringStore` (registered with Faust below)
 SCHEME = "escalation+rocksdb"
 #: longest a bulk read of one partition may take before it gives up (Faust's recovery then
-#: reads the rest): 1M records at a slow 10k records/s
+#: reads the rest, from the last offset written): 1M records at a slow 10k records/s
 BULK_READ_TIMEOUT = 100.0
 
 _READERS: weakref.WeakKeyDictionary[Any, RangeReader] = weakref.WeakKeyDictionary()
@@ -74,23 +76,28 @@ class BulkRecoveringStore(faust_rocksdb.Store):
             # answer for the first offset, which the embedded broker gave as 357 for a log from 0
             start = 0 if last is None else last + 1
             if start < ends[(topic, partition)]:
-                await self._bulk_read(reader, TP(topic, partition), start, ends[(topic, partition)])
+                try:
+                    await self._bulk_read(reader, TP(topic, partition), start, ends[(topic, partition)])
+                except Exception as err:  # noqa: BLE001 - what was written is persisted: Faust reads the rest
+                    log.warning("bulk recovery of %s[%d] stopped (%s); Faust's recovery reads the rest",
+                                topic, partition, err)
 
     async def _bulk_read(self, reader: RangeReader, tp: TP, start: int, end: int) -> None:
         """Bring partition ``tp``'s database from ``start`` up to the changelog's ``end`` (module docstring)."""
         started, count = time.perf_counter(), 0
         log.info("bulk recovery of %s[%d]: offsets %d..%d", tp.topic, tp.partition, start, end - 1)
         db = self._db_for_partition(tp.partition)
-        async for records in reader.chunks(tp.topic, tp.partition, start, end, BULK_READ_TIMEOUT):
-            batch = self._write_batch()
-            for record in records:
-                if record.value is None:
-                    batch.delete(record.key)
-                else:
-                    batch.put(record.key, record.value)
-            db.write(batch)
-            self.set_persisted_offset(tp, records[-1].offset)
-            count += len(records)
+        async with contextlib.aclosing(reader.chunks(tp.topic, tp.partition, start, end, BULK_READ_TIMEOUT)) as chunks:
+            async for records in chunks:
+                batch = self._write_batch()
+                for record in records:
+                    if record.value is None:
+                        batch.delete(record.key)
+                    else:
+                        batch.put(record.key, record.value)
+                db.write(batch)
+                self.set_persisted_offset(tp, records[-1].offset)
+                count += len(records)
         took = time.perf_counter() - started
         log.info("bulk recovery of %s[%d]: %d records in %.1f s (%.0f records/s)", tp.topic, tp.partition, count,
                  took, count / took if took else 0.0)
