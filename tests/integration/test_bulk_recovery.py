@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from escalation.live.readback import read_all
-from escalation.live.ticker import send_tick
 from tests.integration.test_live_engine import (
     PARTITIONS,
     Worker,
     assert_same_outputs,
-    collect,
     event_records,
     produce,
     replay_outputs,
+    tick_and_collect,
     topics,
     wait_consumed,
 )
@@ -79,9 +77,7 @@ def test_a_worker_on_an_empty_directory_recovers_its_tables_in_bulk_and_gives_re
         w2.wait_ready(timeout=60)
         produce(broker, names["tickets"], event_records(lines[half:]))
         wait_consumed(broker, namespace.app_id, names["tickets"], timeout=60)
-        asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(until), PARTITIONS))
-        outs = collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
-                       until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=60, quiet=2.0)
+        outs = tick_and_collect(broker, names, until, expected, timeout=60)
     finally:
         w2.stop()
     assert_same_outputs(expected, outs, f"after a bulk recovery; see {w2.log_path}")

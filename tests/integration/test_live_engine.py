@@ -137,6 +137,14 @@ def collect(broker, names, *, until=lambda got: bool(got), timeout=30.0, quiet=1
     return asyncio.run(_collect(broker.bootstrap, names, until=until, timeout=timeout, quiet=quiet))
 
 
+def tick_and_collect(broker, names: dict, until: str, expected: dict, timeout: float = 60) -> list:
+    """Tick every partition at ``until``, then read the three output topics until every id of
+    ``expected`` is there and nothing more came for 2 s."""
+    asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(until), PARTITIONS))
+    return collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
+                   until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=timeout, quiet=2.0)
+
+
 async def _committed(bootstrap: str, group: str, topic: str) -> tuple[dict, dict]:
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await c.start()
@@ -210,9 +218,7 @@ def _live_vs_replay(broker, namespace, tmp_path, events: Path, until: str, agree
         produce(broker, names["metrics"], metrics)
         wait_consumed(broker, namespace.app_id, names["tickets"], timeout=timeout)
         wait_consumed(broker, namespace.app_id, names["metrics"], timeout=timeout)
-        asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(until), PARTITIONS))
-        outs = collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
-                       until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=timeout, quiet=2.0)
+        outs = tick_and_collect(broker, names, until, expected, timeout=timeout)
     finally:
         w.stop()
     live = assert_same_outputs(expected, outs, f"see {w.log_path}")
@@ -364,9 +370,7 @@ def test_kill9_and_restart_misses_nothing(broker, namespace, tmp_path, store):
     try:
         w2.wait_ready()
         wait_consumed(broker, namespace.app_id, names["tickets"], timeout=60)
-        asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(until), PARTITIONS))
-        outs = collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
-                       until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=60, quiet=2.0)
+        outs = tick_and_collect(broker, names, until, expected, timeout=60)
     finally:
         w2.stop()
     assert_same_outputs(expected, outs, f"after kill -9; see {w2.log_path}")
@@ -387,9 +391,7 @@ def test_two_workers_and_a_rebalance_give_replays_outputs(broker, namespace, tmp
         w2.wait_ready()
         produce(broker, names["tickets"], event_records(lines[half:]))
         wait_consumed(broker, namespace.app_id, names["tickets"])
-        asyncio.run(send_tick(broker.bootstrap, names["ticks"], datetime.fromisoformat(T), PARTITIONS))
-        outs = collect(broker, [names["notifications"], names["remedies"], names["timeline"]],
-                       until=lambda got: set(expected) <= {o["id"] for _, _, o in got}, timeout=40, quiet=2.0)
+        outs = tick_and_collect(broker, names, T, expected, timeout=40)
     finally:
         if w2 is not None:
             w2.stop()
