@@ -22,6 +22,7 @@ import orjson
 from escalation.agreement.durations import BusinessDays, parse_duration
 from escalation.agreement.models import Agreement
 from escalation.core.contract.registry import Registry
+from escalation.live.demo_hook import say
 from escalation.paths import EXAMPLE_EVENTS
 
 __all__ = ["compress_registry", "install_demo", "retime", "still_valid"]
@@ -124,8 +125,7 @@ def install_demo(app: Any, bootstrap: str, names: Any, speed: float, partitions:
                 if isinstance(ev, dict):
                     key = str(ev.get("ticket") or ev.get("service") or "").encode() or None
                     value = orjson.dumps(ev)
-                    print(f"  in   {ev.get('time', '')[:19]}Z  {ev.get('type', ''):<23} {ev.get('ticket', '')}",
-                          file=sys.stderr, flush=True)
+                    say(f"  in   {ev.get('time', '')[:19]}Z  {ev.get('type', ''):<23} {ev.get('ticket', '')}", sys.stderr)
                 else:
                     key, value = None, ev if isinstance(ev, bytes) else str(ev).encode()
                 await producer.send_and_wait(names.tickets, value, key=key)
@@ -147,8 +147,8 @@ async def _print(consumer: Any) -> None:
                 except Exception:  # noqa: BLE001
                     continue
                 if tp.topic.endswith("deadletter"):
-                    print(f"  dead letter: {out.get('reason')}", flush=True)
+                    say(f"  dead letter: {out.get('reason')}")
                     continue
                 data = out.get("data", {})
-                print(f"  out  {out.get('time', '')[:19]}Z  {out.get('type', ''):<23} {out.get('subject', ''):<8} "
-                      f"{data.get('summary', '')}", flush=True)
+                say(f"  out  {out.get('time', '')[:19]}Z  {out.get('type', ''):<23} {out.get('subject', ''):<8} "
+                    f"{data.get('summary', '')}")

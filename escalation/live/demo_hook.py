@@ -54,6 +54,21 @@ def with_demo_webhook(registry: Registry, url: str) -> Registry:
     return Registry(copies)
 
 
+#: one lock for every line the demo prints: the webhook's server threads and the event loop's
+#: printer share the terminal
+_LINES = threading.Lock()
+
+
+def say(line: str, out=None) -> None:
+    """Print one whole line of the demo's output. ``print`` writes a line and its newline in two
+    calls, so another thread's line could land between them (seen in a test: a webhook line
+    followed by an ``out`` line on the same line)."""
+    out = out or sys.stdout
+    with _LINES:
+        out.write(line + "\n")
+        out.flush()
+
+
 def describe(event: dict) -> str:
     """One line about a delivered CloudEvent: type, ticket, what happened, the alert's dedup_key."""
     data = event.get("data") or {}
@@ -118,8 +133,7 @@ class DemoWebhook:
         return 200
 
     def _say(self, line: str) -> None:
-        with self._lock:
-            print(line, file=self.out, flush=True)
+        say(line, self.out)
 
 
 def _handler(hook: DemoWebhook) -> type[BaseHTTPRequestHandler]:
