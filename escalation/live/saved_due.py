@@ -86,7 +86,7 @@ class SavedDues:
             return None
         try:
             return to_dt(int(instant))
-        except ValueError:  # not a count of microseconds: decode the incident instead
+        except (ValueError, OverflowError):  # not an instant's microseconds: decode the incident instead
             return UNKNOWN
 
     def _trusted(self) -> frozenset[bytes]:

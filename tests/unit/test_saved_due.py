@@ -86,7 +86,7 @@ def test_notes_read_back_and_refuse_what_they_cannot_vouch_for():
     assert dues.due(note) == parts.engine(0).due_of(key)
     stamp = note.partition(b" ")[2]
     assert dues.due(b"- " + stamp) is None  # saved with nothing due
-    for bad in (b"", b"123", b"123 ffffffffffffffff", b"x1 " + stamp):
+    for bad in (b"", b"123", b"123 ffffffffffffffff", b"x1 " + stamp, b"9" * 30 + b" " + stamp):
         assert dues.due(bad) is UNKNOWN
     assert dues.note(parts.engine(0), "NO-SUCH-TICKET") == b""
 
