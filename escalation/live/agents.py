@@ -51,6 +51,9 @@ class Agent:
         self.guard, self.journal, self.offsets, self.committer = guard, journal, offsets, committer
         self.topics = topics   # whose applied offsets this agent commits
         self.stale = False     # reload from the tables at the next batch (rebalance, reload)
+        # one record per producer batch (the embedded broker's workaround): each changelog
+        # partition's writes in two batches, the last alone (escalation.live.tablewrites)
+        self.tail_alone = settings.client_tuning().get("producer_max_batch_size") == 1
 
     def discard_state(self) -> None:
         raise NotImplementedError
@@ -80,11 +83,8 @@ class Agent:
         bulk = None if self.settings.processing_guarantee == "exactly_once" else bulk_producer(self.app)
         if bulk is not None:  # in bulk (escalation.live.tablewrites); each step waits for the broker
             await self.app.producer.flush()  # anything Faust queued (a journal restore) lands first
-            # one record per producer batch (the embedded broker's workaround): each changelog
-            # partition's writes in two batches, the last alone (escalation.live.tablewrites)
-            tail_alone = self.settings.client_tuning().get("producer_max_batch_size") == 1
-            await write_all(bulk, self.journal.records(writes), last.__getitem__, tail_alone)
-            await write_all(bulk, writes, last.__getitem__, tail_alone)
+            await write_all(bulk, self.journal.records(writes), last.__getitem__, self.tail_alone)
+            await write_all(bulk, writes, last.__getitem__, self.tail_alone)
         else:
             for table, p, key, value in self.journal.records(writes):
                 write_as(last[p], table, key, value)

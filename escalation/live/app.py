@@ -174,11 +174,16 @@ class _Tables:
                    TableStore({name: table(name) for name in DESK_TABLES}), table("offsets"), table("journal"))
 
 
+def _bulk_recovering(settings: LiveSettings) -> bool:
+    """Whether the tables are on RocksDB, whose changelogs are recovered in bulk (``live/bulk_recovery.py``)."""
+    return settings.store.startswith("rocksdb://")
+
+
 def _faust_app(settings: LiveSettings, broker_url: str | None, datadir: str | Path | None) -> faust.App:
     kw = settings.faust_app_kwargs(broker_url)
     if datadir is not None:
         kw["datadir"] = str(datadir)
-    if kw["store"].startswith("rocksdb://"):  # Faust's RocksDB store, its changelogs recovered in bulk
+    if _bulk_recovering(settings):  # Faust's RocksDB store, its changelogs recovered in bulk
         from escalation.live.bulk_recovery import SCHEME
 
         kw["store"] = SCHEME + kw["store"][len("rocksdb"):]
@@ -192,7 +197,7 @@ def _clients(app: faust.App, settings: LiveSettings) -> tuple[RangeReader, Outpu
     both stop before the app shuts down."""
     bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
     reader = RangeReader(bootstrap, settings.aiokafka_security())
-    if settings.store.startswith("rocksdb://"):
+    if _bulk_recovering(settings):
         from escalation.live.bulk_recovery import use_reader
 
         use_reader(app, reader)
