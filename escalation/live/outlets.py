@@ -31,6 +31,12 @@ from escalation.live.records import deadletter_record, desk_record, mark_record
 
 log = logging.getLogger("escalation.live.app")
 
+#: bytes of an output record batch (aiokafka's default is 16 KiB). A batch that fires many
+#: deadlines sends hundreds of ~1 KB outputs, and aiokafka sends a partition's batches one request
+#: after another: with 16 KiB batches the sends took as long as the processing (100k latency run,
+#: ~0.12 ms per output). Kafka's default message size limit is 1 MiB.
+OUTPUT_BATCH = 256 * 1024
+
 
 class OutputSender:
     """Outputs, dead letters and desk records through one plain aiokafka producer with normal batching.
@@ -57,7 +63,8 @@ class OutputSender:
             self._starting = asyncio.Lock()
         async with self._starting:
             if self._producer is None:
-                producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", **self.client_kwargs)
+                producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", max_batch_size=OUTPUT_BATCH,
+                                            **self.client_kwargs)
                 await producer.start()
                 self._producer = producer
         return self._producer
