@@ -54,6 +54,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from escalation.live.desk_book import key_partition  # noqa: E402
 from escalation.live.store import INCIDENTS  # noqa: E402
 from escalation.live.topics import ensure_topics, load_topics  # noqa: E402
+from escalation.live.value_compression import compress, expand  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("_live_bench", ROOT / "bench/live_bench.py")
 lb = importlib.util.module_from_spec(_spec)
@@ -111,10 +112,9 @@ def stored_as(tpl: tuple[str, bytes], name: str, part: int, notes: bool = True) 
     would have put), with its note (its due instant) or, ``notes=False``, without (as saved before notes)."""
     placeholder, stored = tpl
     assert stored.startswith(b"0"), "templates are made in partition 0"
-    body = stored[1:].replace(placeholder.encode(), name.encode())
-    if not notes:
-        body = b"\n" + body.split(b"\n", 1)[1]
-    return b"%d%b" % (part, body)
+    head, _, body = stored.partition(b"\n")
+    body = compress(bytes(expand(body)).replace(placeholder.encode(), name.encode()))
+    return b"%d%b\n%b" % (part, head[1:] if notes else b"", body)
 
 
 async def write_changelog(bootstrap: str, topic: str, n: int, tpls: list[tuple[str, bytes]], producers: int) -> int:

@@ -2,7 +2,8 @@
 
 A worker holds every open incident of its partitions, and the table holds each one's saved value
 too (the memory store in the worker's heap; RocksDB in its page cache). A decoded incident costs
-~1.3 KB (its clocks, datetimes and records) against ~0.6 KB for its stored bytes, and most
+~1.3 KB (its clocks, datetimes and records) against ~0.2 KB for its stored bytes (compressed,
+``escalation/live/value_compression.py``), and most
 incidents are not touched by a given batch. So between batches an open incident is kept as its
 stored value, the very bytes object its table holds (``StateStore.put`` returns it), and decoded
 again when a step first asks for it.
@@ -22,7 +23,7 @@ again when a step first asks for it.
   repeat, a rejected event): unchanged, since a step names every entry it changes. So between
   batches every open incident is frozen.
 
-Costs one decode (~30 µs: JSON and the codec) the first time a batch touches a frozen incident;
+Costs one decode (~35 µs: expansion, JSON and the codec) the first time a batch touches a frozen incident;
 the encode it replaces is what the batch's table write makes anyway.
 """
 

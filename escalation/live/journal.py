@@ -11,7 +11,10 @@ kill -9 restarts under load, with and without the input guard).
 How (the numbers are the order in the code):
 1. Before a batch writes its tables, each partition ``p`` it changed gets ONE record in the
    ``journal`` table (key ``<agent>:<p>``): every (table, key, value) the batch writes for ``p``,
-   zlib-compressed. One record is atomic.
+   zlib-compressed. One record is atomic. Its form: ``b"<p> latin-1\\n"`` + zlib of the JSON list
+   of ``[table, key, value]``, each value's bytes as a latin-1 string (a stored value may be binary,
+   ``escalation/live/value_compression.py``); a record whose line has no `` latin-1`` (written
+   before) holds values as UTF-8 strings.
 2. The producer is flushed: the journal is on the broker before any table write of the batch.
 3. The table writes follow as before.
 On load (the first batch that touches ``p`` after an assignment or a failed batch),
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Largest journal record (bytes, compressed); Kafka's default message size limit is 1 MiB.
 MAX_JOURNAL = 900_000
+#: the mark of a journal record whose values are latin-1 strings (one character per byte)
+LATIN1 = b"latin-1"
 
 Write = tuple[Any, int, str, bytes]  # (table, partition, key, value)
 
@@ -55,7 +60,7 @@ class Journal:
         """Step 1: one journal write per partition in ``writes`` (to be made, then flushed, first)."""
         by_p: dict[int, list] = {}
         for table, p, key, value in writes:
-            by_p.setdefault(p, []).append([table.name, key, value.decode()])
+            by_p.setdefault(p, []).append([table.name, key, value.decode("latin-1")])
         out = []
         for p, entries in sorted(by_p.items()):
             blob = zlib.compress(orjson.dumps(entries), 1)
@@ -63,7 +68,7 @@ class Journal:
                 log.warning("escalation: the %s journal of partition %d would take %d bytes; this batch's writes "
                             "are not journalled", self.name, p, len(blob))
                 blob = zlib.compress(b"[]")
-            out.append((self.table, p, self._key(p), b"%d\n%b" % (p, blob)))
+            out.append((self.table, p, self._key(p), b"%d %b\n%b" % (p, LATIN1, blob)))
         return out
 
     def restore(self, partitions: set[int], write: Callable[[Any, int, str, bytes], None]) -> int:
@@ -75,8 +80,10 @@ class Journal:
             self._restored.add(p)
             if not raw:
                 continue
-            for name, key, value in orjson.loads(zlib.decompress(raw.partition(b"\n")[2])):
-                table, data = self.tables[name], value.encode()
+            head, _, blob = raw.partition(b"\n")
+            encoding = "latin-1" if head.endswith(b" " + LATIN1) else "utf-8"
+            for name, key, value in orjson.loads(zlib.decompress(blob)):
+                table, data = self.tables[name], value.encode(encoding)
                 if table.get(key) != data:
                     write(table, p, key, data)
                     restored += 1

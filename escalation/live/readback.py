@@ -8,11 +8,11 @@ seeks (``seek_to_beginning`` can land on the log end on the embedded broker).
 
 from __future__ import annotations
 
-import json
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from escalation.core.tickets.state import upgrade
+from escalation.live.store import unpack
 
 
 async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
@@ -49,7 +49,7 @@ async def state_input_ids(bootstrap: str, app_id: str) -> set[int]:
     ids: set[int] = set()
     for value in (await latest_values(bootstrap, f"{app_id}-incidents-changelog")).values():
         if value:
-            state = json.loads(value.split(b"\n", 1)[1])
+            state = unpack(value)[1]
             saved = upgrade(state["incident"] if "incident" in state else state["closed"])
             ids.update(saved.get("inputs", [])[::2])
     return ids
