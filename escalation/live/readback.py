@@ -8,7 +8,6 @@ seeks (``seek_to_beginning`` can land on the log end on the embedded broker).
 
 from __future__ import annotations
 
-
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from escalation.core.tickets.state import upgrade

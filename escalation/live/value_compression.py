@@ -27,6 +27,7 @@ marker, and the old file stays.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -49,22 +50,23 @@ def dictionary() -> zstandard.ZstdCompressionDict:
     return zstandard.ZstdCompressionDict(data)
 
 
-@lru_cache(maxsize=1)
-def _compressor() -> Any:
-    return zstandard.ZstdCompressor(level=LEVEL, dict_data=dictionary(), write_checksum=False,
-                                    write_content_size=True, write_dict_id=False)
+class _Contexts(threading.local):
+    """A compressor and a decompressor per thread (zstandard's contexts are not thread-safe)."""
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=LEVEL, dict_data=dictionary(), write_checksum=False,
+                                                   write_content_size=True, write_dict_id=False)
+        self.decompressor = zstandard.ZstdDecompressor(dict_data=dictionary())
 
 
-@lru_cache(maxsize=1)
-def _decompressor() -> Any:
-    return zstandard.ZstdDecompressor(dict_data=dictionary())
+_contexts = _Contexts()
 
 
 def compress(body: bytes) -> bytes:
     """A JSON body as stored: compressed (``MARKER`` + frame) when at least ``MIN_SIZE`` bytes."""
     if len(body) < MIN_SIZE:
         return body
-    return MARKER + _compressor().compress(body)
+    return MARKER + _contexts.compressor.compress(body)
 
 
 def expand(body: Any) -> Any:
@@ -73,4 +75,4 @@ def expand(body: Any) -> Any:
         return body
     if bytes(body[:2]) != MARKER:
         raise ValueError(f"stored value compressed with an unknown dictionary: {bytes(body[:2])!r}")
-    return _decompressor().decompress(body[2:])
+    return _contexts.decompressor.decompress(body[2:])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import orjson
 import pytest
 
@@ -74,10 +76,18 @@ def test_the_journal_restores_compressed_values_and_reads_journals_written_befor
     assert journal.restore({0}, lambda table, p, k, v: restored.__setitem__(k, v)) == len(values)
     assert restored == {k: v for _t, _p, k, v in writes}
     # a journal written before values were compressed: JSON values as UTF-8 strings
-    import zlib
     text = b'0\n{"incident":{"summary":"caf\xc3\xa9"}}'
     journal_table[key] = b"0\n" + zlib.compress(orjson.dumps([[INCIDENTS, "OLD", text.decode()]]))
     journal.discard()
     restored.clear()
     journal.restore({0}, lambda table, p, k, v: restored.__setitem__(k, v))
     assert restored == {"OLD": text}
+
+
+def test_threads_compress_with_contexts_of_their_own():
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [orjson.dumps({"incident": {"ticket": f"INC-{i}", "summary": "x" * (100 + i)}}) for i in range(200)]
+    with ThreadPoolExecutor(4) as pool:
+        packed = list(pool.map(vc.compress, bodies))
+        assert list(pool.map(vc.expand, packed)) == bodies
