@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from escalation.core.contract.registry import Registry  # noqa: E402
 from escalation.core.engine import Engine  # noqa: E402
 from escalation.loader import load_agreements  # noqa: E402
-from escalation.replay import replay  # noqa: E402
+from escalation.replay import replay, replay_engine  # noqa: E402
 
 _ENDS = frozenset(("ticket.closed", "ticket.cancelled"))
 
@@ -81,9 +81,12 @@ def deep_size(root) -> int:
             continue
         seen.add(id(obj))
         total += sys.getsizeof(obj)
-        if isinstance(obj, dict):
-            stack.extend(obj.keys())
-            stack.extend(obj.values())
+        if isinstance(obj, dict):  # the entries as held (a mapping of frozen incidents would decode them)
+            stack.extend(dict.keys(obj))
+            stack.extend(dict.values(obj))
+            decoded = getattr(obj, "_decoded", None)  # CappedIncidents: the order of its decoded entries
+            if decoded is not None:
+                stack.append(decoded)
         elif isinstance(obj, (list, tuple, set, frozenset)):
             stack.extend(obj)
         elif dataclasses.is_dataclass(obj):
@@ -130,7 +133,8 @@ def _mib(n: float) -> str:
 def run(events: Path, agreements: Path, until: datetime | None, outputs: Path | None,
         profile: bool, trace: bool, forget_closed: bool = True, open_only: bool = False) -> dict:
     registry = Registry(load_agreements([agreements]))
-    engine = Engine(registry, forget_closed=forget_closed)  # as `escalation replay` makes it
+    # as `escalation replay` makes it (--keep-closed: the old form, every incident decoded and kept)
+    engine = replay_engine(registry) if forget_closed else Engine(registry)
     sink = open(outputs, "wb") if outputs else open(os.devnull, "wb")
     rejects: list[dict] = []
     dumps = orjson.dumps

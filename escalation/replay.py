@@ -16,6 +16,11 @@ reason, and the run goes on.
   ``"duplicate": true`` (counted in ``duplicates`` and ``conflicts``).
 - Any other exception while processing a line dead-letters it as ``internal error: <type>:
   <message>`` (counted in ``internal_errors``; the first is logged with its traceback).
+
+Memory (issue #11): a closed incident becomes a tombstone, and at most ``DECODED_CAP`` open
+incidents stay decoded between lines; the others are kept as the compressed bytes the live store
+would hold (``replay_engine``, ``escalation/live/frozen.py`` ``CappedIncidents``) and decoded again
+when a line or a deadline touches them. Outputs do not depend on it (the codec's round trip).
 """
 
 from __future__ import annotations
@@ -31,10 +36,35 @@ from escalation.core.contract.registry import Registry
 from escalation.core.engine import Engine
 from escalation.core.events import Rejected, Tick, decode_event, internal_error_reason
 from escalation.core.outputs import Output
+from escalation.core.tickets.state import Incident
 
 log = logging.getLogger(__name__)
 
 BOM = "\ufeff"
+
+
+#: open incidents a replay keeps decoded between lines (~1.6 KB each, so at most ~50 MB); beyond
+#: it, the longest decoded are frozen (~0.37 KB each with key and bytes). Decoding one again costs
+#: ~35 µs and freezing it ~45 µs, and a replay with most incidents frozen runs ~1.5x slower per
+#: event, so the cap is above the open incidents of the bench workloads at their peak (10k tickets:
+#: 2,175; 100k tickets: 21,411), which pay nothing (bench/README.md, issue #11 stop 14).
+DECODED_CAP = 32768
+
+
+def _frozen(incident: Incident) -> bytes:
+    """An open incident as the live store would hold it (partition 0)."""
+    from escalation.live.store import pack
+
+    return pack(0, {"incident": incident.to_dict()})
+
+
+def replay_engine(registry: Registry, **kw) -> Engine:
+    """The Engine of a replay: closed incidents as tombstones (as live), at most ``DECODED_CAP`` open
+    incidents decoded between lines (the caller calls ``engine.incidents.evict()`` between steps)."""
+    from escalation.live.frozen import CappedIncidents
+    from escalation.live.store import load
+
+    return Engine(registry, forget_closed=True, incidents=CappedIncidents(load, _frozen, DECODED_CAP), **kw)
 
 
 @dataclass
@@ -56,7 +86,8 @@ def replay(registry: Registry, lines: Iterable[bytes | str], emit: Callable[[Out
     shrinks closed incidents to tombstones, as live does: same outputs and dead letters, less
     memory); ``emit`` gets the typed outputs (``Output.cloudevent`` makes the published form),
     ``reject`` dead-letter records."""
-    engine = engine or Engine(registry, forget_closed=True)
+    engine = engine or replay_engine(registry)
+    evict = getattr(engine.incidents, "evict", None)  # between lines (see ``replay_engine``)
     stats = ReplayStats()
 
     def send(outputs: list) -> None:
@@ -70,6 +101,8 @@ def replay(registry: Registry, lines: Iterable[bytes | str], emit: Callable[[Out
         if not line or line.isspace():  # a blank line (what ``not line.strip()`` says, without a copy)
             continue
         stats.lines += 1
+        if evict is not None:
+            evict()
         try:
             applied = engine.step(decode_event(line))
         except Rejected as err:

@@ -29,7 +29,6 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from escalation.core.engine import Engine
 from escalation.core.events import (
     EARLIEST,
     LATEST,
@@ -132,7 +131,9 @@ class Worker:
     """Worker ``w`` of ``n``: its share of the incidents through one Engine, every clock move, merge keys."""
 
     def __init__(self, registry, w: int, n: int, grace: timedelta, encode) -> None:
-        self.engine = Engine(registry, metric_grace=grace, desk=Recorder(w), forget_closed=True)
+        from escalation.replay import replay_engine
+
+        self.engine = replay_engine(registry, metric_grace=grace, desk=Recorder(w))
         self.w, self.n, self.grace, self.encode = w, n, grace, encode
         self.slos, self._slo_keys = SloBook(registry), {}
         self.elements: list = []   # (merge key, encoded output | Marker), in merge-key order
@@ -163,6 +164,7 @@ class Worker:
         return self
 
     def line(self, number: int, line: bytes | str) -> None:
+        self.engine.incidents.evict()  # between steps (escalation.replay.replay_engine)
         peeked = peek(line)
         if owner_of(peeked, self.n) == self.w:
             if peeked is not None:

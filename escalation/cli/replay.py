@@ -32,8 +32,8 @@ def replay_command(agreements, events, until, out, dead_letter, pretty, period_g
     """Run recorded events through the core with a simulated clock."""
     from datetime import timedelta
 
-    from escalation.core.engine import Engine
     from escalation.replay import replay as run_replay
+    from escalation.replay import replay_engine
 
     registry = load_registry(agreements or [EXAMPLE_AGREEMENT])
     until_at = parse_instant(until)
@@ -55,7 +55,7 @@ def replay_command(agreements, events, until, out, dead_letter, pretty, period_g
         if stats is None:  # one worker, or a parallel run that could have differed from one engine's
             with events_path.open("rb") as lines:
                 stats = run_replay(registry, lines, lambda o: sink.write(encode(o)), reject, until_at,
-                                   Engine(registry, metric_grace=grace, forget_closed=True))
+                                   replay_engine(registry, metric_grace=grace))
     finally:
         sink.flush()
         dead.flush()

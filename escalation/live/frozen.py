@@ -1,10 +1,11 @@
-"""An engine's open incidents as the live worker keeps them: as stored between batches.
+"""An engine's open incidents kept as stored bytes when not in use: between a live worker's
+batches (:class:`FrozenIncidents`), and beyond a cap of decoded ones in a replay (:class:`CappedIncidents`).
 
 A worker holds every open incident of its partitions, and the table holds each one's saved value
 too (the memory store in the worker's heap; RocksDB in its page cache). A decoded incident costs
 ~1.3 KB (its clocks, datetimes and records) against ~0.2 KB for its stored bytes (compressed,
-``escalation/live/value_compression.py``), and most
-incidents are not touched by a given batch. So between batches an open incident is kept as its
+``escalation/live/value_compression.py``), and most incidents are not touched by a given
+batch. So between batches an open incident is kept as its
 stored value, the very bytes object its table holds (``StateStore.put`` returns it), and decoded
 again when a step first asks for it.
 
@@ -30,6 +31,7 @@ the encode it replaces is what the batch's table write makes anyway.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from escalation.core.tickets.state import Incident, upgrade
@@ -60,8 +62,11 @@ class FrozenIncidents(dict):
                 dict.__setitem__(self, key, stored)
         self._thawed.clear()
 
+    def _decode(self, stored: bytes) -> Incident:
+        return Incident.from_dict(upgrade(self._load(stored)["incident"]))
+
     def _thaw(self, key: str, stored: bytes) -> Incident:
-        incident = Incident.from_dict(upgrade(self._load(stored)["incident"]))
+        incident = self._decode(stored)
         dict.__setitem__(self, key, incident)
         self._thawed[key] = stored
         return incident
@@ -83,3 +88,50 @@ class FrozenIncidents(dict):
     def frozen(self) -> int:
         """How many entries are frozen (a figure for benchmarks and tests)."""
         return sum(1 for value in dict.values(self) if value.__class__ is bytes)
+
+
+class CappedIncidents(FrozenIncidents):
+    """The open incidents of a replay: at most ``cap`` decoded between steps, the rest frozen.
+
+    A replay has no store and no batches: every incident stays decoded (~1.5 KB each) unless
+    something freezes it. Invariants:
+
+    - ``evict`` is called between steps only (the engine holds no incident across steps), and
+      freezes the incidents decoded longest ago (first decoded or created, first frozen) until at
+      most ``cap`` are decoded, each as ``dump(incident)`` (the stored form the live store would
+      make, so decoding it gives an equal incident: outputs do not depend on the cap);
+    - below the cap nothing is frozen: a replay with fewer open incidents than ``cap`` pays only
+      the reads through this mapping (a method call each).
+    """
+
+    __slots__ = ("_cap", "_decoded", "_dump")
+
+    def __init__(self, load: Callable[[bytes], Any], dump: Callable[[Incident], bytes], cap: int) -> None:
+        super().__init__(load)
+        self._cap, self._dump = cap, dump
+        self._decoded: dict[str, None] = {}  # the decoded entries, in the order they became decoded
+
+    def __setitem__(self, key: str, incident: Incident) -> None:
+        dict.__setitem__(self, key, incident)
+        self._decoded[key] = None
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self, key)
+        self._decoded.pop(key, None)
+
+    def _thaw(self, key: str, stored: bytes) -> Incident:
+        incident = self._decode(stored)
+        dict.__setitem__(self, key, incident)
+        self._decoded[key] = None
+        return incident
+
+    def evict(self) -> None:
+        """Freeze the longest-decoded incidents beyond ``cap`` (between steps only)."""
+        decoded = self._decoded
+        if len(decoded) <= self._cap:
+            return
+        for key in list(islice(decoded, len(decoded) - self._cap)):
+            del decoded[key]
+            incident = dict.get(self, key)
+            if incident is not None and incident.__class__ is not bytes:
+                dict.__setitem__(self, key, self._dump(incident))

@@ -47,3 +47,47 @@ def test_a_store_buffer_of_another_type_is_frozen_as_bytes():
     incidents = FrozenIncidents(store.load)
     incidents.freeze("INC-1", bytearray(store.put("incidents", 0, "INC-1", {"incident": _incident().to_dict()})))
     assert incidents.frozen() == 1 and incidents["INC-1"] == _incident()
+
+
+def _replayed(agreements, events, engine=None) -> tuple[list, list, object]:
+    import orjson
+
+    from escalation.cli.common import load_registry
+    from escalation.replay import replay
+
+    registry = load_registry([str(agreements)])
+    engine = engine(registry) if engine else None
+    outputs, dead = [], []
+    stats = replay(registry, events.read_bytes().splitlines(), lambda o: outputs.append(orjson.dumps(o.cloudevent())),
+                   dead.append, None, engine)
+    return outputs, dead, stats
+
+
+def test_a_replay_with_few_incidents_decoded_gives_the_same_outputs():
+    from escalation.core.engine import Engine
+    from escalation.live.frozen import CappedIncidents
+    from escalation.live.store import load
+    from escalation.paths import ROOT
+    from escalation.replay import _frozen
+
+    examples = ROOT / "examples"
+    for agreements, events in [(examples / "agreements", examples / "events" / "acme-erp.jsonl"),
+                               (examples / "agreements" / "contracts", examples / "events" / "contracts.jsonl"),
+                               (examples / "agreements", examples / "events" / "acme-erp-contract.jsonl")]:
+        plain = _replayed(agreements, events, lambda r: Engine(r, forget_closed=True))
+        assert plain[0]
+        for cap in (0, 1, 2):
+            thawed: list = []
+
+            def counted(stored: bytes, thawed: list = thawed) -> object:
+                thawed.append(stored)
+                return load(stored)
+
+            def make(registry, cap=cap):
+                return Engine(registry, forget_closed=True, incidents=CappedIncidents(counted, _frozen, cap))
+
+            outputs, dead, _ = _replayed(agreements, events, make)
+            assert (outputs, dead) == plain[:2], (events.name, cap)
+            if cap == 0:  # every incident frozen between lines: each later line about it decodes it again
+                assert thawed, events.name
+        assert _replayed(agreements, events)[:2] == plain[:2]  # the default replay engine
