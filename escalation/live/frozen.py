@@ -4,10 +4,9 @@ batches (:class:`FrozenIncidents`), and beyond a cap of decoded ones in a replay
 A worker holds every open incident of its partitions, and the table holds each one's saved value
 too (the memory store in the worker's heap; RocksDB in its page cache). A decoded incident costs
 ~1.3 KB (its clocks, datetimes and records) against ~0.2 KB for its stored bytes (compressed,
-``escalation/live/value_compression.py``), and most incidents are not touched by a given
-batch. So between batches an open incident is kept as its
-stored value, the very bytes object its table holds (``StateStore.put`` returns it), and decoded
-again when a step first asks for it.
+``escalation/live/value_compression.py``), and most incidents are not touched by a given batch.
+So between batches an open incident is kept as its stored value, the very bytes object its table
+holds (``StateStore.put`` returns it), and decoded again when a step first asks for it.
 
 :class:`FrozenIncidents` is the ``incidents`` mapping of a live partition's
 :class:`~escalation.core.engine.Engine`. Invariants:
