@@ -82,16 +82,20 @@ class Recorder:
 
 
 def _instant(value) -> datetime | None:
-    """An RFC 3339 time as the decoder reads it, or None (then the line moves no clock)."""
+    """An RFC 3339 time as the decoder reads it, in UTC as the decoder gives it (comparing aware
+    datetimes with different ``tzinfo`` is many times slower, and ticks compare often), or None
+    (then the line moves no clock)."""
     if not isinstance(value, str) or not _DATE_FIRST.match(value):
         return None
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if at.tzinfo is None or not EARLIEST <= at < LATEST:
+    if at.tzinfo is None:
         return None
-    return at
+    at = at.astimezone(UTC)
+    # inside the window whatever the offset; else the two comparisons decide (as events._plausible)
+    return at if 1970 < at.year < 2199 or EARLIEST <= at < LATEST else None
 
 
 def peek(line: bytes | str) -> tuple[str, datetime, datetime | None] | None:
@@ -167,7 +171,7 @@ class Worker:
         self.engine.incidents.evict()  # between steps (escalation.replay.replay_engine)
         peeked = peek(line)
         if owner_of(peeked, self.n) == self.w:
-            if peeked is not None:
+            if peeked is not None and not self._covered_by_step(peeked):
                 self._advance(number, 0, Tick(peeked[1], inclusive=False))
             self._own(number, line, peeked)
         elif peeked is not None:
@@ -180,7 +184,8 @@ class Worker:
 
         stats = self.stats
         stats["lines"] += 1
-        self._catch_up()
+        if peeked is None or self._behind is None or self._behind != peeked[1]:  # else the step moves the clock there
+            self._catch_up()
         try:
             event = decode_event(line)
             if not _matches(event, peeked):
@@ -202,6 +207,8 @@ class Worker:
             self.dead.append((number, {**_dead_letter(number, line, result.conflict), "duplicate": True}))
         if result.duplicate:
             return self._not_applied(number, peeked)
+        if self._behind is not None and not self._behind > self.engine.now:
+            self._behind = None  # the step moved the clock as far as the waiting move would have
         self.status.append((number, ACCEPTED, peeked[1], peeked[2]))
         self._emit(number, 1, result.outputs, peeked[2])
         return None
@@ -233,6 +240,19 @@ class Worker:
             behind, self._behind = self._behind, None
             if self.engine.step(Tick(behind, inclusive=False)).outputs:
                 self.problem = "a skipped clock move fired outputs"
+
+    def _covered_by_step(self, peeked) -> bool:
+        """Whether the clock move before an owned ticket line can be left to the line's own step:
+        nothing is due before the line, so the move fires nothing (no phase-0 outputs) and the
+        step's own advance goes as far. The move is noted as waiting (``_behind``), so a rejected
+        or repeated line still moves this worker's clock, as every worker's moves at every line;
+        and a waiting move no later than the line is folded into it (the clock ends where it
+        would have, and an event older than the clock is late by the same amount either way)."""
+        at = peeked[1]
+        if peeked[2] is not None or (self._behind is not None and self._behind > at) or not self._quiet_before(at):
+            return False
+        self._behind = at
+        return True
 
     def _quiet_before(self, at: datetime) -> bool:
         """Whether nothing (deadline or period close) is due before ``at`` in this worker's engine."""

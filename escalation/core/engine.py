@@ -309,9 +309,11 @@ class Engine:
         """The earliest instant something is due at: a ticket deadline, an SLO or report period
         close (after its grace), a desk close or term event; None when nothing is. What a tick at
         or after it will fire (the live ticker ticks a partition early for it)."""
-        dues = (self._deadlines.next_due(), self.metrics.next_close(),
-                None if self.desk is None else self.desk.next_close())
-        return min((d for d in dues if d is not None), default=None)
+        first = self._deadlines.next_due()
+        for due in (self.metrics.next_close(), None if self.desk is None else self.desk.next_close()):
+            if due is not None and (first is None or due < first):  # ``min`` of the known ones, without a generator
+                first = due
+        return first
 
     def due_count(self) -> int:
         """How many incidents have a deadline scheduled (the due index's size)."""
