@@ -38,6 +38,7 @@ from escalation.replay import ReplayStats
 from escalation.replay_worker import _CLOSE, ACCEPTED, Marker, Worker
 
 log = logging.getLogger(__name__)
+_UNKNOWN = object()  # a cached value not known yet
 #: how the last parallel run went (for benchmarks and tests): ``problem`` (None, or why it was redone
 #: with one worker), ``worker_cpu`` (each worker's CPU seconds)
 LAST_RUN: dict = {}
@@ -153,6 +154,19 @@ class Merge:
     def __init__(self, registry: Registry, grace: timedelta, encode, write, counts: Counter) -> None:
         self.desk = Desk(registry, 1, grace)
         self.encode, self.write, self.counts = encode, write, counts
+        # the desk's next close, asked before every output of an advance: it changes only when
+        # the desk books something (``_booked`` forgets it), so it is asked again only then
+        self._close: object = _UNKNOWN
+
+    def _next_close(self) -> datetime | None:
+        if self._close is _UNKNOWN:
+            self._close = self.desk.next_close()
+        return self._close  # type: ignore[return-value]
+
+    def _booked(self, outputs: list) -> None:
+        """The desk booked (submit, mark, release): its next close may have moved."""
+        self._close = _UNKNOWN
+        self.emit(outputs)
 
     def run(self, results: list[dict], until: datetime | None) -> None:
         merged = heapq.merge(*(r["elements"] for r in results), key=itemgetter(0))
@@ -180,11 +194,11 @@ class Merge:
     def close_desk(self, until: datetime, inclusive: bool) -> None:
         """One engine's desk closes before ``until`` (at it too when ``inclusive``)."""
         while True:
-            close = self.desk.next_close()
+            close = self._next_close()
             if close is None or not (close < until or (inclusive and close == until)):
                 return
             self.desk.mark(0, close, inclusive=True)
-            self.emit(self.desk.release())
+            self._booked(self.desk.release())
 
     def advance(self, items: list, until: datetime, inclusive: bool) -> None:
         """One advance's outputs: a desk close goes before the first output of a later instant; the
@@ -211,7 +225,7 @@ class Merge:
         for item in payload.items:
             self.desk.submit(item)
         self.desk.mark(0, payload.at, inclusive=False)
-        self.emit(self.desk.release())
+        self._booked(self.desk.release())
 
     def closes(self, payloads: list) -> None:
         """The period closes of one instant from every worker: their desk records booked together,
@@ -232,7 +246,7 @@ class Merge:
             before, after = written[:first], written[first:]
             for payload in before:
                 self.write(payload)
-            self.emit(self.desk.release())
+            self._booked(self.desk.release())
             written = after
         for payload in written:
             self.write(payload)

@@ -49,6 +49,7 @@ NO_INSTANT = datetime.min.replace(tzinfo=UTC)
 _SLO_CLOSES = (OutputType.SLO_ATTAINMENT, OutputType.SLO_NO_DATA)
 _DEADLINE, _CLOSE, _BURN = 0, 1, 9
 ACCEPTED, REJECTED = 1, 0
+_UNKNOWN = object()  # a cached value not known yet
 
 
 class Marker:
@@ -149,6 +150,7 @@ class Worker:
         self.last_line = 0
         self._last: tuple = ()
         self._behind: datetime | None = None  # a clock move skipped (nothing was due before it)
+        self._due: object = _UNKNOWN  # the engine's next due instant, while no step has changed it
 
     def run(self, lines, until: datetime | None) -> Worker:
         from escalation.replay import _skip_bom
@@ -191,7 +193,7 @@ class Worker:
             if not _matches(event, peeked):
                 self.problem = f"line {number}: its times read differently by the decoder"
                 return
-            result = self.engine.step(event)
+            result = self._step(event)
         except Rejected as err:
             stats["rejected"] += 1
             self.dead.append((number, _dead_letter(number, line, err.reason)))
@@ -230,7 +232,7 @@ class Worker:
                 self._behind = tick.at
             return
         self._catch_up()
-        outputs = self.engine.step(tick).outputs
+        outputs = self._step(tick).outputs
         if outputs:
             self._emit(number, phase, outputs, None, advancing=True)
 
@@ -238,7 +240,7 @@ class Worker:
         """The clock moves that waited: nothing was due before them, and nothing changed since."""
         if self._behind is not None:
             behind, self._behind = self._behind, None
-            if self.engine.step(Tick(behind, inclusive=False)).outputs:
+            if self._step(Tick(behind, inclusive=False)).outputs:
                 self.problem = "a skipped clock move fired outputs"
 
     def _covered_by_step(self, peeked) -> bool:
@@ -254,9 +256,16 @@ class Worker:
         self._behind = at
         return True
 
+    def _step(self, item):
+        """``engine.step``; what is due next is asked again after it (only a step changes it)."""
+        self._due = _UNKNOWN
+        return self.engine.step(item)
+
     def _quiet_before(self, at: datetime) -> bool:
         """Whether nothing (deadline or period close) is due before ``at`` in this worker's engine."""
-        due = self.engine.next_due()
+        due = self._due
+        if due is _UNKNOWN:
+            due = self._due = self.engine.next_due()
         return due is None or due >= at
 
     def _emit(self, number: int, phase: int, outputs: list, burn_at, advancing: bool = False) -> None:
