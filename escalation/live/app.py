@@ -93,6 +93,11 @@ log = logging.getLogger(__name__)
 #: tick waits at most BATCH_WITHIN before it is processed (part of the deadline latency).
 BATCH_MAX = 1000
 BATCH_WITHIN = 0.05
+#: Input records per second at which the inputs agent's consumer counts as working off a backlog
+#: (``InputGuard``, ``CatchUp``): a partition whose records then wait is queued, not stalled. A
+#: worker applies ~2,000/s here (bench/live_bench.py); live traffic far below this rate keeps the
+#: 2 s stall detection of a tail Faust stopped delivering.
+BACKLOG_RATE = 500.0
 
 #: Longest (ms) a fetch of the worker's consumer waits at the broker for records. Faust hard-codes
 #: 1500 ms; the embedded Tansu broker does not answer a waiting fetch when records arrive, only at
@@ -233,7 +238,8 @@ def _agents(app: faust.App, settings: LiveSettings, registry: Registry, names: T
         # the inputs guard checks the tails of tickets/metrics partitions on each tick (live ticks only)
         guard=InputGuard(in_offsets, reader, {names.tickets, names.metrics}, committed_offset,
                          tails=() if manual_ticks else (names.tickets, names.metrics),
-                         after=lambda rec: tick_after(rec.value) if rec.topic == names.ticks else {}))
+                         after=lambda rec: tick_after(rec.value) if rec.topic == names.ticks else {},
+                         backlog_rate=BACKLOG_RATE))
     desk = DeskAgent(
         DeskBook(registry, parts.sources, tables.desk, grace), **shared, offsets=desk_offsets, topics=(names.desk,),
         journal=Journal("desk", tables.journal, [*tables.desk.tables.values(), tables.offsets]),
@@ -287,7 +293,7 @@ def _ticker(app: faust.App, names: TopicNames, topics: _Topics, settings: LiveSe
             applied, ends = await guard.position(p)
         except Exception:  # noqa: BLE001 - broker unreachable for a moment: tick as before
             return {}
-        return decider.decide(p, applied, ends)
+        return decider.decide(p, applied, ends, guard.saturated_at)
 
     install_ticker(app, app.topic(names.ticks, **topics.raw), settings, caught_up, parts.next_due)
 

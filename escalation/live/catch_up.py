@@ -15,10 +15,14 @@ tick), or None to hold the tick back. Why each branch:
 - **Behind, the consumer applying**: None. The input moves the partition's clock first, so none
   of its records is made late by a tick that overtook it in the merged stream (a deadline its
   acknowledgement would have stopped must not fire first).
-- **Behind, nothing applied for ``stall_limit`` s**: the log ends. Faust stopped delivering a
-  partition's tail (seen after restarts); holding the ticks would stop time for that partition
-  for good. With the ends as ``after`` the tick brings every record up to them first (the
-  InputGuard reads back what was not delivered), so none of them is late either.
+- **Behind, nothing applied for ``stall_limit`` s while the consumer is not saturated**: the log
+  ends. Faust stopped delivering a partition's tail (seen after restarts); holding the ticks would
+  stop time for that partition for good. With the ends as ``after`` the tick brings every record
+  up to them first (the InputGuard reads back what was not delivered), so none of them is late
+  either. While the consumer works off a backlog (``saturated_at``: it delivered at least
+  ``app.BACKLOG_RATE`` records/s; and for ``stall_limit`` s after), a partition that does not move
+  is queued behind the others, not stalled: it is held as in a backlog below (reading its whole
+  tail back would apply it twice and hold it in memory at once).
 - **Behind for ``catch_up_limit`` s although input is being applied** (a backlog): the offsets
   applied, so time does not stop for good; the backlog's events may then be late (§6).
 
@@ -52,8 +56,11 @@ class CatchUp:
         # p -> (applied, unchanged since, behind since)
         self.waiting: dict[int, tuple[dict[str, int], float, float]] = {}
 
-    def decide(self, p: int, applied: dict[str, int], ends: dict[str, int]) -> dict[str, int] | None:
-        """The tick's ``after`` for partition ``p``, or None to hold its tick back."""
+    def decide(self, p: int, applied: dict[str, int], ends: dict[str, int],
+               saturated_at: float | None = None) -> dict[str, int] | None:
+        """The tick's ``after`` for partition ``p``, or None to hold its tick back.
+        ``saturated_at``: when the consumer was last saturated (``InputGuard.saturated_at``, on
+        this ``clock``), None if never."""
         if all(end <= applied.get(topic, 0) for topic, end in ends.items()):
             self.waiting.pop(p, None)
             return applied
@@ -61,7 +68,7 @@ class CatchUp:
         seen = self.waiting.get(p)
         if seen is None or seen[0] != applied:  # first sight, or the consumer moved on since
             seen = self.waiting[p] = (applied, now, now if seen is None else seen[2])
-        if now - seen[1] >= self.stall_limit:
+        if now - seen[1] >= self.stall_limit and (saturated_at is None or now - saturated_at >= self.stall_limit):
             del self.waiting[p]
             return ends
         if now - seen[2] >= self.catch_up_limit:

@@ -6,10 +6,12 @@ dict table and a reader that serves a list of records (each case says what it sh
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
 from escalation.live.store import pack
+from escalation.live import offsets as offsets_module
 from escalation.live.offsets import AppliedOffsets, InputGuard, Record
 
 T, M, K = "p.tickets", "p.metrics", "a-ticks"
@@ -89,6 +91,26 @@ def test_a_tick_reads_back_a_tail_the_consumer_never_delivered():
     assert run(guard, [(K, 1)]) == [(T, 7), (T, 8), (K, 1)]
     assert run(guard, [(K, 2)]) == [(K, 2)]  # caught up: nothing more to read
     assert asyncio.run(guard.position(0)) == ({T: 9}, {T: 9, M: 0})
+
+
+def test_a_tail_is_not_read_back_while_the_consumer_works_off_a_backlog(monkeypatch):
+    # A backlog: partition 1's records arrive at the backlog rate (here 1 record/s over the 2 s
+    # window) and keep the agent busy while partition 0's tickets wait on the broker. They are
+    # queued behind, not lost: no read-back until the consumer has not been saturated for tail_wait.
+    now = [0.0]
+    monkeypatch.setattr(offsets_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    log = Log({(T, 0): list(range(9)), (T, 1): list(range(4))})
+    guard = InputGuard(AppliedOffsets({f"{T}#0": pack(0, 7)}), log, {T, M}, lambda t, p: None, tails=(T, M),
+                       tail_wait=5.0, backlog_rate=1.0)
+    guard._lagging[(T, 0)] = (7, -1e9)  # partition 0 has been lagging since long ago
+    out = asyncio.run(guard.records([rec(T, 0, 1), rec(T, 1, 1), rec(T, 2, 1)]))
+    assert [(r.partition, r.offset) for r in out] == [(1, 0), (1, 1), (1, 2)]
+    assert guard.saturated_at == 0.0
+    now[0] = 1.0
+    assert run(guard, [(K, 0)]) == [(K, 0)] and log.reads == []  # an old lag, but the consumer is busy
+    now[0] = 10.0  # nothing delivered for 9 s (> tail_wait): the lag is a lost tail
+    assert run(guard, [(K, 1)]) == [(T, 7), (T, 8), (K, 1)]
+    assert log.reads == [(T, 0, 7, 9)] and guard.saturated_at == 1.0
 
 
 def test_a_tick_comes_after_the_records_applied_before_it_was_made():
