@@ -92,11 +92,11 @@ def _instant(value) -> datetime | None:
         at = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if at.tzinfo is None:
+    # inside the window whatever the offset; else the two comparisons decide (as events._plausible),
+    # before the conversion, which overflows for year 1 or 9999 with an offset
+    if at.tzinfo is None or not (1970 < at.year < 2199 or EARLIEST <= at < LATEST):
         return None
-    at = at.astimezone(UTC)
-    # inside the window whatever the offset; else the two comparisons decide (as events._plausible)
-    return at if 1970 < at.year < 2199 or EARLIEST <= at < LATEST else None
+    return at.astimezone(UTC)
 
 
 def peek(line: bytes | str) -> tuple[str, datetime, datetime | None] | None:

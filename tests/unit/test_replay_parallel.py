@@ -62,7 +62,8 @@ def test_examples_pretty_identical(tmp_path, monkeypatch):
 def _workload(seed: int, tickets: int) -> list[bytes]:
     """Tickets on two services (every lifecycle path the generator knows), five-minute slices for
     erp-prod with an outage, in time order; then a repeat, a conflicting repeat, an unknown ticket,
-    a line that is not JSON and a blank line among them."""
+    a line that is not JSON, a blank line and two times outside the plausible window (whose
+    conversion to UTC overflows) among them."""
     rng = random.Random(seed)
     start = datetime(2026, 3, 2, 8, tzinfo=UTC)
     events: list[tuple[datetime, dict]] = []
@@ -95,6 +96,8 @@ def _workload(seed: int, tickets: int) -> list[bytes]:
                                    "time": orjson.loads(lines[80]).get("time", "2026-03-03T00:00:00Z")}))
     lines.insert(90, b"not json")
     lines.insert(100, b"")
+    for at, when in ((110, "9999-12-31T23:59:59-01:00"), (120, "0001-01-01T00:00:00+01:00")):  # dead letters
+        lines.insert(at, orjson.dumps({"id": f"far-{at}", "type": "ticket.updated", "ticket": "T-1", "time": when}))
     return [line + b"\n" for line in lines]
 
 
