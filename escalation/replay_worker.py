@@ -9,7 +9,9 @@ slice), so all workers fire deadlines and period closes at the same lines, and e
 orders its outputs: by line; before the line (phase 0) or its own outputs (phase 1); in an advance
 by instant, deadlines (class 0, by ticket) before period closes (class 1, by the scheduler's close
 key: SLO closes by agreement and clause order, then report figures). The owner's step result keeps
-the event's outputs (phase 1, in its order).
+the event's outputs (phase 1, in its order). A clock move that fires nothing waits
+(``_behind``) until a step needs the clock, and before a line the worker owns it is left to the
+line's own step, which advances as far: ticks are stepped only where something is due.
 
 The engines have no desk of their own: a :class:`Recorder` takes the desk records the core settles
 (penalties, credits, report figures, terminations) and leaves a :class:`Marker` where one engine's
