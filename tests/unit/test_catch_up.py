@@ -201,13 +201,13 @@ def test_a_topic_missing_from_applied_counts_as_offset_0(catch_up, clock):
 
 
 def test_a_partition_that_waits_while_the_consumer_is_saturated_is_held_not_stalled(catch_up, clock):
-    # A backlog: the consumer delivers full batches of other partitions; partition 0 does not move
-    # for longer than the stall limit. It is queued, not stalled: no read-back of its whole tail.
+    # A backlog: the consumer delivers other partitions' records at the backlog rate; partition 0
+    # does not move for longer than the stall limit. It is queued, not stalled: no read-back of its tail.
     t0 = clock.now
     assert catch_up.decide(0, {T: 5}, {T: 900}, saturated_at=t0) is None
     clock.at(t0, STALL_LIMIT + 1)
     assert catch_up.decide(0, {T: 5}, {T: 900}, saturated_at=t0 + STALL_LIMIT + 0.5) is None
-    # the backlog ends (last full batch at t0+3): a stall is declared STALL_LIMIT after it
+    # the backlog ends (last saturated at t0+3): a stall is declared STALL_LIMIT after it
     clock.at(t0, 3 + STALL_LIMIT - 0.001)
     assert catch_up.decide(0, {T: 5}, {T: 900}, saturated_at=t0 + 3) is None
     clock.at(t0, 3 + STALL_LIMIT)
@@ -227,7 +227,7 @@ def test_saturation_does_not_lift_the_catch_up_limit(catch_up, clock):
 class Guard:
     """``position`` as InputGuard answers it, or raising like an unreachable broker."""
 
-    saturated_at = None  # no full batch delivered yet
+    saturated_at = None  # never saturated
 
     def __init__(self, answers: list[tuple[dict[str, int], dict[str, int]] | Exception]) -> None:
         self.answers, self.asked = answers, []
