@@ -35,10 +35,9 @@ from escalation.core.contract.registry import Registry
 from escalation.core.money.desk import Desk
 from escalation.core.reporting.figures import PartialReport
 from escalation.replay import ReplayStats
-from escalation.replay_worker import _CLOSE, ACCEPTED, Marker, Worker
+from escalation.replay_worker import _CLOSE, _UNKNOWN, ACCEPTED, Marker, Worker
 
 log = logging.getLogger(__name__)
-_UNKNOWN = object()  # a cached value not known yet
 #: how the last parallel run went (for benchmarks and tests): ``problem`` (None, or why it was redone
 #: with one worker), ``worker_cpu`` (each worker's CPU seconds)
 LAST_RUN: dict = {}

@@ -61,14 +61,15 @@ class FrozenIncidents(dict):
                 dict.__setitem__(self, key, stored)
         self._thawed.clear()
 
-    def _decode(self, stored: bytes) -> Incident:
-        return Incident.from_dict(upgrade(self._load(stored)["incident"]))
-
     def _thaw(self, key: str, stored: bytes) -> Incident:
-        incident = self._decode(stored)
+        incident = Incident.from_dict(upgrade(self._load(stored)["incident"]))
         dict.__setitem__(self, key, incident)
-        self._thawed[key] = stored
+        self._note_thawed(key, stored)
         return incident
+
+    def _note_thawed(self, key: str, stored: bytes) -> None:
+        """``key`` was decoded from ``stored``: ``refreeze`` freezes it again unless a batch wrote it."""
+        self._thawed[key] = stored
 
     def __getitem__(self, key: str) -> Incident:
         value = dict.__getitem__(self, key)
@@ -118,11 +119,8 @@ class CappedIncidents(FrozenIncidents):
         dict.__delitem__(self, key)
         self._decoded.pop(key, None)
 
-    def _thaw(self, key: str, stored: bytes) -> Incident:
-        incident = self._decode(stored)
-        dict.__setitem__(self, key, incident)
-        self._decoded[key] = None
-        return incident
+    def _note_thawed(self, key: str, stored: bytes) -> None:
+        self._decoded[key] = None  # decoded again: the last to be frozen by ``evict``
 
     def evict(self) -> None:
         """Freeze the longest-decoded incidents beyond ``cap`` (between steps only)."""
