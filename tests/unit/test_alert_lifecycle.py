@@ -79,6 +79,32 @@ CASES = {
             ("2026-03-02T14:30:00+00:00", "escalation.repeated", 4, 1),
             ("2026-03-02T14:45:00+00:00", ACK, "resolution", "bob", 4),
         ]),
+    # as above, bob acknowledges at 14:10 (level 4 fired at 14:00); resolved at 14:20, reopened at
+    # 14:50 (resume: same cycle, the clock runs again). The acknowledged level stays quiet: no
+    # repeat at 14:50 (the one due 14:30, late) nor at 15:00 or 15:30
+    "acknowledged repeats stay stopped after a resumed reopen": (
+        Events().open(OPEN).add("acknowledged", "2026-03-02T08:05:00Z")
+        .notification_ack("2026-03-02T14:10:00Z", "resolution", by="bob").add("resolved", "2026-03-02T14:20:00Z")
+        .add("reopened", "2026-03-02T14:50:00Z"),
+        None, "2026-03-02T17:00:00Z", ("escalation.triggered", "escalation.repeated", ACK), [
+            ("2026-03-02T10:00:00+00:00", "escalation.triggered", 2),
+            ("2026-03-02T12:00:00+00:00", "escalation.triggered", 3),
+            ("2026-03-02T14:00:00+00:00", "escalation.triggered", 4),
+            ("2026-03-02T14:10:00+00:00", ACK, "resolution", "bob", 4),
+        ]),
+    # level 4 at 14:00, repeat 1 at 14:30; P2 at 14:40 (keep_elapsed) resolves the alert (the
+    # ladder is P1 only), P1 again at 16:00: the repeats due at 15:00 and 15:30 belonged to the
+    # resolved alert, so they do not come in a burst at 16:00
+    "repeats of a resolved alert do not come back with the policy": (
+        Events().open(OPEN).add("acknowledged", "2026-03-02T08:05:00Z")
+        .add("priority_changed", "2026-03-02T14:40:00Z", priority="P2")
+        .add("priority_changed", "2026-03-02T16:00:00Z", priority="P1"),
+        None, "2026-03-02T17:30:00Z", ("escalation.triggered", "escalation.repeated"), [
+            ("2026-03-02T10:00:00+00:00", "escalation.triggered", 2),
+            ("2026-03-02T12:00:00+00:00", "escalation.triggered", 3),
+            ("2026-03-02T14:00:00+00:00", "escalation.triggered", 4),
+            ("2026-03-02T14:30:00+00:00", "escalation.repeated", 4, 1),
+        ]),
     # level 1 at 08:15, not acknowledged by 08:25: level 2 fires then instead of at 10:00 (2h)
     "ack timeout escalates": (
         Events().open(OPEN), TIMEOUTS, "2026-03-02T10:30:00Z", ("escalation.triggered",), [

@@ -274,7 +274,9 @@ _HANDLERS = {
 def _next_item(compiled: CompiledAgreement, incident: Incident):
     """(at, order, index, clock name, rule, threshold, repeat n, due, cause) of the earliest
     pending item, or None. ``cause``: the level whose ack timeout makes ``threshold`` (the next
-    level) fire, else None. Acknowledged alerts stop their levels' repeats and timeouts."""
+    level) fire, else None. Repeats and ack timeouts run only while the alert their level fired
+    in is open and unacknowledged: an acknowledgement or a resolve stops them for the rest of the
+    cycle, even when the clock runs again (a resumed reopen, a priority change back)."""
     best = None
     best_at = None
     last_time = incident.last_time
@@ -300,7 +302,7 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
                         best, best_at = (at, order, index, name, rule, thr, 0, due, None), at
                     break
         alert = clock.alert
-        if fired and (alert is None or alert.acked_at is None):
+        if alert is not None and alert.acked_at is None and alert.levels:
             item = _wall_clock_item(compiled, incident, order, name, clock, rule)
             if item is not None and (best is None or item[0] < best_at):
                 best, best_at = item, item[0]
@@ -308,13 +310,16 @@ def _next_item(compiled: CompiledAgreement, incident: Incident):
 
 
 def _wall_clock_item(compiled: CompiledAgreement, incident: Incident, order: int, name: str, clock, rule: TargetRule):
-    """The earliest wall-clock item (``_next_item``'s form) of a clock with fired thresholds and
-    no acknowledged alert: a level's repeat, or the next level of an ack timeout that ran out."""
+    """The earliest wall-clock item (``_next_item``'s form) of a clock whose open, unacknowledged
+    alert has levels fired in it: a repeat of one of those levels, or the next level of an ack
+    timeout that ran out."""
     best = None
     last_time = incident.last_time
     fired = clock.fired or EMPTY
+    levels = clock.alert.levels
     for index, thr in enumerate(rule.thresholds):
-        if thr.repeat_every is None or thr.key not in fired or not thr.applies_to(incident.service):
+        if (thr.repeat_every is None or thr.key not in levels or thr.key not in fired
+                or not thr.applies_to(incident.service)):
             continue
         done = (clock.repeats or EMPTY).get(thr.key, 0)
         if done < thr.level.repeat.times:
@@ -322,11 +327,10 @@ def _wall_clock_item(compiled: CompiledAgreement, incident: Incident, order: int
             at = last_time if last_time > due else due
             if best is None or at < best[0]:
                 best = (at, order, 1000 + index, name, rule, thr, done + 1, due, None)
-    if clock.alert is not None and clock.alert.levels:
-        for due, next_name, next_rule, nxt, cause in alerts.timeouts(compiled, incident, clock, rule):
-            at = last_time if last_time > due else due
-            if best is None or at < best[0]:
-                best = (at, order, 2000, next_name, next_rule, nxt, 0, due, cause)
+    for due, next_name, next_rule, nxt, cause in alerts.timeouts(compiled, incident, clock, rule):
+        at = last_time if last_time > due else due
+        if best is None or at < best[0]:
+            best = (at, order, 2000, next_name, next_rule, nxt, 0, due, cause)
     return best
 
 
