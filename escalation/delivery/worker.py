@@ -186,7 +186,13 @@ class Deliverer:
         return self.config.only is not None and name not in self.config.only
 
     async def _deliver(self, job: Job, tp, offset: int) -> None:
-        """Send (with retries), write the record, then let the offset go."""
+        """Send (with retries), write the record, then let the offset go. The log is asked again
+        here: a repeated output record (an engine's redelivery) may have been taken while its
+        first copy was still in flight; both wait in the same lane, so by now the first is logged."""
+        if log_key(job.output["id"], job.name) in self.log:
+            metrics.finished(job.kind, "duplicate")
+            self.tracker.done(tp, offset)
+            return
         try:
             result = await self._attempt_all(job)
         except (MissingSecret, NotDeliverable) as err:

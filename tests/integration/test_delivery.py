@@ -282,6 +282,23 @@ def test_429_and_5xx_are_retried_400_fails_at_once_and_max_age_gives_up(broker, 
         d.stop()
 
 
+def test_a_repeated_output_in_flight_is_delivered_once_per_target(broker, namespace, setup, vendors):
+    # an engine's redelivery after a restart: the same output record twice, taken in one fetch,
+    # the second while the first is still being sent
+    d = start(broker, namespace, setup)
+    try:
+        twice = output("sla.breached", 7, "INC-D", ["pd", "hook"])
+        produce(broker, setup["notifications"], [twice, twice])
+        wait_for(lambda: len(deliveries(broker, namespace)) >= 2, 20, every=0.3)
+        time.sleep(1.0)  # a second send, if any, would be on its way by now
+        assert len(vendors.seen("pd", 202)) == 1 and len(vendors.seen("hook", 200)) == 1
+        records = deliveries(broker, namespace)
+        assert sorted(r["key"] for r in records) == sorted(f"{twice['id']}/{t}" for t in ("pd", "hook"))
+        assert 'escalation_deliveries_total{kind="pagerduty",outcome="duplicate"} 1.0' in d.metrics()
+    finally:
+        d.stop()
+
+
 def test_a_burst_above_the_rate_limit_waits_and_nothing_is_dropped(broker, namespace, setup, vendors):
     d = start(broker, namespace, setup, "--rate-limit", "pagerduty=5/1")
     try:
