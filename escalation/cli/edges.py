@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import datetime, timedelta, timezone
 
 import click
 
@@ -49,9 +50,14 @@ async def _send(settings, source) -> None:
     await producer.start()
     tally = Tally()
     topics = {t: f"{settings.topic_prefix}{t}" for t in ("tickets", "metrics")}
+    skew = settings.max_future_skew
+
+    def clock():  # what the worker will allow when the event arrives: refused here, not dead-lettered there
+        return datetime.now(timezone.utc) + timedelta(seconds=skew), skew
+
     try:
         await send_lines(source, producer, topics, lambda r: click.echo(f"{name}:{r.line}: {r.reason}", err=True),
-                         tally)
+                         tally, clock=clock)
     finally:
         await producer.stop()
     print_status(tally.summary(name))

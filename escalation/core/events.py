@@ -262,6 +262,18 @@ def as_written(t: datetime, event) -> datetime:
     return t if zone is None else t.astimezone(zone)
 
 
+def from_the_future(event, latest: datetime, skew: float, whose: str) -> str | None:
+    """Why a live input is refused for lying ahead of the wall clock (DESIGN.md §10), else None.
+
+    ``latest`` is the wall clock plus ``skew`` seconds, read by the caller (the core reads no
+    clock); a metric slice counts by its end. ``whose`` names that clock in the reason (the
+    worker's, the sender's), so one broken producer is told the same thing wherever it is caught."""
+    if event.time <= latest:
+        return None
+    return (f"from the future: time {as_written(event.time, event).isoformat()} is more than {skew:g} s ahead "
+            f"of the {whose} clock ({latest.isoformat()} + skew)")
+
+
 def _reason(err: ValidationError) -> str:
     parts = []
     for item in err.errors(include_url=False):

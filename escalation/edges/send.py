@@ -11,15 +11,19 @@ Invariants:
 - routing: metric events go to ``metrics`` keyed by ``service``; ticket events (and
   ``notification.acknowledged``) to ``tickets`` keyed by ``ticket``; ``agreement.terminated`` to
   ``tickets`` keyed by ``agreement`` (§11, §13); a decoded event with none of these is rejected;
-- every rejected line is reported with its number and reason and is not sent.
+- every rejected line is reported with its number and reason and is not sent;
+- with a ``clock`` (the wall clock plus the live ``max_future_skew``, read per line), an event
+  ahead of it is refused as the worker would dead-letter it ("from the future", §10).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import IO, Iterable, Iterator
 
-from escalation.core.events import Rejected, decode_event
+from escalation.core.events import Rejected, decode_event, from_the_future
 
 BOM = b"\xef\xbb\xbf"
 
@@ -63,7 +67,11 @@ def route(event) -> tuple[str, str]:
     raise Rejected(f"no input topic for event type {type_!r}")
 
 
-def check_line(number: int, raw: bytes) -> Accepted | Refused | None:
+#: the wall clock plus the allowed skew, and the skew (seconds): see the module docstring
+Clock = Callable[[], tuple[datetime, float]]
+
+
+def check_line(number: int, raw: bytes, clock: Clock | None = None) -> Accepted | Refused | None:
     """One physical line: None when blank, else accepted (with its topic and key) or refused."""
     value = raw.rstrip(b"\r\n")
     if not value.strip():
@@ -73,30 +81,34 @@ def check_line(number: int, raw: bytes) -> Accepted | Refused | None:
     except UnicodeDecodeError as err:
         return Refused(number, f"invalid UTF-8 at byte {err.start}")
     try:
-        topic, key = route(decode_event(text))
+        event = decode_event(text)
+        topic, key = route(event)
     except Rejected as err:
         return Refused(number, err.reason)
+    future = None if clock is None else from_the_future(event, *clock(), "sender's")
+    if future is not None:
+        return Refused(number, future)
     return Accepted(number, topic, key.encode(), value)
 
 
-def check_lines(lines: Iterable[bytes]) -> Iterator[Accepted | Refused]:
+def check_lines(lines: Iterable[bytes], clock: Clock | None = None) -> Iterator[Accepted | Refused]:
     for number, raw in enumerate(lines, start=1):
         if number == 1:
             raw = raw.removeprefix(BOM)
-        result = check_line(number, raw)
+        result = check_line(number, raw, clock)
         if result is not None:
             yield result
 
 
 async def send_lines(lines: IO[bytes], producer, topics: dict[str, str], report, tally: Tally,
-                     window: int = 1000) -> None:
+                     window: int = 1000, clock: Clock | None = None) -> None:
     """Produce the accepted lines; ``report(Refused)`` for the others.
 
     At most ``window`` sends are in flight, so memory stays bounded on a large file; every send
     is awaited before returning (an error from the broker propagates: the run did not complete).
     """
     pending = []
-    for result in check_lines(lines):
+    for result in check_lines(lines, clock):
         tally.lines = result.line
         if isinstance(result, Refused):
             tally.rejected += 1

@@ -26,7 +26,7 @@ from typing import Any
 
 import faust
 
-from escalation.core.events import MetricObserved, Rejected, as_written, decode_event
+from escalation.core.events import MetricObserved, Rejected, decode_event, from_the_future
 from escalation.live import observability as obs
 from escalation.live.desk_book import DeskBook
 from escalation.live.journal import Journal
@@ -172,10 +172,9 @@ class InputsAgent(Agent):
             batch.reject(f"{decoded.type} events belong on the {'metrics' if is_metric else 'tickets'} "
                          f"topic, not on {rec.topic}", rec)
             return None
-        if decoded.time > latest:
-            batch.reject(f"from the future: time {as_written(decoded.time, decoded).isoformat()} is more than "
-                         f"{self.settings.max_future_skew:g} s ahead of the worker's clock "
-                         f"({latest.isoformat()} + skew)", rec)
+        future = from_the_future(decoded, latest, self.settings.max_future_skew, "worker's")
+        if future is not None:
+            batch.reject(future, rec)
             return None
         return decoded
 

@@ -4,6 +4,7 @@ lines, the broker file, the SLI config and Prometheus values -> slices. Table-dr
 from __future__ import annotations
 
 import socket
+from datetime import datetime, timezone
 
 import orjson
 import pytest
@@ -43,6 +44,22 @@ def test_send_routes_accepted_lines_and_numbers_refused_ones():
     assert "exceeds total" in reasons[3]
     assert "good" in reasons[4]
     assert "unknown event type 'ticket.exploded'" == reasons[5]
+
+
+def test_send_refuses_what_the_worker_would_dead_letter_as_from_the_future():
+    # wall clock 09:00:30Z, skew 300 s: an opening at 09:00 and a slice ending at 09:05:30 are
+    # accepted; a slice ending at 09:05:31 and an opening 30 days ahead are refused with line numbers
+    skew = 300.0
+    latest = datetime(2026, 3, 2, 9, 5, 30, tzinfo=timezone.utc)
+    lines = [_line(OPENED), _line({**METRIC, "start": "2026-03-02T09:04:30Z", "end": "2026-03-02T09:05:30Z"}),
+             _line({**METRIC, "start": "2026-03-02T09:04:31Z", "end": "2026-03-02T09:05:31Z"}),
+             _line({**OPENED, "id": "e-2", "time": "2026-04-01T09:00:00+02:00"})]
+    results = list(check_lines(lines, clock=lambda: (latest, skew)))
+    assert [(type(r).__name__, r.line) for r in results] == [
+        ("Accepted", 1), ("Accepted", 2), ("Refused", 3), ("Refused", 4)]
+    assert results[3].reason == ("from the future: time 2026-04-01T09:00:00+02:00 is more than 300 s ahead of "
+                                 "the sender's clock (2026-03-02T09:05:30+00:00 + skew)")
+    assert all(isinstance(r, Accepted) for r in check_lines(lines))   # no clock: shape only
 
 
 def test_send_routes_acknowledgements_by_ticket_when_the_decoder_knows_them():
