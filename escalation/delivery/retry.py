@@ -59,9 +59,11 @@ class RetryPolicy:
     max_age: float = 3600.0
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Wait after the ``attempt``-th failure (1-based): equal jitter around 0.5 s · 2^(n-1) ≤ 60 s."""
+        """Wait after the ``attempt``-th failure (1-based): the step 0.5 s · 2^(n-1), at most 60 s,
+        plus up to a quarter of it as jitter (never above 60 s). The jitter is added, not taken
+        off, so no wait is shorter than the documented step (DESIGN.md §12: 0.5 s doubling)."""
         step = min(self.cap, self.base * 2 ** min(attempt - 1, 30))
-        return rng.uniform(step / 2, step)
+        return min(self.cap, rng.uniform(step, step * 1.25))
 
     def next_wait(self, outcome: Outcome, attempt: int, age: float, rng: random.Random) -> float | None:
         """Seconds to wait before the next attempt, or None: give up (failed for good or too old).

@@ -217,7 +217,8 @@ def test_retry_after_and_backoff():
     policy, rng = RetryPolicy(max_age=100), random.Random(1)
     waits = [policy.backoff(n, rng) for n in range(1, 12)]
     steps = [min(60, 0.5 * 2 ** (n - 1)) for n in range(1, 12)]
-    assert all(s / 2 <= w <= s for w, s in zip(waits, steps))
+    assert all(s <= w <= min(60, s * 1.25) for w, s in zip(waits, steps))   # never below the step
+    assert len({round(w, 6) for w in waits[:6]}) == 6                           # jittered
     fail = Outcome(False, True, 503)
     assert policy.next_wait(Outcome(False, True, 429, retry_after=9), 1, 0, rng) == 9
     assert policy.next_wait(fail, 1, 99.9, rng) is None                  # max_age reached
