@@ -19,16 +19,28 @@ from escalation.agreement.bounded import MAX_FILE_BYTES, Refused, read_yaml
 from escalation.agreement.models import Agreement
 from escalation.agreement.references import check_references
 from escalation.core.contract.feasibility import check_feasible
+from escalation.secrets import redact
+
+
+#: the path of a problem of the document as a whole (its YAML text, its shape), where no field is to blame
+DOCUMENT = "(document)"
 
 
 @dataclass(frozen=True, slots=True)
 class AgreementProblem:
-    """``file:line: path: message``; line 0 is a problem of the whole file (``file: message``)."""
+    """``file:line: path: message``; line 0 is a problem of the whole file (``file: message``).
+
+    Path and message are redacted (``escalation.secrets.redact``): an agreement may quote a URL
+    with credentials, and YAML's own errors echo the values they saw (DESIGN.md §10 "Secrets")."""
 
     file: str
     line: int
     path: str
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", redact(self.path))
+        object.__setattr__(self, "message", redact(self.message))
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
@@ -82,9 +94,9 @@ def parse_agreement(text: str | bytes, file: str) -> Agreement:
     try:
         root = read_yaml(text)
     except Refused as err:
-        raise AgreementError([AgreementProblem(file, err.line, "", err.message)]) from None
+        raise AgreementError([AgreementProblem(file, err.line, DOCUMENT, err.message)]) from None
     if not isinstance(root, CommentedMap):
-        raise AgreementError([AgreementProblem(file, 1, "", "an agreement file must hold one mapping")])
+        raise AgreementError([AgreementProblem(file, 1, DOCUMENT, "an agreement file must hold one mapping")])
     data = _plain(root)
     try:
         agreement = Agreement.model_validate(data)

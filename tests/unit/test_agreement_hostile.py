@@ -166,7 +166,7 @@ def test_oversized_file_is_refused_before_it_is_read(tmp_path):
     path = tmp_path / "big.yaml"
     path.write_bytes(BASE.encode() + b"#" * (2 << 20))
     _, [problem] = check_agreements([path])
-    assert str(problem) == f"{path}:1: file is larger than 1048576 bytes"
+    assert str(problem) == f"{path}:1: (document): file is larger than 1048576 bytes"
 
 
 def test_directory_with_one_broken_file_reports_every_other_file(tmp_path):
@@ -177,8 +177,8 @@ def test_directory_with_one_broken_file_reports_every_other_file(tmp_path):
     run = subprocess.run([sys.executable, "-m", "escalation.cli", "validate", str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 1 and run.stderr == ""
     assert run.stdout.splitlines() == [
-        f"{tmp_path / 'a-broken.yaml'}:1: invalid UTF-8 at byte offset 10: invalid continuation byte",
-        f"{tmp_path / 'c-bomb.yaml'}:5: more than 10000 nodes with aliases expanded (an alias bomb?)",
+        f"{tmp_path / 'a-broken.yaml'}:1: (document): invalid UTF-8 at byte offset 10: invalid continuation byte",
+        f"{tmp_path / 'c-bomb.yaml'}:5: (document): more than 10000 nodes with aliases expanded (an alias bomb?)",
         "ok: acme-erp revision 3",
         "ok: hostile revision 1",
     ]
@@ -263,3 +263,19 @@ def test_fuzzed_reference_agreement_either_fails_cleanly_or_replays(changes):
         assert all(p.message for p in err.problems)
         return
     replay_to_lists(Registry([agreement]), _EVENTS, _UNTIL)
+
+
+@pytest.mark.parametrize("extra", [
+    # YAML's duplicate-key error quotes both values
+    'notification_targets:\n  hook:\n    kind: webhook\n    url: "https://user:s3cr3tpass@hook.example/x"\n'
+    '    url: "https://user:s3cr3tpass@hook.example/y"\n',
+    # an unknown target is named as written
+    'escalation:\n  - id: p\n    levels:\n      - {level: 1, at: {clock: response, fraction: 1.0},'
+    ' notify: ["https://user:s3cr3tpass@hook.example/z"]}\n',
+])
+def test_credentials_in_urls_never_appear_in_agreement_errors(extra):
+    # DESIGN.md §10: secrets (credentials in URLs) never appear in errors
+    with pytest.raises(AgreementError) as err:
+        parse_agreement(_with(extra).encode(), "f.yaml")
+    text = str(err.value)
+    assert "s3cr3tpass" not in text and "***@hook.example" in text, text
