@@ -134,6 +134,13 @@ CASES = [
      "maintenance_windows[0].rrule: more than 10000 occurrences a year"),
     (_with(WINDOW % "DTSTART:00010101T000000\\nRRULE:FREQ=YEARLY"), 13,
      "maintenance_windows[0].rrule: date 0001-01-01T00:00:00 is outside the plausible range"),
+    # An EXRULE runs too (it is subtracted), so it obeys the same shape; UNTIL is a date like the others.
+    (_with(WINDOW % "RRULE:FREQ=WEEKLY;BYDAY=SU;BYHOUR=2\\nEXRULE:FREQ=WEEKLY;INTERVAL=0"), 13,
+     "maintenance_windows[0].rrule: INTERVAL=0: must be 1 or more"),
+    (_with(WINDOW % "FREQ=DAILY;UNTIL=19000101T000000"), 13,
+     "maintenance_windows[0].rrule: date 1900-01-01T00:00:00 is outside the plausible range"),
+    (_with(WINDOW % "FREQ=DAILY;UNTIL=99991231T000000"), 13,
+     "maintenance_windows[0].rrule: date 9999-12-31T00:00:00 is outside the plausible range"),
     # Absurd revision numbers.
     (BASE.replace("revision: 1", "revision: 99999999999999"), 4, "revision: Input should be less than 2147483648"),
 ]

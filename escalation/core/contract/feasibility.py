@@ -92,13 +92,15 @@ def _windows(agreement: Agreement) -> Iterator[Problem]:
 
 def _rule_problem(rule) -> str | None:
     """Why a parsed rule (rrule or rruleset) cannot run, or None."""
-    rules = rule._rrule if isinstance(rule, rruleset) else [rule]  # dateutil keeps them private
-    dates = list(rule._rdate) if isinstance(rule, rruleset) else []
-    for r in rules:
-        message = _shape_problem(r) or _density_problem(r)
+    is_set = isinstance(rule, rruleset)
+    rules = rule._rrule if is_set else [rule]  # dateutil keeps them private
+    excluded = rule._exrule if is_set else []  # EXRULEs run too (to subtract): same shape rules
+    dates = [*rule._rdate, *rule._exdate] if is_set else []
+    for r in [*rules, *excluded]:
+        message = _shape_problem(r) or (_density_problem(r) if r in rules else None)
         if message is not None:
             return message
-        dates.append(r._dtstart)
+        dates += [r._dtstart] + ([r._until] if r._until is not None else [])
     for moment in dates:
         if not FIRST_DATE <= moment.date() < END_DATE:
             return f"date {moment.isoformat()} is outside the plausible range [{FIRST_DATE}, {END_DATE})"
