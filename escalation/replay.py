@@ -34,7 +34,7 @@ from datetime import datetime
 
 from escalation.core.contract.registry import Registry
 from escalation.core.engine import Engine
-from escalation.core.events import Rejected, Tick, decode_event, internal_error_reason
+from escalation.core.events import Rejected, StepFailed, Tick, decode_event, internal_error_reason
 from escalation.core.outputs import Output
 from escalation.core.tickets.state import Incident
 
@@ -105,14 +105,16 @@ def replay(registry: Registry, lines: Iterable[bytes | str], emit: Callable[[Out
             evict()
         try:
             applied = engine.step(decode_event(line))
-        except Rejected as err:
+        except Exception as err:  # noqa: BLE001 - Rejected, and the safety net: one record never stops the run
+            if isinstance(err, StepFailed):  # the clock had moved: what fired then is published
+                send(err.outputs)
+                err = err.cause
             stats.rejected += 1
-            reject(_dead_letter(number, line, err.reason))
-            continue
-        except Exception as err:  # noqa: BLE001 - the safety net: one record never stops the run
-            stats.rejected += 1
-            stats.internal_errors += 1
-            reject(_dead_letter(number, line, _internal(err, number, stats.internal_errors == 1)))
+            if isinstance(err, Rejected):
+                reject(_dead_letter(number, line, err.reason))
+            else:
+                stats.internal_errors += 1
+                reject(_dead_letter(number, line, _internal(err, number, stats.internal_errors == 1)))
             continue
         stats.events += 1  # the counts are kept here, not in a function: this runs once per line
         if applied.duplicate:
@@ -136,8 +138,9 @@ def _dead_letter(number: int, line: bytes | str, reason: str) -> dict:
     try:
         return {"line": number, "reason": reason, "input": _text(line)}
     except UnicodeDecodeError as err:
+        # the record's own bytes, without the line break (as ``input`` is without it)
         return {"line": number, "reason": f"invalid UTF-8 at byte {err.start}",
-                "input_base64": base64.b64encode(line).decode()}
+                "input_base64": base64.b64encode(line.rstrip(b"\r\n")).decode()}
 
 
 def _internal(err: Exception, number: int, first: bool) -> str:

@@ -20,6 +20,9 @@ def validate_command(paths) -> None:
         click.echo(str(problem))
     for a in agreements:
         click.echo(f"ok: {a.id} revision {a.revision}")
+    if not agreements and not problems:  # a directory without agreement files: nothing was checked
+        click.echo(f"{', '.join(paths)}: no agreement files (*.yaml) found")
+        raise SystemExit(1)
     if problems:
         raise SystemExit(1)
 

@@ -36,13 +36,16 @@ def replay_command(agreements, events, until, out, dead_letter, pretty, period_g
     from escalation.replay import replay_engine
 
     registry = load_registry(agreements or [EXAMPLE_AGREEMENT])
+    if next(iter(registry), None) is None:  # every line would be dead-lettered: unusable agreements (§8)
+        click.echo(f"{', '.join(agreements)}: no agreement files (*.yaml) found", err=True)
+        raise SystemExit(1)
     until_at = parse_instant(until)
     # Incident records are long-lived and acyclic: frequent cycle collections cost ~20 % of a
     # large replay for nothing (bench/bench_replay.py --gc-threshold), so collect less often.
     gc.set_threshold(50_000, 10, 10)
     events_path = Path(events) if events else EXAMPLE_EVENTS
-    sink = open(out, "wb") if out else sys.stdout.buffer
-    dead = open(dead_letter, "wb") if dead_letter else sys.stderr.buffer
+    sink = _open_for_writing(out, "--out") if out else sys.stdout.buffer
+    dead = _open_for_writing(dead_letter, "--dead-letter") if dead_letter else sys.stderr.buffer
     encode = (lambda o: _pretty(o).encode() + b"\n") if pretty else (lambda o: orjson.dumps(o.cloudevent()) + b"\n")
     reject = lambda r: dead.write(orjson.dumps(r) + b"\n")
     grace = timedelta(seconds=period_grace)
@@ -67,6 +70,14 @@ def replay_command(agreements, events, until, out, dead_letter, pretty, period_g
     if dead_letter or sys.stderr.isatty():
         click.echo(f"replayed {stats.events} events ({stats.rejected} rejected, {stats.duplicates} duplicate, "
                    f"{stats.late} late) -> {sum(stats.outputs.values())} outputs", err=True)
+
+
+def _open_for_writing(path: str, option: str):
+    """``path`` opened for writing, or a usage error naming the option and why (no traceback)."""
+    try:
+        return open(path, "wb")  # noqa: SIM115 - closed by the command's finally
+    except OSError as err:
+        raise click.BadParameter(f"cannot write {path!r}: {err.strerror or err}", param_hint=option) from None
 
 
 def _pretty(out: Output) -> str:

@@ -49,6 +49,7 @@ from escalation.core.events import (
     TICK,
     MetricObserved,
     Rejected,
+    StepFailed,
     as_written,
     content_digest,
     input_kind,
@@ -146,11 +147,16 @@ class Engine:
             if isinstance(verdict, StepResult):
                 return verdict  # a repeat: nothing changed
             outputs = self._advance_to(item.start if kind == METRIC else item.time)
-            # a ticket event's plan still holds after the advance (deadlines change no lifecycle
-            # or revision); a slice's or a termination's is taken again at the new clock
-            if kind == METRIC or kind == TERMINATION:
-                verdict = self._plan(item, kind)
-            result = self._apply(item, verdict, kind)
+            try:  # a failure now must not lose what the advance fired (StepFailed)
+                # a ticket event's plan still holds after the advance (deadlines change no lifecycle
+                # or revision); a slice's or a termination's is taken again at the new clock
+                if kind == METRIC or kind == TERMINATION:
+                    verdict = self._plan(item, kind)
+                result = self._apply(item, verdict, kind)
+            except Exception as err:
+                if outputs:
+                    raise StepFailed(outputs, err) from err
+                raise
             if outputs:
                 result.outputs[:0] = outputs
         result.changed, self._changed = self._changed, set()

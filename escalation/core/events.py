@@ -68,6 +68,16 @@ class Rejected(Exception):
         super().__init__(reason)
 
 
+class StepFailed(Exception):
+    """An input failed (``cause``: ``Rejected`` or an unexpected error) after its step had moved
+    the clock: the ``outputs`` that fired in that move are real and are still published; the input
+    itself is dead-lettered for ``cause``. Raised only when the move fired something."""
+
+    def __init__(self, outputs: list, cause: Exception):
+        self.outputs, self.cause = outputs, cause
+        super().__init__(str(cause))
+
+
 #: an internal error's message is cut to this many characters in its dead letter
 INTERNAL_MESSAGE_LIMIT = 1000
 

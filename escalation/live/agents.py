@@ -26,13 +26,13 @@ from typing import Any
 
 import faust
 
-from escalation.core.events import MetricObserved, Rejected, decode_event, from_the_future
+from escalation.core.events import MetricObserved, Rejected, StepFailed, decode_event, from_the_future
 from escalation.live import observability as obs
 from escalation.live.desk_book import DeskBook
 from escalation.live.journal import Journal
 from escalation.live.offsets import AppliedOffsets, InputGuard, OffsetCommitter, Record
 from escalation.live.outlets import Batch, Outlets, write_as
-from escalation.live.partitions import Partitions
+from escalation.live.partitions import Partitions, Stepped
 from escalation.live.records import parse_tick
 from escalation.live.settings import LiveSettings
 from escalation.live.tablewrites import bulk_producer, write_all
@@ -152,7 +152,14 @@ class InputsAgent(Agent):
         decoded = self._decoded(batch, rec, latest)
         if decoded is None:
             return
-        stepped = self.parts.step(rec.partition, decoded)
+        try:
+            stepped = self.parts.step(rec.partition, decoded)
+        except StepFailed as failed:  # the clock had moved: what fired then is published first
+            batch.publish(Stepped(failed.outputs))
+            if not isinstance(failed.cause, Rejected):
+                raise failed.cause from failed  # dead-lettered as an internal error by ``process``
+            batch.reject(failed.cause.reason, rec)
+            return
         batch.publish(stepped)
         if stepped.rejected is not None:
             batch.reject(stepped.rejected, rec, stepped.conflict)

@@ -98,6 +98,21 @@ def test_cli_replay_exits_nonzero_on_an_unusable_agreement(tmp_path):
     assert result.returncode == 1 and f"{bad}:1: id: Field required" in result.stderr
 
 
+def test_cli_refuses_an_agreements_directory_without_agreements_and_an_unwritable_output(tmp_path):
+    # §8: non-zero on unusable agreements or arguments, with a message and no traceback
+    empty, events = tmp_path / "none", tmp_path / "e.jsonl"
+    empty.mkdir()
+    events.write_text("\n".join(Events().open(OPEN).lines) + "\n")
+    cli = [sys.executable, "-m", "escalation.cli"]
+    run_ = lambda *args: subprocess.run([*cli, *args], capture_output=True, text=True, check=False)  # noqa: E731
+    replay = run_("replay", "--agreements", str(empty), "--events", str(events))
+    assert replay.returncode == 1 and f"{empty}: no agreement files (*.yaml) found" in replay.stderr
+    validate = run_("validate", str(empty))
+    assert validate.returncode == 1 and f"{empty}: no agreement files (*.yaml) found" in validate.stdout
+    unwritable = run_("replay", "--events", str(events), "--out", str(tmp_path / "no" / "such" / "dir.jsonl"))
+    assert unwritable.returncode == 2 and "cannot write" in unwritable.stderr and "Traceback" not in unwritable.stderr
+
+
 def test_outputs_of_a_late_event_record_the_lateness():
     # the ack stamped 08:10 is read after an event at 08:12: applied at its own time, met, noted late
     ev = (Events().open(OPEN).open("2026-03-02T08:12:00Z", ticket="INC-2")
@@ -208,7 +223,7 @@ def test_a_byte_order_mark_is_skipped_and_invalid_utf8_keeps_its_bytes():
     lines = [b"\xef\xbb\xbf" + Events().open(OPEN).lines[0].encode(), b'{"id": "\xff\xfe", "type": "x"}\n']
     outputs, rejects, stats = run(lines, until="2026-03-02T08:08:00Z")
     assert stats.events == 1 and outputs[0]["type"] == "sla.warning"
-    assert rejects == [{"line": 2, "reason": "invalid UTF-8 at byte 8", "input_base64": base64.b64encode(lines[1]).decode()}]
+    assert rejects == [{"line": 2, "reason": "invalid UTF-8 at byte 8", "input_base64": base64.b64encode(lines[1][:-1]).decode()}]
 
 
 def test_a_repeated_id_with_other_content_is_ignored_and_dead_lettered_as_duplicate():
@@ -265,3 +280,26 @@ def test_an_internal_error_dead_letters_the_record_and_the_run_goes_on(monkeypat
     assert stats.internal_errors == 1 and stats.events == 2
     assert [o["type"] for o in outputs if o["data"].get("clock") == "response"] == ["sla.met"]
     assert "Traceback" in caplog.text and "ZeroDivisionError: boom" in caplog.text
+
+
+def test_an_internal_error_after_the_clock_moved_keeps_what_fired(monkeypatch):
+    # DESIGN.md §10 "nothing lost": INC-1 (P1, 08:00) warns at 08:07:30 and 08:12 and breaches at
+    # 08:15 (level 1 too); INC-2's opening at 08:20 moves the clock past them all, then fails to
+    # apply. What the move fired is still published; only INC-2's line is dead-lettered.
+    from escalation.core.engine import Engine
+
+    apply = Engine._apply
+
+    def flaky(self, event, plan, kind):
+        if getattr(event, "ticket", None) == "INC-2":
+            raise ZeroDivisionError("boom")
+        return apply(self, event, plan, kind)
+
+    monkeypatch.setattr(Engine, "_apply", flaky)
+    ev = Events().open(OPEN).open("2026-03-02T08:20:00Z", ticket="INC-2").add("acknowledged", "2026-03-02T08:25:00Z")
+    outputs, rejects, stats = run(ev)
+    assert [(r["line"], r["reason"]) for r in rejects] == [(2, "internal error: ZeroDivisionError: boom")]
+    response = [(o["time"], o["type"]) for o in outputs if o["data"].get("clock") == "response"]
+    assert response[:4] == [("2026-03-02T08:07:30+00:00", "sla.warning"), ("2026-03-02T08:12:00+00:00", "sla.warning"),
+                            ("2026-03-02T08:15:00+00:00", "sla.breached"), ("2026-03-02T08:15:00+00:00", "escalation.triggered")]
+    assert stats.internal_errors == 1 and all(o["subject"] == "INC-1" for o in outputs)

@@ -201,3 +201,48 @@ def test_a_generated_workload_with_binding_caps_gives_replays_money(tmp_path, pa
     got = _live(registry, lines, partitions, seed, reload_every_batch=False, until=until)
     assert sorted(o.id for o in got) == sorted(want)
     assert [o for o in got if o != want[o.id]] == []
+
+
+def test_the_inputs_agent_publishes_what_fired_before_a_record_failed():
+    # the live twin of test_inputs' "internal error after the clock moved": the outputs of the
+    # advance go out, then the record is dead-lettered (an internal error through ``process``'s
+    # safety net; a rejection directly)
+    from types import SimpleNamespace
+
+    from escalation.core.events import StepFailed
+    from escalation.live.agents import InputsAgent
+    from escalation.live.offsets import Record
+
+    fired = [object(), object()]
+
+    class Parts:
+        cause: Exception = ZeroDivisionError("boom")
+
+        def step(self, p, item):
+            raise StepFailed(fired, self.cause)
+
+    class Batch:
+        def __init__(self):
+            self.published, self.rejected = [], []
+
+        def publish(self, stepped):
+            self.published += stepped.outputs
+
+        def reject(self, reason, rec, conflict=False):
+            self.rejected.append(reason)
+
+    agent = object.__new__(InputsAgent)
+    agent.parts = Parts()
+    agent.names = SimpleNamespace(ticks="ticks", metrics="metrics", tickets="tickets")
+    agent.settings = SimpleNamespace(max_future_skew=300.0)
+    line = b'{"id":"e1","type":"ticket.acknowledged","time":"2026-03-02T08:20:00Z","ticket":"INC-1"}'
+    rec = Record("tickets", 0, 7, b"INC-1", line)
+    latest = datetime.fromisoformat("2030-01-01T00:00:00+00:00")
+    batch = Batch()
+    with pytest.raises(ZeroDivisionError):
+        agent.record(batch, rec, latest)
+    assert batch.published == fired and batch.rejected == []
+    agent.parts.cause = Rejected("no")
+    batch = Batch()
+    agent.record(batch, rec, latest)
+    assert batch.published == fired and batch.rejected == ["no"]
