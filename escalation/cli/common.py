@@ -44,13 +44,16 @@ def parse_instant(value: str | None) -> datetime | None:
     window of DESIGN.md §10; ``None`` stays ``None``; anything else is a ``BadParameter``."""
     if value is None:
         return None
+    from escalation.core.events import EARLIEST, LATEST, RFC3339  # what events carry, checked alike
+
     try:
-        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if not RFC3339.fullmatch(value):
+            raise ValueError(value)
+        instant = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an RFC 3339 time") from None
     if instant.tzinfo is None:
         raise click.BadParameter(f"{value!r} has no offset; give one, e.g. {value}Z")
-    from escalation.core.events import EARLIEST, LATEST
 
     if not EARLIEST <= instant < LATEST:
         raise click.BadParameter(f"{value!r} is outside the plausible range [{EARLIEST.date()}, {LATEST.date()})")

@@ -27,19 +27,25 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 #: the largest count a slice may carry: counts are summed as floats, which are exact up to 2**53
 MAX_COUNT = 2**53
-# A timestamp starts with a calendar date; anything else (a number, "1700000000", which pydantic
-# would read as Unix seconds) is not one.
+# An RFC 3339 date-time (its section 5.6): full date, "T" (or "t", or a space as its note allows),
+# time with an optional fraction, then "Z" or a +hh:mm offset. Seconds may be left out (hh:mm, as
+# people write times; RFC 3339 wants them, ISO 8601 does not). pydantic alone also takes numbers
+# ("1700000000" as Unix seconds), "+0100", other separators and ISO 8601's basic format.
+# The offset is optional here, and text with a date first and no offset at all goes on to the
+# parser, only so that a naive time is refused with the parser's own, clearer reason.
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2})?")
 _DATE_FIRST = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ANY_OFFSET = re.compile(r"\d{2}:\d{2}.*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
 
 
 def _timestamp_text(value):
     """Before parsing: only RFC 3339 text (or, for decoded dicts, a datetime) is a timestamp."""
     if isinstance(value, str):  # text first: what JSON gives
-        if _DATE_FIRST.match(value):
+        if RFC3339.fullmatch(value) or (_DATE_FIRST.match(value) and not _ANY_OFFSET.search(value)):
             return value
     elif isinstance(value, datetime):
         return value
-    raise ValueError("not an RFC 3339 timestamp (numbers are not timestamps)")
+    raise ValueError("not an RFC 3339 timestamp such as 2026-03-02T09:00:00+01:00 (numbers are not timestamps)")
 
 
 def _plausible(value: datetime) -> datetime:

@@ -179,6 +179,12 @@ SLICE = ('{"id": "m", "type": "metric.observed", "service": "erp-prod", "sli": "
     ("1772438400", "numbers are not timestamps"),
     ('"1772438400"', "numbers are not timestamps"),
     ('"2026-03-02T08:00:00"', "naive timestamp"),
+    # not RFC 3339 although Python would parse them: an offset without its colon or its minutes,
+    # a separator of its own, ISO 8601's basic format
+    ('"2026-03-02T08:05:00+01"', "not an RFC 3339 timestamp"),
+    ('"2026-03-02T08:05:00+0100"', "not an RFC 3339 timestamp"),
+    ('"2026-03-02_08:05:00Z"', "not an RFC 3339 timestamp"),
+    ('"20260302T080500Z"', "not an RFC 3339 timestamp"),
 ])
 def test_implausible_or_non_text_times_are_rejected(time, reason):
     outputs, rejects, stats = run(Events().open(OPEN).lines + [ACK % time])
@@ -303,3 +309,12 @@ def test_an_internal_error_after_the_clock_moved_keeps_what_fired(monkeypatch):
     assert response[:4] == [("2026-03-02T08:07:30+00:00", "sla.warning"), ("2026-03-02T08:12:00+00:00", "sla.warning"),
                             ("2026-03-02T08:15:00+00:00", "sla.breached"), ("2026-03-02T08:15:00+00:00", "escalation.triggered")]
     assert stats.internal_errors == 1 and all(o["subject"] == "INC-1" for o in outputs)
+
+
+@pytest.mark.parametrize("time", ["2026-03-02t08:05:00z", "2026-03-02 08:05:00Z", "2026-03-02T09:05:00.250+01:00",
+                                  "2026-03-02T09:05+01:00"])
+def test_rfc3339_variants_decode(time):
+    # RFC 3339 5.6 allows lowercase t/z, and its note a space for the T; fractions of any length;
+    # seconds left out, as people write times, are taken too
+    outputs, rejects, stats = run(Events().open(OPEN).lines + [ACK % f'"{time}"'])
+    assert rejects == [] and stats.events == 2
