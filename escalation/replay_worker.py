@@ -32,12 +32,11 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from escalation.core.events import (
-    EARLIEST,
-    LATEST,
     MetricObserved,
     Rejected,
     Tick,
     decode_event,
+    plausible,
 )
 from escalation.core.money.assessment import CreditDue
 from escalation.core.outputs import OutputType
@@ -94,9 +93,8 @@ def _instant(value) -> datetime | None:
         at = datetime.fromisoformat(value)
     except ValueError:
         return None
-    # inside the window whatever the offset; else the two comparisons decide (as events._plausible),
-    # before the conversion, which overflows for year 1 or 9999 with an offset
-    if at.tzinfo is None or not (1970 < at.year < 2199 or EARLIEST <= at < LATEST):
+    # judged before the conversion, which overflows for year 1 or 9999 with an offset
+    if at.tzinfo is None or not plausible(at):
         return None
     return at.astimezone(UTC)
 

@@ -48,13 +48,18 @@ def _timestamp_text(value):
     raise ValueError("not an RFC 3339 timestamp such as 2026-03-02T09:00:00+01:00 (numbers are not timestamps)")
 
 
+def plausible(value: datetime) -> bool:
+    """Whether an aware instant lies in ``[EARLIEST, LATEST)``. Comparing aware datetimes never
+    overflows, even for ``9999-12-31T23:59:59-01:00`` (converting it would), and everything the
+    core derives from an instant in the window (deadlines, periods, holidays) stays far from
+    ``datetime``'s limits."""
+    # inside whatever the offset (< 1 day) for these years; saves two slow comparisons
+    return 1970 < value.year < 2199 or EARLIEST <= value < LATEST
+
+
 def _plausible(value: datetime) -> datetime:
-    """After parsing: inside ``[EARLIEST, LATEST)``. Comparing aware datetimes never overflows,
-    even for ``9999-12-31T23:59:59-01:00``, and everything the core derives from an instant in
-    the window (deadlines, periods, holidays) stays far from ``datetime``'s limits."""
-    if 1970 < value.year < 2199:  # inside whatever the offset (< 1 day); saves two slow comparisons
-        return value
-    if not EARLIEST <= value < LATEST:
+    """After parsing: inside ``[EARLIEST, LATEST)`` (:func:`plausible`)."""
+    if not plausible(value):
         raise ValueError(f"{value.isoformat()} is outside the plausible range "
                          f"[{EARLIEST.isoformat()}, {LATEST.isoformat()})")
     return value

@@ -37,6 +37,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from escalation.live.offsets import saturated_within
+
 __all__ = ["CATCH_UP_LIMIT", "STALL_LIMIT", "CatchUp"]
 
 #: Longest (s) the ticker holds a partition's ticks back while its input has records not applied yet.
@@ -68,7 +70,7 @@ class CatchUp:
         seen = self.waiting.get(p)
         if seen is None or seen[0] != applied:  # first sight, or the consumer moved on since
             seen = self.waiting[p] = (applied, now, now if seen is None else seen[2])
-        if now - seen[1] >= self.stall_limit and (saturated_at is None or now - saturated_at >= self.stall_limit):
+        if now - seen[1] >= self.stall_limit and not saturated_within(saturated_at, now, self.stall_limit):
             del self.waiting[p]
             return ends
         if now - seen[2] >= self.catch_up_limit:

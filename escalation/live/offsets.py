@@ -49,6 +49,13 @@ RANGE_READ_TIMEOUT = 30.0
 BACKLOG_WINDOW = 2.0
 
 
+def saturated_within(saturated_at: float | None, now: float, within: float) -> bool:
+    """Whether a consumer last saturated at ``saturated_at`` (None: never) was so less than
+    ``within`` seconds before ``now`` (one clock for both): the rule the InputGuard's tail check and
+    the ticker's ``CatchUp`` share."""
+    return saturated_at is not None and now - saturated_at < within
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One input record, as delivered by Faust or read back by :class:`RangeReader`."""
@@ -209,7 +216,7 @@ class InputGuard:
 
     def saturated(self, now: float, within: float) -> bool:
         """Whether the consumer was saturated less than ``within`` seconds before ``now``."""
-        return self.saturated_at is not None and now - self.saturated_at < within
+        return saturated_within(self.saturated_at, now, within)
 
     def _count_delivered(self, n: int) -> None:
         """Note a delivered batch of ``n`` records; saturated when the window's rate reaches ``backlog_rate``."""
